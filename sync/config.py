@@ -1,0 +1,209 @@
+"""One typed config, validated in one pass.
+
+The YAML file is parsed, `${ENV}` references are interpolated, and the whole tree is
+validated at once so that a user sees every mistake in one go, each with its path
+(`sources[1].host: field required`). Secrets are `SecretStr` and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from sync.errors import ConfigError
+from sync.paths import ConfigPath
+from sync.pluvo.config import PluvoConfig
+from sync.sources.config import CsvSourceConfig, DatabaseSourceConfig, SftpSourceConfig
+
+DEFAULT_CONFIG = "config.yaml"
+CONFIG_ENV = "PLUVO_SYNC_CONFIG"
+
+_SOURCE_TAGS = frozenset({"csv", "sftp", "database"})
+_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StateConfig(_Strict):
+    url: SecretStr = Field(
+        SecretStr("sqlite:///pluvo-sync.db"),
+        description="SQLAlchemy URL of the state store; relative SQLite paths follow the config",
+    )
+
+
+class Limit(_Strict):
+    """A guard bound: exceeded when either the share or the count is exceeded."""
+
+    share: float | None = Field(None, ge=0, le=1)
+    count: int | None = Field(None, ge=0)
+
+
+class SafetyConfig(_Strict):
+    max_leavers: Limit = Field(default_factory=lambda: Limit(share=0.05, count=50))
+    max_changes: Limit = Field(default_factory=lambda: Limit(share=0.5, count=None))
+    min_source_ratio: float | None = Field(
+        0.8, ge=0, le=1, description="Stop when a source shrinks below this share of its median"
+    )
+    source_history_runs: int = Field(5, ge=1, description="Successful runs the ratio looks back on")
+    allow_empty_source: bool = False
+
+
+class LeaverConfig(_Strict):
+    action: Literal["archive", "deactivate", "ignore"] = "archive"
+    archive_method: Literal["upsert", "bulk", "update"] = Field(
+        "upsert", description="Which of Pluvo's three documented ways archives a user"
+    )
+    grace_runs: int = Field(1, ge=0, description="Runs a user must be missing before acting")
+    grace_days: float = Field(0, ge=0, description="Days a user must be missing before acting")
+
+
+MatchKey = Literal["ref", "email"]
+_DEFAULT_MATCH: tuple[MatchKey, ...] = ("ref", "email")
+
+
+class AdoptionConfig(_Strict):
+    match: list[MatchKey] = Field(default_factory=lambda: list(_DEFAULT_MATCH))
+
+
+class ReportConfig(_Strict):
+    dir: ConfigPath = Field(Path("reports"), description="JSON reports and rejection CSVs")
+
+
+class LoggingConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["human", "json"] = "human"
+
+
+SourceEntry = Annotated[
+    CsvSourceConfig | SftpSourceConfig | DatabaseSourceConfig, Field(discriminator="type")
+]
+
+
+class Config(_Strict):
+    """The whole configuration; `base_dir` is the folder of the file it came from."""
+
+    pluvo: PluvoConfig
+    sources: list[SourceEntry] = Field(min_length=1)
+    state: StateConfig = Field(default_factory=StateConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    leavers: LeaverConfig = Field(default_factory=LeaverConfig)
+    adoption: AdoptionConfig = Field(default_factory=AdoptionConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    base_dir: Path = Field(Path("."), exclude=True)
+
+    def state_url(self) -> str:
+        """The state URL with a relative SQLite path anchored at the config's folder."""
+        url = self.state.url.get_secret_value()
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str((self.base_dir / rest).resolve())
+        return url
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """`-c` wins, then $PLUVO_SYNC_CONFIG, then ./config.yaml."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def interpolate(tree: Any, env: dict[str, str] | None = None) -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string; `$$` is a literal `$`.
+
+    Missing variables are collected and reported together with their config path,
+    so the user can fix all of them at once.
+    """
+    environ = dict(os.environ) if env is None else env
+    missing: list[str] = []
+
+    def sub(value: str, path: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            missing.append(f"{path or '<root>'}: environment variable {name} is not set")
+            return ""
+
+        return _ENV_REF.sub(one, value)
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(node)]
+        if isinstance(node, str):
+            return sub(node, path)
+        return node
+
+    result = walk(tree, "")
+    if missing:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(missing))
+    return result
+
+
+def format_validation_error(error: ValidationError, *, source: str) -> str:
+    """`sources[1].host: Field required` lines, never echoing the offending value."""
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        path = ""
+        previous: object = None
+        for part in item["loc"]:
+            # Discriminated unions insert the tag (`sources[1].sftp.host`); users
+            # know the entry by its index, so the tag is dropped.
+            if isinstance(previous, int) and part in _SOURCE_TAGS:
+                previous = part
+                continue
+            previous = part
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path += f".{part}" if path else str(part)
+        lines.append(f"{path or '<root>'}: {item['msg']}")
+    return f"invalid configuration in {source}:\n  " + "\n  ".join(lines)
+
+
+def parse_config(
+    data: Any, *, base_dir: Path, source: str = "<config>", env: dict[str, str] | None = None
+) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys")
+    data = interpolate(data, env)
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir}, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source=source)) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, interpolate and validate a config file; every problem is a ConfigError."""
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {file} not found",
+            hint="pass -c PATH or set PLUVO_SYNC_CONFIG; see config.example.yaml",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"config file {file} cannot be read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{file}{where}: not valid YAML") from None
+    return parse_config(data, base_dir=file.resolve().parent, source=str(file))

@@ -1,0 +1,75 @@
+"""The desired state: what the HR sources say Pluvo should contain.
+
+It is the contract between the mapping layer (which builds it from raw rows) and the
+diff engine (which compares it with the state store). Everything is a DataFrame so
+that a million users are diffed with merges and hashes rather than Python loops.
+Every value is already normalised to its canonical string form, so equal values
+compare equal no matter which source or format they came from.
+
+Frames and their columns (all values `str` unless said otherwise, no NaN: missing
+is the empty string):
+
+users          index `ref` (unique). email (lower-cased), name, language (enum name,
+               e.g. NL), roles (enum names sorted and joined with ","), is_active
+               ("true"/"false"), plus provenance: _source, _file, _line (int).
+extra_values   user_ref, category_ref, category_type (string|datetime|boolean|choice|
+               multiselect), value (canonical: string as is; datetime ISO 8601
+               "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SS+00:00"; boolean "true"/"false";
+               choice the option's stringValue; multiselect options sorted, joined by
+               "\n"), plus _source, _file, _line.
+groups         index `ref` (unique). name, plus _source (the rule or "static").
+memberships    group_ref, user_ref (unique pairs).
+managers       group_ref, user_ref (unique pairs).
+ended          index `ref`: users whose end date has passed (leavers by date); end_date.
+pending        index `ref`: pre-hires whose start is beyond the lead time; start_date.
+rejections     source, file, line (int), column, ref, reason: one row per rejected row
+               and reason.
+conflicts      ref, field, kept_source, kept_value, other_source, other_value: a ref
+               present in several sources with different values (the earlier source
+               in the config wins; reported, not rejected).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+USER_FIELDS = ("email", "name", "language", "roles", "is_active")
+PROVENANCE = ("_source", "_file", "_line")
+EXTRA_TYPES = ("string", "datetime", "boolean", "choice", "multiselect")
+
+REJECTION_COLUMNS = ("source", "file", "line", "column", "ref", "reason")
+CONFLICT_COLUMNS = ("ref", "field", "kept_source", "kept_value", "other_source", "other_value")
+
+
+def empty_frame(columns: tuple[str, ...] | list[str], index: str | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    if index is not None:
+        frame.index = pd.Index([], dtype="object", name=index)
+    return frame
+
+
+@dataclass
+class Desired:
+    users: pd.DataFrame = field(
+        default_factory=lambda: empty_frame([*USER_FIELDS, *PROVENANCE], index="ref")
+    )
+    extra_values: pd.DataFrame = field(
+        default_factory=lambda: empty_frame(
+            ["user_ref", "category_ref", "category_type", "value", *PROVENANCE]
+        )
+    )
+    groups: pd.DataFrame = field(default_factory=lambda: empty_frame(["name", "_source"], "ref"))
+    memberships: pd.DataFrame = field(
+        default_factory=lambda: empty_frame(["group_ref", "user_ref"])
+    )
+    managers: pd.DataFrame = field(default_factory=lambda: empty_frame(["group_ref", "user_ref"]))
+    ended: pd.DataFrame = field(default_factory=lambda: empty_frame(["end_date"], index="ref"))
+    pending: pd.DataFrame = field(default_factory=lambda: empty_frame(["start_date"], index="ref"))
+    rejections: pd.DataFrame = field(default_factory=lambda: empty_frame(REJECTION_COLUMNS))
+    conflicts: pd.DataFrame = field(default_factory=lambda: empty_frame(CONFLICT_COLUMNS))
+    source_rows: dict[str, int] = field(default_factory=dict)
+    """Raw data rows read per source name, for the shrinking-source guard."""
+    source_files: dict[str, list[str]] = field(default_factory=dict)
+    """Files each source read (for reports and post-run archiving)."""

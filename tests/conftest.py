@@ -1,0 +1,5 @@
+"""Shared fixtures. Concern-specific fixtures live beside their tests."""
+
+from __future__ import annotations
+
+pytest_plugins: list[str] = []
