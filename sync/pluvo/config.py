@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 DEFAULT_SCOPES = [
@@ -33,6 +35,10 @@ class PluvoConfig(BaseModel):
         3600.0, ge=0, description="Renew the token this many seconds before it expires"
     )
     send_invite: bool = Field(False, description="Sent explicitly on every user upsert")
+    membership_result_fields: Literal["ids", "refs"] = Field(
+        "ids",
+        description="Membership result generation: addedIds... (newest) or addedRefs... (older)",
+    )
 
     @field_validator("url")
     @classmethod

@@ -1,0 +1,669 @@
+"""The one way the engine talks to Pluvo: batched, concurrent, retried, re-authenticated.
+
+Transport choice. gql is used for what it is good at, parsing and checking GraphQL
+documents (`gql.gql`, graphql-core underneath), and the POSTs go through one plain
+aiohttp ClientSession. gql's AIOHTTPTransport hides what this client must see: the
+status and headers of a 429 (Retry-After) or a 3xx (it follows redirects, which drop
+POST bodies against Pluvo's slash-less URLs), a 401 to re-authenticate on and retry,
+and the `data` of an aliased batch next to the `errors` of its failed aliases (it
+raises on the first error). One session per client, its pool sized to the
+concurrency, keeps connections alive across the thousands of requests of a run.
+
+Retrying mutations. A batch that timed out or whose connection dropped may have been
+applied by Pluvo before the failure reached us; sending it again is only safe because
+every mutation the executor sends is idempotent (upsert by ref, set membership,
+archive, set values). A non-idempotent mutation (e.g. `createUser`) must not go
+through `run_calls` with retries.
+
+Errors. A GraphQL error whose `path[0]` is an alias is that call's RecordError; the
+other calls of the batch keep their data. Failures of the whole request are
+TransientError once retries are exhausted (5xx, 429, timeouts, drops) or FatalError
+immediately (refused credentials, 3xx, missing scope, a document Pluvo rejects); a
+FatalError stops the chunks that have not been sent yet. Messages carry the operation
+name and a short reason, never the token, the secret or the payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from gql import gql
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode
+
+from sync.errors import FatalError, PluvoError, RecordError, TransientError
+from sync.logs import redact
+from sync.pluvo import ops
+from sync.pluvo.auth import TokenProvider
+from sync.pluvo.config import PluvoConfig
+from sync.pluvo.http import (
+    AdaptiveLimiter,
+    Pacer,
+    Throttled,
+    backoff_delay,
+    parse_retry_after,
+    redirect_error,
+    safe_url,
+)
+from sync.pluvo.ops import Call, MembershipFields
+from sync.pluvo.results import (
+    BulkResult,
+    CallResult,
+    ExtraCategory,
+    GroupInfo,
+    GroupRecord,
+    Member,
+    MembershipResult,
+    UpsertResult,
+    UserRecord,
+)
+
+log = logging.getLogger("sync.pluvo")
+
+MAX_PAGE = 50
+"""Pluvo caps `first` at 50 on paginated fields."""
+
+OnResult = Callable[[int, CallResult], Awaitable[None] | None]
+
+# Which scope each root field needs (any one of the tuple). Which one
+# updateExtraCategoryValues needs is undocumented, hence two candidates.
+FIELD_SCOPES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("user", "users", "paginatedUsers"), ("users.read",)),
+    **dict.fromkeys(
+        ("createUser", "updateUser", "updateOrCreateUser", "archiveUsers"), ("users.write",)
+    ),
+    **dict.fromkeys(("group", "groups", "paginatedGroups"), ("groups.read",)),
+    **dict.fromkeys(
+        (
+            "createGroup",
+            "updateGroup",
+            "deleteGroups",
+            "addUsersToGroup",
+            "removeUsersFromGroup",
+            "addManagersToGroup",
+            "removeManagersFromGroup",
+        ),
+        ("groups.write",),
+    ),
+    "updateExtraCategoryValues": ("extra_categories.write", "users.write"),
+}
+
+_TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+_PAGE_INFO = "pageInfo { hasNextPage endCursor }"
+
+
+@dataclass
+class ClientCounters:
+    """What a run cost; reported by the executor and asserted by tests."""
+
+    requests: int = 0
+    mutations: int = 0
+    retries: int = 0
+    throttled: int = 0
+    reauths: int = 0
+
+
+class _AuthRejected(Exception):
+    """Internal: the token was refused (401 or an Auth* error); renew once and retry."""
+
+    def __init__(self, token: str, reason: str) -> None:
+        super().__init__(reason)
+        self.token = token
+        self.reason = reason
+
+
+class PluvoClient:
+    """Async context manager owning the HTTP session, the token and the rate policy."""
+
+    def __init__(
+        self,
+        config: PluvoConfig,
+        *,
+        membership_result_fields: MembershipFields | None = None,
+        increase_after: int = 10,
+    ) -> None:
+        self.config = config
+        self.membership_result_fields: MembershipFields = (
+            membership_result_fields or config.membership_result_fields
+        )
+        self.counters = ClientCounters()
+        self.limiter = AdaptiveLimiter(config.concurrency, increase_after=increase_after)
+        self._pacer = Pacer(config.requests_per_second)
+        self._session: aiohttp.ClientSession | None = None
+        self._auth: TokenProvider | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> PluvoClient:
+        connector = aiohttp.TCPConnector(limit=self.config.concurrency + 1)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            headers={"User-Agent": "pluvo-sync"},
+        )
+        self._auth = TokenProvider(self.config, self._session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    @property
+    def granted_scopes(self) -> frozenset[str] | None:
+        return self._auth.granted_scopes if self._auth else None
+
+    @property
+    def token_requests(self) -> int:
+        return self._auth.fetches if self._auth else 0
+
+    # ------------------------------------------------------------------ raw documents
+
+    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send one document; its `data`, or the first error raised as a PluvoError."""
+        try:
+            document = gql(query).document
+        except GraphQLError as exc:
+            raise FatalError(f"invalid GraphQL document: {exc.message}") from None
+        operation = next(
+            (d for d in document.definitions if isinstance(d, OperationDefinitionNode)), None
+        )
+        fields = [
+            s.name.value
+            for s in (operation.selection_set.selections if operation else ())
+            if isinstance(s, FieldNode)
+        ]
+        kind = operation.operation.value if operation else "query"
+        name = operation.name.value if operation and operation.name else None
+        label = name or f"{kind} {' '.join(fields[:3])}".strip()
+        body = await self._request(query, variables, label, fields)
+        return _data_or_raise(body, label)
+
+    async def run_calls(
+        self, calls: Sequence[Call], *, on_result: OnResult | None = None
+    ) -> list[CallResult]:
+        """Send calls as aliased batches; one CallResult per call, in input order.
+
+        Chunks of `batch_size` calls go out concurrently (the limiter bounds them);
+        `on_result` sees each call's result as soon as its chunk is back, so the
+        executor can journal it before the next chunk returns.
+        """
+        calls = list(calls)
+        if not calls:
+            return []
+        if len({c.operation for c in calls}) != 1:
+            raise ValueError("run_calls needs calls of one kind: all mutations or all queries")
+        size = self.config.batch_size
+        pending = deque(
+            range(start, min(start + size, len(calls))) for start in range(0, len(calls), size)
+        )
+        results: list[CallResult | None] = [None] * len(calls)
+        fatal: FatalError | None = None
+
+        async def worker() -> None:
+            nonlocal fatal
+            while pending:
+                indexes = pending.popleft()
+                chunk = [calls[i] for i in indexes]
+                if fatal is not None:
+                    chunk_results = [CallResult(c, None, fatal) for c in chunk]
+                else:
+                    chunk_results = await self._run_chunk(chunk)
+                    first = chunk_results[0].error
+                    if isinstance(first, FatalError) and all(
+                        r.error is first for r in chunk_results
+                    ):
+                        fatal = fatal or first
+                for index, result in zip(indexes, chunk_results, strict=True):
+                    results[index] = result
+                    if on_result is not None:
+                        outcome = on_result(index, result)
+                        if inspect.isawaitable(outcome):
+                            await outcome
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self.config.concurrency, len(pending))):
+                group.create_task(worker())
+        return [r for r in results if r is not None]
+
+    async def _run_chunk(self, chunk: list[Call]) -> list[CallResult]:
+        operation = chunk[0].operation
+        fields = sorted({c.field for c in chunk})
+        label = f"{operation} {'+'.join(fields)} x{len(chunk)}"
+        document = ops.render_document(chunk, name="SyncBatch")
+        if operation == "mutation":
+            self.counters.mutations += len(chunk)
+        try:
+            body = await self._request(document, None, label, fields)
+        except PluvoError as exc:
+            log.warning("%s failed: %s", label, exc)
+            return [CallResult(c, None, exc) for c in chunk]
+        data = body.get("data")
+        data = data if isinstance(data, dict) else {}
+        own: dict[int, RecordError] = {}
+        stray: list[Mapping[str, Any]] = []
+        for error in _errors(body):
+            path = error.get("path")
+            index = ops.index_of_alias(path[0]) if isinstance(path, list) and path else None
+            if index is not None and index < len(chunk):
+                own.setdefault(index, _record_error(chunk[index].field, error))
+            else:
+                stray.append(error)
+        if stray and not any(data.get(ops.alias_for(i)) is not None for i in range(len(chunk))):
+            fatal = FatalError(f"{label}: Pluvo rejected the document ({_reason(stray[0])})")
+            return [CallResult(c, None, fatal) for c in chunk]
+        results = []
+        for i, call in enumerate(chunk):
+            alias = ops.alias_for(i)
+            if i in own:
+                results.append(CallResult(call, None, own[i]))
+            elif alias in data:
+                results.append(CallResult(call, data[alias]))
+            else:
+                reason = _reason(stray[0]) if stray else "no result in the answer"
+                results.append(CallResult(call, None, RecordError(f"{call.field}: {reason}")))
+        return results
+
+    # ------------------------------------------------------------------ the request loop
+
+    async def _request(
+        self,
+        document: str,
+        variables: Mapping[str, Any] | None,
+        label: str,
+        fields: Sequence[str],
+    ) -> dict[str, Any]:
+        """POST one document until it gets an answer worth interpreting.
+
+        429s wait (Retry-After, shared by the whole client) and count apart from
+        failures, bounded by `2 * max_retries + 4`, since a throttled request was not
+        processed and will succeed once the client slows down.
+        """
+        self._check_scopes(fields)
+        config = self.config
+        failures = throttles = 0
+        reauthed = False
+        while True:
+            try:
+                return await self._attempt(document, variables, label, fields)
+            except _AuthRejected as exc:
+                self._auth_provider().invalidate(exc.token)
+                if reauthed:
+                    raise FatalError(
+                        f"{label}: Pluvo refused a freshly issued token ({exc.reason})",
+                        hint="check the API client's status and scopes in Pluvo",
+                    ) from None
+                reauthed = True
+                self.counters.reauths += 1
+                log.info("%s: token refused (%s), renewing it", label, exc.reason)
+            except Throttled as exc:
+                throttles += 1
+                if throttles > 2 * config.max_retries + 4:
+                    raise TransientError(
+                        f"{label}: still rate limited after {throttles} attempts"
+                    ) from None
+                delay = exc.retry_after
+                if delay is None:
+                    delay = backoff_delay(
+                        throttles - 1, base=config.backoff_base, cap=config.backoff_max
+                    )
+                self.counters.retries += 1
+                log.info("%s: rate limited, waiting %.1f s", label, delay)
+                self._pacer.pause(delay)
+            except TransientError as exc:
+                failures += 1
+                if failures > config.max_retries:
+                    raise TransientError(
+                        f"{label}: gave up after {failures} attempts ({exc.message})"
+                    ) from None
+                delay = backoff_delay(
+                    failures - 1, base=config.backoff_base, cap=config.backoff_max
+                )
+                self.counters.retries += 1
+                log.info("%s: %s; retry %d in %.1f s", label, exc.message, failures, delay)
+                await asyncio.sleep(delay)
+
+    async def _attempt(
+        self,
+        document: str,
+        variables: Mapping[str, Any] | None,
+        label: str,
+        fields: Sequence[str],
+    ) -> dict[str, Any]:
+        session = self._session_or_fail()
+        url = self.config.graphql_url
+        generation = await self.limiter.acquire()
+        try:
+            await self._pacer.wait()
+            token = await self._auth_provider().token()
+            self.counters.requests += 1
+            payload: dict[str, Any] = {"query": document}
+            if variables:
+                payload["variables"] = dict(variables)
+            try:
+                async with session.post(
+                    url,
+                    json=payload,
+                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                    allow_redirects=False,
+                ) as resp:
+                    status = resp.status
+                    retry_after = resp.headers.get("Retry-After")
+                    text = await resp.text()
+            except _TRANSPORT_ERRORS as exc:
+                raise TransientError(f"{type(exc).__name__} from {safe_url(url)}") from None
+            if 300 <= status < 400:
+                raise redirect_error(status, url)
+            if status == 401:
+                raise _AuthRejected(token, "HTTP 401")
+            if status == 403:
+                raise self._scope_error(label, fields, "HTTP 403")
+            if status == 429:
+                self.counters.throttled += 1
+                self.limiter.on_throttle(generation)
+                raise Throttled(f"{label}: 429", retry_after=parse_retry_after(retry_after))
+            if status >= 500:
+                raise TransientError(f"Pluvo answered {status}")
+            body = _json_object(text)
+            if body is None:
+                if status == 200:
+                    raise TransientError("unreadable answer (not a JSON object)")
+                raise FatalError(f"{label}: Pluvo answered {status}")
+            for error in _errors(body):
+                code = _code(error)
+                if "Auth" in code:
+                    raise _AuthRejected(token, code)
+                if "Permission" in code or "Forbidden" in code:
+                    raise self._scope_error(label, fields, code)
+            if status != 200:
+                errors = _errors(body)
+                reason = _reason(errors[0]) if errors else f"HTTP {status}"
+                raise FatalError(f"{label}: Pluvo rejected the document ({reason})")
+            await self.limiter.on_success()
+            return body
+        finally:
+            await self.limiter.release()
+
+    def _check_scopes(self, fields: Sequence[str]) -> None:
+        """Fail before sending when the token answer said a needed scope is not granted."""
+        granted = self.granted_scopes
+        if granted is None:
+            return
+        for field in fields:
+            needed = FIELD_SCOPES.get(field)
+            if needed and not granted.intersection(needed):
+                raise _missing_scope(field, needed, "not granted to the token")
+
+    def _scope_error(self, label: str, fields: Sequence[str], reason: str) -> FatalError:
+        granted = self.granted_scopes or frozenset()
+        for field in fields:
+            needed = FIELD_SCOPES.get(field)
+            if needed and not granted.intersection(needed):
+                return _missing_scope(field, needed, reason)
+        needed_all = sorted({s for f in fields for s in FIELD_SCOPES.get(f, ())})
+        return FatalError(
+            f"{label}: Pluvo denied permission ({reason}); it needs the scope "
+            f"{' or '.join(needed_all) or 'unknown'}",
+            hint="check the API client's scopes in Pluvo and pluvo.scopes",
+        )
+
+    def _session_or_fail(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use PluvoClient as `async with PluvoClient(config) as client`")
+        return self._session
+
+    def _auth_provider(self) -> TokenProvider:
+        self._session_or_fail()
+        assert self._auth is not None
+        return self._auth
+
+    # ------------------------------------------------------------------ typed writes
+
+    async def _one(self, call: Call) -> Any:
+        result = (await self.run_calls([call]))[0]
+        if result.error is not None:
+            raise result.error
+        if result.data is None:
+            raise RecordError(f"{call.field}: Pluvo returned no result")
+        return result.data
+
+    async def upsert_user(
+        self, ref: str, user: Mapping[str, Any], *, send_invite: bool | None = None
+    ) -> UpsertResult:
+        invite = self.config.send_invite if send_invite is None else send_invite
+        return UpsertResult.parse(await self._one(ops.upsert_user(ref, user, send_invite=invite)))
+
+    async def update_user(
+        self, *, ref: str | None = None, id: str | None = None, user: Mapping[str, Any]
+    ) -> UserRecord:
+        data = await self._one(ops.update_user(ref=ref, id=id, user=user))
+        return UserRecord.parse(data["user"])
+
+    async def archive_users(self, ids: Sequence[str], *, archive: bool = True) -> BulkResult:
+        return BulkResult.parse(await self._one(ops.archive_users(ids, archive=archive)))
+
+    async def create_group(self, ref: str, name: str) -> GroupRecord:
+        return GroupRecord.parse(await self._one(ops.create_group(ref, name)))
+
+    async def update_group(self, ref: str, *, name: str) -> GroupRecord:
+        return GroupRecord.parse(await self._one(ops.update_group(ref, name=name)))
+
+    async def add_users_to_group(
+        self, group_ref: str, user_refs: Sequence[str]
+    ) -> MembershipResult:
+        call = ops.add_users_to_group(
+            group_ref, user_refs, result_fields=self.membership_result_fields
+        )
+        return MembershipResult.parse(await self._one(call))
+
+    async def remove_users_from_group(
+        self, group_ref: str, user_refs: Sequence[str]
+    ) -> MembershipResult:
+        call = ops.remove_users_from_group(
+            group_ref, user_refs, result_fields=self.membership_result_fields
+        )
+        return MembershipResult.parse(await self._one(call))
+
+    async def add_managers_to_group(self, group_ref: str, user_refs: Sequence[str]) -> BulkResult:
+        return BulkResult.parse(await self._one(ops.add_managers_to_group(group_ref, user_refs)))
+
+    async def remove_managers_from_group(
+        self, group_ref: str, user_refs: Sequence[str]
+    ) -> BulkResult:
+        call = ops.remove_managers_from_group(group_ref, user_refs)
+        return BulkResult.parse(await self._one(call))
+
+    async def set_extra_values(self, user_ref: str, values: Sequence[Mapping[str, Any]]) -> Any:
+        return await self._one(ops.set_extra_values(user_ref, values))
+
+    # ------------------------------------------------------------------ reads
+
+    async def paginate(
+        self,
+        path: Sequence[tuple[str, Mapping[str, Any]]],
+        node_selection: str,
+        *,
+        page_size: int = MAX_PAGE,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every node of a Relay connection reached through `path`, page by page.
+
+        `path` is the chain of fields with their arguments, the last one being the
+        connection: `[("group", {"ref": "g1"}), ("users", {})]`. A missing parent
+        (unknown group) yields nothing. A cursor seen twice is a server bug that would
+        loop forever, so it stops the read.
+        """
+        first = max(1, min(page_size, MAX_PAGE))
+        label = "read " + ".".join(name for name, _ in path)
+        after: str | None = None
+        seen: set[str] = set()
+        while True:
+            args = {**path[-1][1], "first": first}
+            if after is not None:
+                args["after"] = after
+            levels = [*path[:-1], (path[-1][0], args)]
+            inner = f"{_PAGE_INFO} edges {{ node {{ {node_selection} }} }}"
+            for name, level_args in reversed(levels):
+                inner = Call(name, level_args, inner, "query").render()
+            data = _data_or_raise(
+                await self._request(f"query Page {{ {inner} }}", None, label, [path[0][0]]),
+                label,
+            )
+            connection: Any = data
+            for name, _ in path:
+                connection = connection.get(name) if isinstance(connection, dict) else None
+            if not isinstance(connection, dict):
+                return
+            for edge in connection.get("edges") or ():
+                node = edge.get("node") if isinstance(edge, dict) else None
+                if node is not None:
+                    yield node
+            page = connection.get("pageInfo") or {}
+            cursor = page.get("endCursor")
+            if not page.get("hasNextPage") or not cursor:
+                return
+            if cursor in seen:
+                raise FatalError(f"{label}: Pluvo returned the cursor of a page already read")
+            seen.add(cursor)
+            after = cursor
+
+    async def iter_users(
+        self,
+        *,
+        archived: bool | None = None,
+        page_size: int = MAX_PAGE,
+        selection: str = ops.USER_SELECTION,
+    ) -> AsyncIterator[dict[str, Any]]:
+        args = {} if archived is None else {"archived": archived}
+        async for node in self.paginate([("paginatedUsers", args)], selection, page_size=page_size):
+            yield node
+
+    async def count_users(self, *, archived: bool | None = None) -> int:
+        args: dict[str, Any] = {"first": 1}
+        if archived is not None:
+            args["archived"] = archived
+        call = Call("paginatedUsers", args, "count", "query")
+        data = await self.execute(f"query CountUsers {{ {call.render()} }}")
+        return int((data.get("paginatedUsers") or {}).get("count") or 0)
+
+    async def get_user(
+        self, *, ref: str | None = None, email: str | None = None, id: str | None = None
+    ) -> dict[str, Any] | None:
+        call = ops.get_user(ref=ref, email=email, id=id)
+        result = (await self.run_calls([call]))[0]
+        if result.error is not None:
+            raise result.error
+        return result.data if isinstance(result.data, dict) else None
+
+    async def list_groups(self, *, members: bool = True, managers: bool = True) -> list[GroupInfo]:
+        """Every group, with members and managers read concurrently within the limit."""
+        groups = [g async for g in self.paginate([("paginatedGroups", {})], "id ref name")]
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def people(group: Mapping[str, Any], relation: str) -> tuple[Member, ...]:
+            selector = {"ref": group["ref"]} if group.get("ref") else {"id": group["id"]}
+            async with gate:
+                found = [
+                    Member(id=str(n["id"]), ref=n.get("ref"), email=n.get("email"))
+                    async for n in self.paginate(
+                        [("group", selector), (relation, {})], "id ref email"
+                    )
+                ]
+            return tuple(found)
+
+        async def one(group: Mapping[str, Any]) -> GroupInfo:
+            return GroupInfo(
+                id=str(group["id"]),
+                ref=group.get("ref"),
+                name=group.get("name"),
+                members=await people(group, "users") if members else (),
+                managers=await people(group, "managers") if managers else (),
+            )
+
+        async with asyncio.TaskGroup() as tasks:
+            pending = [tasks.create_task(one(g)) for g in groups]
+        return [t.result() for t in pending]
+
+    async def list_extra_categories(self, content_type: str = "USER") -> list[ExtraCategory]:
+        call = Call(
+            "extraCategories",
+            {"contentType": ops.Enum(content_type)},
+            "id ref title categoryType forModelTypes choiceOptions { id ref stringValue }",
+            "query",
+        )
+        data = await self.execute(f"query ExtraCategories {{ {call.render()} }}")
+        return [ExtraCategory.parse(c) for c in data.get("extraCategories") or ()]
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _missing_scope(field: str, needed: tuple[str, ...], reason: str) -> FatalError:
+    scope = " or ".join(needed)
+    return FatalError(
+        f"missing Pluvo scope {scope} (needed for {field}; {reason})",
+        hint=f"grant {scope} to the API client in Pluvo and list it in pluvo.scopes",
+    )
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _errors(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    errors = body.get("errors")
+    if not isinstance(errors, list):
+        return []
+    return [e for e in errors if isinstance(e, Mapping)]
+
+
+def _code(error: Mapping[str, Any]) -> str:
+    extensions = error.get("extensions")
+    code = extensions.get("code") if isinstance(extensions, Mapping) else None
+    return str(code) if code else ""
+
+
+def _reason(error: Mapping[str, Any], limit: int = 200) -> str:
+    """A short, redacted reason: Pluvo's message, which may quote a value, is truncated."""
+    message = redact(" ".join(str(error.get("message") or "unknown error").split()))
+    if len(message) > limit:
+        message = message[: limit - 1] + "…"
+    code = _code(error)
+    return f"{code}: {message}" if code else message
+
+
+def _record_error(field: str, error: Mapping[str, Any]) -> RecordError:
+    return RecordError(f"{field}: {_reason(error)}", code=_code(error) or None)
+
+
+def _data_or_raise(body: Mapping[str, Any], label: str) -> dict[str, Any]:
+    errors = _errors(body)
+    data = body.get("data")
+    if errors:
+        error = errors[0]
+        path = error.get("path")
+        if isinstance(path, list) and path:
+            raise RecordError(f"{label}: {_reason(error)}", code=_code(error) or None)
+        raise FatalError(f"{label}: Pluvo rejected the document ({_reason(error)})")
+    if not isinstance(data, dict):
+        raise TransientError(f"{label}: answer without data")
+    return data
+
+
+__all__ = ["CallResult", "ClientCounters", "OnResult", "PluvoClient"]
