@@ -1,0 +1,540 @@
+"""One source's raw rows → its accepted users, values, groups, manager links and rejections.
+
+Everything is computed column by column over the whole frame; a row's fate is decided
+at the end from the problems collected on the way, so one bad cell rejects its row
+and the rest of the file still syncs. Filtered rows are dropped first and are not
+rejections. Cross-source questions (precedence, conflicts, whether a manager exists)
+are left to `merge`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from sync.errors import SourceError
+from sync.mapping.spec import (
+    LANGUAGES,
+    ROLES,
+    BooleanWords,
+    Condition,
+    DateField,
+    ExtraSpec,
+    MappingSpec,
+    RolesSpec,
+    ValueSpec,
+)
+from sync.mapping.template import parse_template
+from sync.mapping.transforms import (
+    Problem,
+    apply_transforms,
+    as_text,
+    collapse_spaces,
+    parse_booleans,
+    parse_dates,
+    per_unique,
+    render_template,
+    validate_emails,
+)
+from sync.model import PROVENANCE, REJECTION_COLUMNS, USER_FIELDS, empty_frame
+
+ROW_COLUMNS = ("ref", *USER_FIELDS, "status", "start_date", "end_date", *PROVENANCE)
+EXTRA_COLUMNS = ("user_ref", "category_ref", "category_type", "value", *PROVENANCE)
+LINK_COLUMNS = ("group_ref", "user_ref", "member_ref", "_file", "_line", "column")
+
+STATUS_USER = "user"
+STATUS_PENDING = "pending"
+STATUS_ENDED = "ended"
+
+
+@dataclass
+class MappingStats:
+    rows: int = 0
+    filtered: int = 0
+    rejected: int = 0
+    users: int = 0
+    pending: int = 0
+    ended: int = 0
+
+
+@dataclass
+class SourceMapping:
+    """What one source says, before it is merged with the others."""
+
+    source: str
+    rows: pd.DataFrame = field(default_factory=lambda: empty_frame(ROW_COLUMNS))
+    extra_values: pd.DataFrame = field(default_factory=lambda: empty_frame(EXTRA_COLUMNS))
+    groups: pd.DataFrame = field(default_factory=lambda: empty_frame(["ref", "name", "_source"]))
+    memberships: pd.DataFrame = field(
+        default_factory=lambda: empty_frame(["group_ref", "user_ref"])
+    )
+    manager_links: pd.DataFrame = field(default_factory=lambda: empty_frame(LINK_COLUMNS))
+    rejections: pd.DataFrame = field(default_factory=lambda: empty_frame(REJECTION_COLUMNS))
+    stats: MappingStats = field(default_factory=MappingStats)
+
+
+def check_columns(
+    source: str, columns: Sequence[str], spec: MappingSpec, *, files: Sequence[str] = ()
+) -> None:
+    """A file lacking a column the mapping reads is unusable as a whole: fail before any change."""
+    present = list(columns)
+    missing = [c for c in spec.required_columns() if c not in present]
+    if not missing:
+        return
+    folded = {c.casefold(): c for c in present}
+    described = []
+    for column in missing:
+        close = folded.get(column.casefold())
+        guesses = [close] if close else difflib.get_close_matches(column, present, n=1, cutoff=0.6)
+        hint = f" (did you mean '{guesses[0]}'?)" if guesses else ""
+        described.append(f"'{column}'{hint}")
+    where = ", ".join(Path(f).name for f in files) or "the data"
+    raise SourceError(
+        f"source {source}: {where} lacks column(s) {', '.join(described)} "
+        "that the mapping file reads",
+        hint=f"columns found: {', '.join(present) or 'none'}",
+    )
+
+
+class _Rows:
+    """The frame being mapped, with stripped columns computed once and shared."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.length = len(frame)
+        self._cache: dict[str, pd.Series[str]] = {}
+
+    def column(self, name: str) -> pd.Series[str]:
+        if name not in self._cache:
+            self._cache[name] = as_text(as_text(self.frame[name]).str.strip())
+        return self._cache[name]
+
+    def constant(self, value: str) -> pd.Series[str]:
+        return pd.Series(np.full(self.length, value, dtype=object), dtype=object)
+
+
+def _evaluate(rows: _Rows, spec: ValueSpec) -> tuple[pd.Series[str], str, list[Problem]]:
+    if spec.column is not None:
+        values, label = rows.column(spec.column), spec.column
+    elif spec.template is not None:
+        template = spec.parsed_template()
+        assert template is not None
+        values, empty = render_template(template, rows.column, rows.length)
+        label = spec.template
+        values = as_text(values.str.strip())
+        if empty.any():
+            values = values.copy()
+            values[empty] = collapse_spaces(values[empty])
+    else:
+        values, label = rows.constant(spec.value or ""), "(constant)"
+    values, problems = apply_transforms(values, spec.transforms, label)
+    if spec.default is not None:
+        values = as_text(values.where(values != "", spec.default))
+    return values, label, problems
+
+
+def condition_mask(rows: _Rows, cond: Condition) -> npt.NDArray[np.bool_]:
+    values = rows.column(cond.column)
+    if cond.values is not None:
+        if cond.ignore_case:
+            wanted = {v.strip().casefold() for v in cond.values}
+            return np.asarray(values.str.casefold().isin(wanted), dtype=bool)
+        return np.asarray(values.isin({v.strip() for v in cond.values}), dtype=bool)
+    assert cond.regex is not None
+    flags = 2 if cond.ignore_case else 0  # re.IGNORECASE
+    matched = values.str.fullmatch(cond.regex, flags=flags)
+    return np.asarray(matched.fillna(False), dtype=bool)
+
+
+def _enum_list(
+    values: pd.Series[str], allowed: Sequence[str], split: str | None, what: str, label: str
+) -> tuple[pd.Series[str], Problem | None]:
+    """Canonical "A,B" for enum lists (roles) or single enums (language); None if unknown."""
+    known = set(allowed)
+
+    def one(text: str) -> str | None:
+        items = text.split(split) if split else [text]
+        names = sorted({item.strip().upper() for item in items if item.strip()})
+        if any(name not in known for name in names):
+            return None
+        return ",".join(names)
+
+    parsed = per_unique(values, lambda uniques: [one(v) for v in uniques])
+    bad = parsed.isna().to_numpy()
+    reasons = f"unknown {what} '" + values + f"' (expected {', '.join(allowed)})"
+    problem = Problem.where(bad, label, reasons.to_numpy(dtype=object))
+    return as_text(parsed.where(~bad, "")), problem
+
+
+def _options(
+    values: pd.Series[str], spec: ExtraSpec, label: str
+) -> tuple[pd.Series[str], Problem | None]:
+    options = {o.strip().casefold(): o for o in spec.options or []}
+    multi = spec.type == "multiselect"
+    drop = spec.unknown == "drop"
+
+    def one(text: str) -> str | None:
+        items = [i.strip() for i in text.split(spec.separator)] if multi else [text]
+        chosen = set()
+        for item in items:
+            if not item:
+                continue
+            option = options.get(item.casefold())
+            if option is None:
+                if drop:
+                    continue
+                return None
+            chosen.add(option)
+        return "\n".join(sorted(chosen))
+
+    parsed = per_unique(values, lambda uniques: [one(v) for v in uniques])
+    bad = parsed.isna().to_numpy()
+    reasons = (
+        "unknown choice '"
+        + values
+        + f"' for {spec.category} (options: {', '.join(spec.options or [])})"
+    )
+    problem = Problem.where(bad, label, reasons.to_numpy(dtype=object))
+    return as_text(parsed.where(~bad, "")), problem
+
+
+def _extra(
+    rows: _Rows, spec: ExtraSpec, booleans: BooleanWords
+) -> tuple[pd.Series[str], list[Problem]]:
+    values, label, problems = _evaluate(rows, spec)
+    problem: Problem | None = None
+    if spec.type == "datetime":
+        formats = spec.format or ["%Y-%m-%d"]
+        with_time = any(d in f for f in formats for d in ("%H", "%M", "%S"))
+        values, problem = parse_dates(values, formats, label, with_time=with_time)
+    elif spec.type == "boolean":
+        words = spec.booleans or booleans
+        values, problem = parse_booleans(values, words.truthy, words.falsy, label)
+    elif spec.type in ("choice", "multiselect"):
+        values, problem = _options(values, spec, label)
+    if problem is not None:
+        problems.append(problem)
+    return values, problems
+
+
+def _date(rows: _Rows, spec: DateField | None) -> tuple[pd.Series[str], list[Problem]]:
+    if spec is None:
+        return rows.constant(""), []
+    values, label, problems = _evaluate(rows, spec)
+    values, problem = parse_dates(values, spec.format, label)
+    if problem is not None:
+        problems.append(problem)
+    return values, problems
+
+
+def _lines_text(files: npt.NDArray[np.object_], lines: npt.NDArray[np.int64], own_file: str) -> str:
+    return ", ".join(
+        str(line) if file == own_file else f"{Path(str(file)).name}:{line}"
+        for file, line in zip(files, lines, strict=True)
+    )
+
+
+def _duplicates(
+    keys: pd.Series[str],
+    eligible: npt.NDArray[np.bool_],
+    files: npt.NDArray[np.object_],
+    lines: npt.NDArray[np.int64],
+    refs: pd.Series[str] | None,
+    what: str,
+    label: str,
+) -> Problem | None:
+    """Every copy of a key used more than once (by different refs when `refs` is given)."""
+    candidates = pd.DataFrame({"key": keys.to_numpy(dtype=object)})[eligible]
+    if refs is not None:
+        candidates["ref"] = refs.to_numpy(dtype=object)[eligible]
+        counts = candidates.groupby("key", sort=False)["ref"].transform("nunique")
+        dup = candidates[counts.to_numpy() > 1]
+    else:
+        dup = candidates[candidates["key"].duplicated(keep=False).to_numpy()]
+    if dup.empty:
+        return None
+    reasons = np.empty(len(keys), dtype=object)
+    mask = np.zeros(len(keys), dtype=bool)
+    for key, group in dup.groupby("key", sort=False):
+        positions = group.index.to_numpy()
+        for pos in positions:
+            others = positions[positions != pos]
+            text = _lines_text(files[others], lines[others], str(files[pos]))
+            extra = ""
+            if refs is not None:
+                other_refs = sorted({str(r) for r in group.loc[others, "ref"]})
+                extra = f" by ref(s) {', '.join(other_refs)}"
+            reasons[pos] = f"duplicate {what} '{key}' (also used{extra} on line(s) {text})"
+            mask[pos] = True
+    return Problem.where(mask, label, reasons)
+
+
+def map_source(
+    source: str, frame: pd.DataFrame, spec: MappingSpec, *, today: date
+) -> SourceMapping:
+    """Map one source's raw frame; `frame` has string columns plus `_file` and `_line`."""
+    total = len(frame)
+    result = SourceMapping(source)
+    result.stats.rows = total
+    frame = frame.reset_index(drop=True)
+    rows = _Rows(frame)
+    if spec.filters.include or spec.filters.exclude:
+        keep = np.ones(total, dtype=bool)
+        for cond in spec.filters.include:
+            keep &= condition_mask(rows, cond)
+        for cond in spec.filters.exclude:
+            keep &= ~condition_mask(rows, cond)
+        if not keep.all():
+            frame = frame.loc[keep].reset_index(drop=True)
+            rows = _Rows(frame)
+        result.stats.filtered = int(total - keep.sum())
+    n = len(frame)
+    if n == 0:
+        return result
+
+    files = (
+        frame["_file"].to_numpy(dtype=object, na_value="")
+        if "_file" in frame
+        else np.full(n, "", dtype=object)
+    )
+    lines = (
+        frame["_line"].to_numpy(dtype=np.int64)
+        if "_line" in frame
+        else np.arange(2, n + 2, dtype=np.int64)
+    )
+    problems: list[Problem | None] = []
+    users = spec.users
+
+    ref, ref_label, found = _evaluate(rows, users.ref)
+    problems += found
+    problems.append(Problem.where((ref == "").to_numpy(), ref_label, "missing ref"))
+
+    email, email_label, found = _evaluate(rows, users.email)
+    problems += found
+    email = as_text(email.str.lower())
+    email_empty = (email == "").to_numpy()
+    problems.append(Problem.where(email_empty, email_label, "missing email"))
+    bad_email = validate_emails(email, email_label)
+    problems.append(bad_email)
+
+    name, _, found = _evaluate(rows, users.name)
+    problems += found
+
+    language = rows.constant("")
+    if users.language is not None:
+        language, label, found = _evaluate(rows, users.language)
+        problems += found
+        language, problem = _enum_list(language, LANGUAGES, None, "language", label)
+        problems.append(problem)
+
+    roles = rows.constant("")
+    if users.roles is not None:
+        roles_spec: RolesSpec = users.roles
+        roles, label, found = _evaluate(rows, roles_spec)
+        problems += found
+        roles, problem = _enum_list(roles, ROLES, roles_spec.split, "role", label)
+        problems.append(problem)
+
+    active = rows.constant("true")
+    if users.active is not None:
+        active, label, found = _evaluate(rows, users.active)
+        problems += found
+        words = users.active.booleans or spec.booleans
+        active, problem = parse_booleans(active, words.truthy, words.falsy, label)
+        problems.append(problem)
+        active = as_text(active.where(active != "", "true"))
+
+    start, found = _date(rows, spec.dates.start_date)
+    problems += found
+    end, found = _date(rows, spec.dates.end_date)
+    problems += found
+
+    extras: list[tuple[ExtraSpec, pd.Series[str]]] = []
+    for extra in spec.extra:
+        values, found = _extra(rows, extra, spec.booleans)
+        problems += found
+        extras.append((extra, values))
+
+    has_ref = (ref != "").to_numpy()
+    problems.append(_duplicates(ref, has_ref, files, lines, None, "ref", ref_label))
+
+    horizon = (today + timedelta(days=spec.dates.prehire_lead_days)).isoformat()
+    today_iso = today.isoformat()
+    end_values = end.to_numpy(dtype=object)
+    has_end = end_values != ""
+    if spec.dates.end_date_inclusive:
+        ended = has_end & (end_values < today_iso)
+    else:
+        ended = has_end & (end_values <= today_iso)
+    pending = ~ended & (start.to_numpy(dtype=object) > horizon)
+    status = np.where(ended, STATUS_ENDED, np.where(pending, STATUS_PENDING, STATUS_USER))
+
+    email_ok = has_ref & ~email_empty
+    if bad_email is not None:
+        email_ok[bad_email.positions] = False
+    email_ok &= status == STATUS_USER
+    problems.append(_duplicates(email, email_ok, files, lines, ref, "email", email_label))
+
+    found_problems = [p for p in problems if p is not None]
+    rejected = np.zeros(n, dtype=bool)
+    for problem in found_problems:
+        rejected[problem.positions] = True
+    result.rejections = _rejection_frame(source, found_problems, files, lines, ref)
+    accepted = ~rejected
+    result.stats.rejected = int(rejected.sum())
+
+    provenance: dict[str, object] = {"_source": source, "_file": files, "_line": lines}
+    result.rows = pd.DataFrame(
+        {
+            "ref": ref.to_numpy(dtype=object),
+            "email": email.to_numpy(dtype=object),
+            "name": name.to_numpy(dtype=object),
+            "language": language.to_numpy(dtype=object),
+            "roles": roles.to_numpy(dtype=object),
+            "is_active": active.to_numpy(dtype=object),
+            "status": status.astype(object),
+            "start_date": start.to_numpy(dtype=object),
+            "end_date": end_values,
+            **provenance,
+        }
+    )[accepted].reset_index(drop=True)
+    result.stats.users = int((accepted & (status == STATUS_USER)).sum())
+    result.stats.pending = int((accepted & (status == STATUS_PENDING)).sum())
+    result.stats.ended = int((accepted & (status == STATUS_ENDED)).sum())
+
+    live = accepted & (status == STATUS_USER)
+    result.extra_values = _extra_frame(extras, ref, live, provenance)
+    _groups(result, spec, rows, ref, live, files, lines)
+    return result
+
+
+def _rejection_frame(
+    source: str,
+    problems: list[Problem],
+    files: npt.NDArray[np.object_],
+    lines: npt.NDArray[np.int64],
+    ref: pd.Series[str],
+) -> pd.DataFrame:
+    if not problems:
+        return empty_frame(REJECTION_COLUMNS)
+    positions = np.concatenate([p.positions for p in problems])
+    frame = pd.DataFrame(
+        {
+            "source": np.full(positions.size, source, dtype=object),
+            "file": files[positions],
+            "line": lines[positions],
+            "column": np.concatenate(
+                [np.full(p.positions.size, p.column, dtype=object) for p in problems]
+            ),
+            "ref": ref.to_numpy(dtype=object)[positions],
+            "reason": np.concatenate([p.reasons for p in problems]),
+        }
+    )
+    return frame.sort_values("line", kind="stable").reset_index(drop=True)
+
+
+def _extra_frame(
+    extras: list[tuple[ExtraSpec, pd.Series[str]]],
+    ref: pd.Series[str],
+    live: npt.NDArray[np.bool_],
+    provenance: dict[str, object],
+) -> pd.DataFrame:
+    parts = []
+    refs = ref.to_numpy(dtype=object)
+    for spec, values in extras:
+        raw = values.to_numpy(dtype=object)
+        keep = live & (raw != "")
+        count = int(keep.sum())
+        if not count:
+            continue
+        part = {
+            "user_ref": refs[keep],
+            "category_ref": np.full(count, spec.category, dtype=object),
+            "category_type": np.full(count, spec.type, dtype=object),
+            "value": raw[keep],
+        }
+        for key, value in provenance.items():
+            part[key] = value[keep] if isinstance(value, np.ndarray) else np.full(count, value)
+        parts.append(pd.DataFrame(part))
+    if not parts:
+        return empty_frame(EXTRA_COLUMNS)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _groups(
+    result: SourceMapping,
+    spec: MappingSpec,
+    rows: _Rows,
+    ref: pd.Series[str],
+    live: npt.NDArray[np.bool_],
+    files: npt.NDArray[np.object_],
+    lines: npt.NDArray[np.int64],
+) -> None:
+    refs = ref.to_numpy(dtype=object)
+    groups: list[pd.DataFrame] = []
+    members: list[pd.DataFrame] = []
+    links: list[pd.DataFrame] = []
+    rule_refs: dict[str, tuple[npt.NDArray[np.object_], npt.NDArray[np.bool_]]] = {}
+    for rule in spec.groups.rules:
+        group_ref, ref_empty = render_template(parse_template(rule.ref), rows.column, rows.length)
+        group_name, name_empty = render_template(
+            parse_template(rule.name), rows.column, rows.length
+        )
+        ref_values = as_text(group_ref.str.strip()).to_numpy(dtype=object)
+        has = live & ~ref_empty & ~name_empty & (ref_values != "")
+        rule_refs[rule.id] = (ref_values, has)
+        groups.append(
+            pd.DataFrame(
+                {
+                    "ref": ref_values[has],
+                    "name": as_text(group_name.str.strip()).to_numpy(dtype=object)[has],
+                    "_source": rule.id,
+                }
+            ).drop_duplicates("ref")
+        )
+        members.append(pd.DataFrame({"group_ref": ref_values[has], "user_ref": refs[has]}))
+    live_refs = refs[live]
+    for static in spec.groups.static:
+        groups.append(
+            pd.DataFrame({"ref": [static.ref], "name": [static.name], "_source": "static"})
+        )
+        members.append(pd.DataFrame({"group_ref": static.ref, "user_ref": live_refs}))
+    for manager in spec.managers:
+        group_values, has = rule_refs[manager.group]
+        if manager.column is not None:
+            label = manager.column
+            manager_refs, _ = apply_transforms(
+                rows.column(manager.column), spec.users.ref.transforms, label
+            )
+            values = manager_refs.to_numpy(dtype=object)
+            take = has & (values != "")
+        else:
+            assert manager.when is not None
+            label = manager.when.column
+            values = refs
+            take = has & condition_mask(rows, manager.when)
+        links.append(
+            pd.DataFrame(
+                {
+                    "group_ref": group_values[take],
+                    "user_ref": values[take],
+                    "member_ref": refs[take],
+                    "_file": files[take],
+                    "_line": lines[take],
+                    "column": label,
+                }
+            )
+        )
+    if groups:
+        result.groups = pd.concat(groups, ignore_index=True).drop_duplicates("ref")
+    if members:
+        result.memberships = pd.concat(members, ignore_index=True).drop_duplicates()
+    if links:
+        result.manager_links = pd.concat(links, ignore_index=True)

@@ -1,0 +1,192 @@
+"""Several sources → one desired state.
+
+Rule: a ref is owned by the first source in the config's `sources` order that has an
+accepted row for it, and that row decides everything about the user: its fields, its
+status (user, pre-hire, leaver), its extra values, its group memberships and the
+manager links it carries. Later sources only add conflicts to the report when they
+disagree. A union of memberships across sources would be harder to predict and to
+explain in a plan, so it is deliberately not done.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sync.mapping.mapper import (
+    STATUS_ENDED,
+    STATUS_PENDING,
+    STATUS_USER,
+    SourceMapping,
+)
+from sync.model import (
+    CONFLICT_COLUMNS,
+    PROVENANCE,
+    REJECTION_COLUMNS,
+    USER_FIELDS,
+    Desired,
+    empty_frame,
+)
+
+WARNING_PREFIX = "warning: "
+"""Rejection rows whose reason starts with this did not reject their row (see is_warning)."""
+
+_CONFLICT_FIELDS = (*USER_FIELDS, "status")
+
+
+def is_warning(rejections: pd.DataFrame) -> pd.Series[bool]:
+    """Rows of `Desired.rejections` that only dropped a link; their user still syncs."""
+    return rejections["reason"].astype(str).str.startswith(WARNING_PREFIX)
+
+
+def _winner_mask(frame: pd.DataFrame, owner: pd.Series[str], source: str, key: str) -> np.ndarray:
+    return np.asarray(frame[key].map(owner).to_numpy(dtype=object) == source, dtype=bool)
+
+
+def _conflicts(all_rows: pd.DataFrame, winners: pd.DataFrame) -> pd.DataFrame:
+    losers = all_rows[all_rows["ref"].duplicated(keep="first").to_numpy()]
+    if losers.empty:
+        return empty_frame(CONFLICT_COLUMNS)
+    pairs = losers.merge(winners, on="ref", suffixes=("_other", "_kept"))
+    parts = []
+    for name in _CONFLICT_FIELDS:
+        differ = pairs[pairs[f"{name}_other"] != pairs[f"{name}_kept"]]
+        if differ.empty:
+            continue
+        parts.append(
+            pd.DataFrame(
+                {
+                    "ref": differ["ref"].to_numpy(dtype=object),
+                    "field": name,
+                    "kept_source": differ["_source_kept"].to_numpy(dtype=object),
+                    "kept_value": differ[f"{name}_kept"].to_numpy(dtype=object),
+                    "other_source": differ["_source_other"].to_numpy(dtype=object),
+                    "other_value": differ[f"{name}_other"].to_numpy(dtype=object),
+                }
+            )
+        )
+    if not parts:
+        return empty_frame(CONFLICT_COLUMNS)
+    return pd.concat(parts, ignore_index=True).sort_values(["ref", "field"], ignore_index=True)
+
+
+def _cross_source_emails(winners: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Different refs with one email across sources: Pluvo keeps emails unique, so reject all."""
+    live = winners[winners["status"] == STATUS_USER]
+    counts = live.groupby("email", sort=False)["ref"].transform("nunique")
+    clash = live[counts.to_numpy() > 1]
+    if clash.empty:
+        return winners, empty_frame(REJECTION_COLUMNS)
+    reasons = []
+    for _, row in clash.iterrows():
+        others = clash[(clash["email"] == row["email"]) & (clash["ref"] != row["ref"])]
+        where = ", ".join(f"{s}:{r}" for s, r in zip(others["_source"], others["ref"], strict=True))
+        reasons.append(f"duplicate email '{row['email']}' (also used by {where})")
+    rejections = pd.DataFrame(
+        {
+            "source": clash["_source"].to_numpy(dtype=object),
+            "file": clash["_file"].to_numpy(dtype=object),
+            "line": clash["_line"].to_numpy(dtype=np.int64),
+            "column": "email",
+            "ref": clash["ref"].to_numpy(dtype=object),
+            "reason": reasons,
+        }
+    )
+    return winners.drop(index=clash.index), rejections
+
+
+def merge(results: Sequence[SourceMapping]) -> Desired:
+    """Combine mapped sources, given in the config's `sources` order (earlier wins)."""
+    desired = Desired()
+    if not results:
+        return desired
+    all_rows = pd.concat([r.rows for r in results], ignore_index=True)
+    winners = all_rows.drop_duplicates("ref", keep="first")
+    desired.conflicts = _conflicts(all_rows, winners)
+    winners, email_rejections = _cross_source_emails(winners)
+
+    def frame_of(status: str, columns: Sequence[str]) -> pd.DataFrame:
+        part = winners[winners["status"] == status]
+        return part.set_index("ref")[list(columns)]
+
+    desired.users = frame_of(STATUS_USER, [*USER_FIELDS, *PROVENANCE])
+    desired.pending = frame_of(STATUS_PENDING, ["start_date"])
+    desired.ended = frame_of(STATUS_ENDED, ["end_date"])
+    owner = desired.users["_source"]
+    user_refs = desired.users.index
+
+    extras = [
+        r.extra_values[_winner_mask(r.extra_values, owner, r.source, "user_ref")] for r in results
+    ]
+    desired.extra_values = pd.concat(extras, ignore_index=True)
+
+    memberships = [
+        r.memberships[_winner_mask(r.memberships, owner, r.source, "user_ref")] for r in results
+    ]
+    desired.memberships = pd.concat(memberships, ignore_index=True).drop_duplicates(
+        ignore_index=True
+    )
+
+    groups = pd.concat([r.groups for r in results], ignore_index=True).drop_duplicates("ref")
+    used = groups["ref"].isin(set(desired.memberships["group_ref"])) | (
+        groups["_source"] == "static"
+    )
+    desired.groups = groups[used.to_numpy()].set_index("ref")[["name", "_source"]]
+
+    warnings = [email_rejections]
+    managers = []
+    for result in results:
+        links = result.manager_links
+        links = links[_winner_mask(links, owner, result.source, "member_ref")]
+        valid = links["user_ref"].isin(user_refs).to_numpy()
+        managers.append(links[valid][["group_ref", "user_ref"]])
+        dropped = links[~valid]
+        if not dropped.empty:
+            warnings.append(
+                pd.DataFrame(
+                    {
+                        "source": result.source,
+                        "file": dropped["_file"].to_numpy(dtype=object),
+                        "line": dropped["_line"].to_numpy(dtype=np.int64),
+                        "column": dropped["column"].to_numpy(dtype=object),
+                        "ref": dropped["member_ref"].to_numpy(dtype=object),
+                        "reason": (
+                            WARNING_PREFIX
+                            + "manager '"
+                            + dropped["user_ref"].astype(str)
+                            + "' is not a synced user; manager link to group '"
+                            + dropped["group_ref"].astype(str)
+                            + "' dropped (the user still syncs)"
+                        ).to_numpy(dtype=object),
+                    }
+                )
+            )
+    desired.managers = pd.concat(managers, ignore_index=True).drop_duplicates(ignore_index=True)
+    rejections = [r.rejections for r in results] + warnings
+    desired.rejections = pd.concat(
+        [f for f in rejections if not f.empty] or [empty_frame(REJECTION_COLUMNS)],
+        ignore_index=True,
+    )
+    desired.source_rows = {r.source: r.stats.rows for r in results}
+    return desired
+
+
+def format_rejection(row: pd.Series) -> str:
+    """One line a human can act on: `hr.csv:12 [email] ref 1001: invalid email ...`."""
+    file = Path(str(row["file"])).name or str(row["source"])
+    ref = f" ref {row['ref']}" if row["ref"] else ""
+    return f"{file}:{row['line']} [{row['column']}]{ref}: {row['reason']}"
+
+
+def write_rejections(desired: Desired, path: str | Path) -> Path:
+    """Rejections as a CSV an HR administrator can open in a spreadsheet."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    desired.rejections.reindex(columns=list(REJECTION_COLUMNS)).to_csv(
+        target, index=False, encoding="utf-8", quoting=csv.QUOTE_MINIMAL
+    )
+    return target
