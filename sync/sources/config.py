@@ -18,14 +18,21 @@ class _SourceBase(BaseModel):
 
 
 class _CsvOptions(BaseModel):
-    encoding: str = Field("auto", description="auto = UTF-8 (BOM or not), then cp1252")
-    delimiter: str = Field("auto", description="auto = sniff comma, semicolon or tab")
+    encoding: str = Field(
+        "auto", description="auto = UTF-8 (BOM or not), then cp1252, then Latin-1"
+    )
+    delimiter: str = Field(
+        "auto", description="auto = sniff comma, semicolon, tab or pipe; or the character"
+    )
     pick: Literal["newest", "all"] = Field("newest", description="When a glob matches several")
 
 
 class CsvSourceConfig(_SourceBase, _CsvOptions):
     type: Literal["csv"]
     path: str = Field(description="File path or glob, relative to the config file")
+    archive_dir: ConfigPath | None = Field(
+        None, description="Move processed files here after a real run"
+    )
 
 
 class SftpSourceConfig(_SourceBase, _CsvOptions):

@@ -1,0 +1,357 @@
+"""How a CSV export is parsed, wherever it lives (local disk or SFTP).
+
+HR exports are messy (Excel BOMs, cp1252 accents, semicolons, quoted addresses with
+newlines) yet a million rows must parse in a couple of seconds, so the bulk work is
+pandas' C parser. The one thing pandas cannot tell is the physical line where each
+record starts, which users need to find a rejected row. Most files have no record
+spanning several lines, and then record n is simply the n-th non-blank line after the
+header: that is computed with numpy. Only files where a quoted field may hold a
+newline (an odd number of quote characters on some line) or where pandas disagrees
+with that count take the slower, exact path through the `csv` module.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sync.errors import SourceError
+from sync.sources.base import META_COLUMNS, with_meta
+
+QUOTE = '"'
+DELIMITERS = (",", ";", "\t", "|")
+_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+_SAMPLE_CHARS = 64 * 1024
+_SAMPLE_RECORDS = 200
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_EMPTY_NAME = "\x00empty{}"
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """One parsed file: `frame` already carries `_file` and `_line`."""
+
+    display: str
+    frame: pd.DataFrame
+    columns: list[str]
+    encoding: str
+    delimiter: str
+
+
+def normalize_delimiter(value: str) -> str | None:
+    """None for auto; `tab`/`\\t` and friends as spelled in YAML configs."""
+    if value.lower() == "auto":
+        return None
+    value = _DELIMITER_NAMES.get(value.lower(), value)
+    if len(value) != 1 or value in (QUOTE, "\n", "\r"):
+        raise SourceError(f"delimiter {value!r} is not a single usable character")
+    return value
+
+
+class CsvParser:
+    """Bytes + a display name -> the contract's DataFrame.
+
+    `encoding="auto"` tries UTF-8 (BOM stripped), then cp1252, then Latin-1 (which
+    accepts any byte), because Windows HR tools export cp1252 without saying so.
+    """
+
+    def __init__(self, *, source: str, encoding: str = "auto", delimiter: str = "auto") -> None:
+        self.source = source
+        self.encoding = encoding
+        self.delimiter = normalize_delimiter(delimiter)
+
+    def parse_path(self, path: Path, display: str | None = None) -> ParsedFile:
+        shown = display or str(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise SourceError(f"source {self.source}: cannot read {shown}: {reason}") from None
+        return self.parse_bytes(data, shown)
+
+    def parse_bytes(self, data: bytes, display: str) -> ParsedFile:
+        text, encoding = self._decode(data, display)
+        if "\x00" in text:
+            raise SourceError(
+                f"source {self.source}: {display} contains NUL bytes "
+                f"(is it a binary file or a different encoding than {encoding}?)"
+            )
+        # Header and delimiter come from the head of the file: wrapping a 100 MB
+        # string in StringIO alone costs half a second.
+        head = _normalize(text[:_SAMPLE_CHARS])
+        if len(text) > _SAMPLE_CHARS and "\n" in head:
+            head = head[: head.rindex("\n") + 1]
+        delimiter = self.delimiter or sniff_delimiter(head)
+        header, header_end = _first_record(head, delimiter)
+        if header is not None and header_end >= head.count("\n") and len(head) < len(text):
+            header, header_end = _first_record(_normalize(text), delimiter)
+        if header is None:
+            raise SourceError(f"source {self.source}: {display} is empty (no header line)")
+        names = self._names(header, display)
+        if encoding == "utf-8" and not data.startswith(_UTF8_BOM):
+            # Same bytes pandas needs once line ends are "\n"; bytes.replace is cheap.
+            buffer = data.replace(b"\r\n", b"\n") if b"\r" in data else data
+            if b"\r" in buffer:
+                buffer = buffer.replace(b"\r", b"\n")
+        else:
+            buffer = _normalize(text).encode("utf-8")
+        fast = _fast_parse(buffer, names, delimiter, header_end)
+        if fast is None:
+            frame = self._exact_parse(_normalize(text), names, delimiter, display)
+        else:
+            frame = with_meta(fast[0], display, fast[1])
+        frame = _drop_blank_rows(frame, names)
+        frame = self._drop_empty_named(frame, names, display)
+        columns = [n for n in names if not n.startswith(_EMPTY_NAME[:6])]
+        return ParsedFile(display, frame, columns, encoding, delimiter)
+
+    def _decode(self, data: bytes, display: str) -> tuple[str, str]:
+        if self.encoding.lower() != "auto":
+            encoding = self.encoding
+            if encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig"):
+                encoding = "utf-8-sig"
+            try:
+                return data.decode(encoding), self.encoding
+            except LookupError:
+                raise SourceError(
+                    f"source {self.source}: unknown encoding {self.encoding!r}"
+                ) from None
+            except UnicodeDecodeError as exc:
+                line = data.count(b"\n", 0, exc.start) + 1
+                raise SourceError(
+                    f"source {self.source}: {display} is not valid {self.encoding}: "
+                    f"byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line})",
+                    hint="fix the file or set the source's encoding",
+                ) from None
+        if data.startswith(_UTF16_BOMS):
+            try:
+                return data.decode("utf-16"), "utf-16"
+            except UnicodeDecodeError:
+                pass
+        for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+            try:
+                return data.decode(encoding), encoding.removesuffix("-sig")
+            except UnicodeDecodeError:
+                continue
+        raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
+
+    def _names(self, header: list[str], display: str) -> list[str]:
+        names: list[str] = []
+        seen: dict[str, int] = {}
+        duplicates: list[str] = []
+        for index, raw in enumerate(header, start=1):
+            name = raw.strip()
+            if not name:
+                name = _EMPTY_NAME.format(index)
+            elif name in META_COLUMNS:
+                raise SourceError(
+                    f"source {self.source}: {display}: column {name!r} is reserved "
+                    "for the engine; rename it in the export"
+                )
+            if name in seen:
+                duplicates.append(name)
+            seen[name] = index
+            names.append(name)
+        if duplicates:
+            listed = ", ".join(sorted(set(duplicates)))
+            raise SourceError(f"source {self.source}: {display}: duplicate header names: {listed}")
+        return names
+
+    def _drop_empty_named(
+        self, frame: pd.DataFrame, names: list[str], display: str
+    ) -> pd.DataFrame:
+        """A trailing delimiter makes an unnamed column; harmless only while it stays empty."""
+        unnamed = [n for n in names if n.startswith(_EMPTY_NAME[:6])]
+        for name in unnamed:
+            filled = frame.index[frame[name].to_numpy() != ""]
+            if len(filled):
+                position = int(name[6:])
+                line = int(frame.loc[filled[0], "_line"])
+                raise SourceError(
+                    f"source {self.source}: {display}: column {position} has no header name "
+                    f"but holds values (first on line {line})"
+                )
+        return frame.drop(columns=unnamed) if unnamed else frame
+
+    def _exact_parse(
+        self, text: str, names: list[str], delimiter: str, display: str
+    ) -> pd.DataFrame:
+        """Record by record, tracking each record's first physical line."""
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+        width = len(names)
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        header_seen = False
+        previous = 0
+        try:
+            for record in reader:
+                start = previous + 1
+                previous = reader.line_num
+                if not record or (len(record) == 1 and not record[0].strip(" \t")):
+                    continue
+                if not header_seen:
+                    header_seen = True
+                    continue
+                if len(record) > width and any(record[width:]):
+                    raise SourceError(
+                        f"source {self.source}: {display} line {start}: "
+                        f"{len(record)} fields but the header has {width}"
+                    )
+                if len(record) > width:
+                    del record[width:]  # empty trailing fields, as pandas tolerates
+                elif len(record) < width:
+                    record.extend([""] * (width - len(record)))
+                rows.append(record)
+                lines.append(start)
+        except csv.Error as exc:
+            raise SourceError(
+                f"source {self.source}: {display} line {reader.line_num}: {exc}"
+            ) from None
+        if text.count(QUOTE) % 2 and rows and _ends_inside_quotes(text, delimiter):
+            raise SourceError(
+                f"source {self.source}: {display} line {lines[-1]}: a quoted field is never closed"
+            )
+        frame = pd.DataFrame(rows, columns=pd.Index(names, dtype=object), dtype=object)
+        if not rows:
+            frame = pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
+        return with_meta(frame, display, np.asarray(lines, dtype=np.int64))
+
+
+def _normalize(text: str) -> str:
+    """One line end: "\r\n" and a lone "\r" (old Mac exports) count as one physical line."""
+    if "\r" in text:
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _ends_inside_quotes(text: str, delimiter: str) -> bool:
+    """Whether the text ends while a quoted field is still open (csv accepts that silently)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        for _ in reader:
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
+def _first_record(text: str, delimiter: str) -> tuple[list[str] | None, int]:
+    """The first non-blank record and the physical line where it ends."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    try:
+        for record in reader:
+            if record and not (len(record) == 1 and not record[0].strip(" \t")):
+                return record, reader.line_num
+    except csv.Error:
+        return None, 0
+    return None, 0
+
+
+def sniff_delimiter(text: str) -> str:
+    """The candidate that splits the header into most fields *and* keeps rows consistent.
+
+    `csv.Sniffer` guesses from character frequencies and is fooled by delimiters in
+    quoted fields; parsing a sample with each candidate respects quoting.
+    """
+    sample = text[:_SAMPLE_CHARS]
+    if len(text) > _SAMPLE_CHARS and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]
+    best: tuple[float, int, int] | None = None
+    chosen = ","
+    for rank, candidate in enumerate(DELIMITERS):
+        reader = csv.reader(io.StringIO(sample, newline=""), delimiter=candidate, strict=False)
+        widths: list[int] = []
+        try:
+            for record in reader:
+                if record and not (len(record) == 1 and not record[0].strip()):
+                    widths.append(len(record))
+                if len(widths) > _SAMPLE_RECORDS:
+                    break
+        except csv.Error:
+            continue
+        if not widths or widths[0] < 2:
+            continue
+        body = widths[1:]
+        consistent = sum(w == widths[0] for w in body) / len(body) if body else 1.0
+        score = (consistent, widths[0], -rank)
+        if best is None or score > best:
+            best, chosen = score, candidate
+    return chosen
+
+
+def _fast_parse(
+    buffer: bytes, names: list[str], delimiter: str, header_end: int
+) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """pandas + numpy line numbers, or None when the exact path must decide."""
+    raw = np.frombuffer(buffer, dtype=np.uint8)
+    newlines = np.flatnonzero(raw == 10)
+    quotes = np.flatnonzero(raw == ord(QUOTE))
+    if len(quotes):
+        before = np.searchsorted(quotes, newlines)
+        if (before & 1).any() or len(quotes) % 2:
+            return None  # a quoted field may span lines
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(raw)]))
+    nonblank = ends > starts
+    # pandas skips lines holding only spaces/tabs; only lines starting so can be such.
+    if delimiter not in " \t":
+        first = raw[np.minimum(starts, len(raw) - 1)]
+        suspects = np.flatnonzero(nonblank & ((first == 32) | (first == 9)))
+        for index in suspects:
+            if not buffer[starts[index] : ends[index]].strip(b" \t"):
+                nonblank[index] = False
+    numbers = np.flatnonzero(nonblank) + 1
+    numbers = numbers[numbers > header_end]
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            frame = pd.read_csv(
+                io.BytesIO(buffer),
+                sep=delimiter,
+                header=0,
+                names=names,
+                index_col=False,
+                dtype=object,
+                keep_default_na=False,
+                na_filter=False,
+                engine="c",
+                quotechar=QUOTE,
+                doublequote=True,
+                skip_blank_lines=True,
+                encoding="utf-8",
+                low_memory=False,
+            )
+    except (pd.errors.ParserError, ValueError):
+        return None
+    if caught or len(frame) != len(numbers):
+        return None  # ragged rows or a blank-line rule pandas applies differently
+    return frame, numbers
+
+
+def _drop_blank_rows(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Rows of only delimiters (Excel's trailing ",,,,") carry no record.
+
+    Checked column by column on the shrinking set of candidates, so a file whose first
+    column is filled costs one comparison pass.
+    """
+    if frame.empty or not names:
+        return frame
+    candidates = np.arange(len(frame))
+    for name in names:
+        values = frame[name].to_numpy()[candidates]
+        candidates = candidates[values == ""]
+        if not len(candidates):
+            return frame
+    return frame.drop(index=frame.index[candidates]).reset_index(drop=True)
+
+
+def file_mtime(path: str) -> float:
+    return os.stat(path).st_mtime
