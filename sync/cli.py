@@ -116,5 +116,217 @@ def sandbox(**options: Any) -> int:
     return serve_cli(**options)
 
 
+_GUARD_CHOICES = click.Choice(["all", "leavers", "changes", "source-shrink", "empty-source"])
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Reports hold personal data: created readable by the owner only."""
+    import os
+
+    from sync.errors import SyncError as _SyncError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise _SyncError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _save_report(config: Any, report: Any, out: Path | None) -> None:
+    import json
+
+    from sync.logs import redact
+
+    text = redact(json.dumps(report.to_json(), indent=2, default=str, ensure_ascii=False))
+    if out is not None:
+        _write_private(out, text)
+    if report.mode == "run":
+        path = config.report.dir / f"run-{report.run_id}.json"
+        _write_private(path, text)
+        report.report_file = path
+        desired = report.desired
+        if desired is not None and not desired.rejections.empty:
+            _write_private(
+                config.report.dir / f"rejected-{report.run_id}.csv",
+                desired.rejections.to_csv(index=False),
+            )
+
+
+class _Progress:
+    """A bar per phase on a terminal; a plain line per phase under cron."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.bar: Any = None
+        self.task: Any = None
+        self.phase: str | None = None
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if self.tty:
+            from rich.progress import Progress
+
+            if self.phase != phase:
+                self.close()
+                self.bar = Progress(transient=False)
+                self.bar.start()
+                self.task = self.bar.add_task(phase, total=total)
+                self.phase = phase
+            self.bar.update(self.task, completed=done)
+        elif done == total:
+            import logging
+
+            logging.getLogger("sync").info("%s: %d/%d done", phase, done, total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+@cli.command()
+@_config_option
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the plan as JSON."
+)
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    type=_GUARD_CHOICES,
+    help="Let this safety guard pass for this run (repeatable).",
+)
+@click.pass_context
+@_guarded
+def plan(
+    ctx: click.Context, config_file: Path | None, out: Path | None, overrides: tuple[str, ...]
+) -> int:
+    """Dry run: read, map, diff and guard; print what would change. Sends no mutation."""
+    from sync import engine
+    from sync.render import render_plan
+
+    config = _load(ctx, config_file)
+    report = engine.run(config, dry=True, overrides=overrides)
+    _save_report(config, report, out)
+    click.echo(render_plan(report, verbose=ctx.obj["verbose"]))
+    return int(report.exit_code)
+
+
+@cli.command("run")
+@_config_option
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    type=_GUARD_CHOICES,
+    help="Let this safety guard pass for this run (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the JSON report here.",
+)
+@click.pass_context
+@_guarded
+def run_command(
+    ctx: click.Context, config_file: Path | None, overrides: tuple[str, ...], out: Path | None
+) -> int:
+    """Plan, then apply: the cron command."""
+    from sync import engine
+    from sync.errors import GuardError
+    from sync.render import render_plan, render_report
+
+    config = _load(ctx, config_file)
+    progress = _Progress()
+    try:
+        report = engine.run(config, dry=False, overrides=overrides, progress=progress)
+    except GuardError:
+        raise
+    finally:
+        progress.close()
+    _save_report(config, report, out)
+    click.echo(render_plan(report, verbose=ctx.obj["verbose"]))
+    click.echo("")
+    click.echo(render_report(report))
+    return int(report.exit_code)
+
+
+@cli.command()
+@_config_option
+@click.option("--limit", default=10, show_default=True, help="Runs to show.")
+@click.pass_context
+@_guarded
+def status(ctx: click.Context, config_file: Path | None, limit: int) -> int:
+    """The last runs, operations pending or failed, and the state store's counts."""
+    from sync import admin
+
+    config = _load(ctx, config_file)
+    click.echo(admin.status(config, limit=limit))
+    return 0
+
+
+@cli.command()
+@_config_option
+@click.argument("run_id", required=False)
+@click.option("--failed", "only_failed", is_flag=True, help="Only failed operations.")
+@click.pass_context
+@_guarded
+def history(
+    ctx: click.Context, config_file: Path | None, run_id: str | None, only_failed: bool
+) -> int:
+    """The journal of a run (default: the last one): each operation, outcome and error."""
+    from sync import admin
+
+    config = _load(ctx, config_file)
+    click.echo(admin.history(config, run_id, only_failed=only_failed))
+    return 0
+
+
+@cli.group()
+def db() -> None:
+    """State store maintenance."""
+
+
+@db.command("upgrade")
+@_config_option
+@click.pass_context
+@_guarded
+def db_upgrade(ctx: click.Context, config_file: Path | None) -> int:
+    """Apply the Alembic migrations to the state store."""
+    from sync.state.store import StateStore, safe_url, upgrade
+
+    config = _load(ctx, config_file)
+    store = StateStore(config.state_url())
+    try:
+        before, after = upgrade(store.engine)
+    finally:
+        store.close()
+    where = safe_url(config.state_url())
+    if before == after:
+        click.echo(f"{where}: already at revision {after}")
+    else:
+        click.echo(f"{where}: upgraded from {before or 'empty'} to {after}")
+    return 0
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Where the demo keeps its files.",
+)
+@click.pass_context
+@_guarded
+def demo(ctx: click.Context, workdir: Path) -> int:
+    """Run the whole engine on the bundled sample HR data against a local sandbox."""
+    from sync.demo import run_demo
+
+    return run_demo(workdir, verbose=ctx.obj["verbose"])
+
+
 def main() -> None:
     cli(prog_name="pluvo-sync")

@@ -1,0 +1,331 @@
+"""Desired (HR) against owned (the state store) → the smallest correct plan.
+
+A pure function of its inputs: the same desired state and store give the same plan,
+in the same order, whatever the order of the HR rows. The comparison is vectorised:
+per-user content hashes are merged on `ref`, and only users whose hashes differ are
+looked at in detail and turned into operation objects.
+
+Ownership is respected by construction: removals and archives are computed only from
+the state store, which holds only what the engine created or adopted, so a member
+added by hand in Pluvo is never even seen here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from sync.config import LeaverConfig
+from sync.hashing import extras_hash, fields_hash, groups_hash
+from sync.model import USER_FIELDS, Desired
+from sync.plan import Change, Kind, Operation, Plan
+
+MEMBERS_PER_CALL = 100
+UNMANAGED_WHEN_EMPTY = frozenset({"language", "roles"})
+
+RefLoader = Callable[[list[str]], pd.DataFrame]
+
+
+@dataclass
+class StateView:
+    """What the diff needs from the store; details are loaded only for changed refs.
+
+    users: index ref; pluvo_id, fields_hash, extras_hash, groups_hash, owned, archived
+    (bool), left_action, missing_since (datetime or NaT), missing_runs (int).
+    groups: index ref; name. managers: group_ref, user_ref.
+    """
+
+    users: pd.DataFrame
+    groups: pd.DataFrame
+    managers: pd.DataFrame
+    load_fields: RefLoader  # index ref; USER_FIELDS
+    load_extras: RefLoader  # user_ref, category_ref, category_type, value
+    load_memberships: RefLoader  # group_ref, user_ref (for the given user refs)
+
+
+@dataclass
+class DiffOptions:
+    leavers: LeaverConfig = field(default_factory=LeaverConfig)
+    now: datetime | None = None
+
+
+def _origin(row: pd.Series) -> str:
+    file, line = row.get("_file", ""), row.get("_line", "")
+    return f"{file}:{line}" if file else ""
+
+
+def diff(desired: Desired, state: StateView, options: DiffOptions | None = None) -> Plan:
+    options = options or DiffOptions()
+    plan = Plan(state_users=int((~state.users["archived"]).sum()) if len(state.users) else 0)
+    plan.desired_users = len(desired.users)
+    ops: list[Operation] = []
+    ops += _group_ops(desired, state)
+
+    want = desired.users
+    have = state.users
+    d_fields = fields_hash(want)
+    d_extras = extras_hash(desired.extra_values).reindex(want.index, fill_value=0)
+    d_groups = groups_hash(desired.memberships).reindex(want.index, fill_value=0)
+
+    known = want.index.isin(have.index)
+    new_refs = want.index[~known]
+    common = want.index[known]
+    h = have.reindex(common)
+    fields_changed = common[(d_fields.loc[common].to_numpy() != h["fields_hash"].to_numpy())]
+    left = common[h["left_action"].notna().to_numpy()]
+    extras_changed = common[(d_extras.loc[common].to_numpy() != h["extras_hash"].to_numpy())]
+    groups_changed = common[(d_groups.loc[common].to_numpy() != h["groups_hash"].to_numpy())]
+
+    ops += _user_ops(want, new_refs, fields_changed, left, state)
+    extras_refs = _union(new_refs[d_extras.loc[new_refs].to_numpy() != 0], extras_changed)
+    ops += _extra_ops(desired, extras_refs, state)
+    group_refs = _union(new_refs[d_groups.loc[new_refs].to_numpy() != 0], groups_changed)
+    ops += _membership_ops(desired, group_refs, state)
+    ops += _manager_ops(desired, state)
+    ops += _leaver_ops(desired, state, options)
+
+    ops.sort(key=lambda op: (op.phase, op.kind, op.ref))
+    plan.operations = ops
+    return plan
+
+
+def _union(a: Iterable[str], b: Iterable[str]) -> list[str]:
+    return sorted(set(a) | set(b))
+
+
+def _group_ops(desired: Desired, state: StateView) -> list[Operation]:
+    ops = []
+    old_names = state.groups[["name"]].rename(columns={"name": "name_old"})
+    merged = (
+        desired.groups[["name"]]
+        .merge(old_names, left_index=True, right_index=True, how="left")
+        .sort_index()
+    )
+    for ref, row in merged.iterrows():
+        old = row["name_old"]
+        if isinstance(old, float) or old is None:
+            ops.append(
+                Operation(
+                    Kind.CREATE_GROUP,
+                    str(ref),
+                    f"create group {ref} ({row['name']})",
+                    (Change("name", "", row["name"]),),
+                    {"name": row["name"]},
+                )
+            )
+        elif old != row["name"]:
+            ops.append(
+                Operation(
+                    Kind.UPDATE_GROUP,
+                    str(ref),
+                    f"rename group {ref}",
+                    (Change("name", old, row["name"]),),
+                    {"name": row["name"]},
+                )
+            )
+    return ops
+
+
+def _user_ops(
+    want: pd.DataFrame,
+    new_refs: pd.Index,
+    fields_changed: pd.Index,
+    left: pd.Index,
+    state: StateView,
+) -> list[Operation]:
+    ops: list[Operation] = []
+    for ref in new_refs:
+        row = want.loc[ref]
+        origin = _origin(row)
+        full = {f: str(row[f]) for f in USER_FIELDS}
+        changes = tuple(Change(f, "", full[f], origin) for f in USER_FIELDS if full[f])
+        # An empty language or role list means "not managed by the mapping": not sent.
+        send = {f: v for f, v in full.items() if v or f not in UNMANAGED_WHEN_EMPTY}
+        ops.append(
+            Operation(
+                Kind.CREATE_USER,
+                str(ref),
+                f"create user {ref} <{full['email']}>",
+                changes,
+                {"send": send, "fields": full},
+            )
+        )
+    touched = sorted(set(fields_changed) | set(left))
+    if not touched:
+        return ops
+    old = state.load_fields(touched)
+    left_set = set(left)
+    for ref in touched:
+        row = want.loc[ref]
+        origin = _origin(row)
+        full = {f: str(row[f]) for f in USER_FIELDS}
+        before = old.loc[ref] if ref in old.index else None
+        changed: list[Change] = []
+        update: dict[str, str] = {}
+        for f in USER_FIELDS:
+            previous = "" if before is None else str(before[f])
+            if previous != full[f]:
+                changed.append(Change(f, previous, full[f], origin))
+                if full[f] or f not in UNMANAGED_WHEN_EMPTY:
+                    update[f] = full[f]
+        if ref in left_set:
+            update.update({"archived": "false", "is_active": full["is_active"]})
+            ops.append(
+                Operation(
+                    Kind.RESTORE_USER,
+                    ref,
+                    f"restore returning user {ref}",
+                    (Change("archived", "true", "false", origin), *changed),
+                    {"send": update, "fields": full},
+                )
+            )
+        elif changed:
+            ops.append(
+                Operation(
+                    Kind.UPDATE_USER,
+                    ref,
+                    f"update user {ref}: " + ", ".join(c.field for c in changed),
+                    tuple(changed),
+                    {"send": update, "fields": full},
+                )
+            )
+    return ops
+
+
+def _extra_ops(desired: Desired, refs: list[str], state: StateView) -> list[Operation]:
+    if not refs:
+        return []
+    values = desired.extra_values
+    want = values[values["user_ref"].isin(refs)]
+    have = state.load_extras(refs)
+    merged = want.merge(
+        have[["user_ref", "category_ref", "category_type", "value"]],
+        on=["user_ref", "category_ref"],
+        how="outer",
+        suffixes=("", "_old"),
+    )
+    merged = merged[merged["value"].fillna("\0") != merged["value_old"].fillna("\0")]
+    ops = []
+    for ref, part in merged.sort_values(["user_ref", "category_ref"]).groupby(
+        "user_ref", sort=True
+    ):
+        send = []
+        changes = []
+        for row in part.itertuples(index=False):
+            new = None if _missing(row.value) else str(row.value)
+            old = "" if _missing(row.value_old) else str(row.value_old)
+            kind = row.category_type if not _missing(row.category_type) else row.category_type_old
+            send.append((row.category_ref, str(kind), new))
+            origin = "" if _missing(getattr(row, "_file", None)) else f"{row._file}:{row._line}"
+            changes.append(Change(str(row.category_ref), old, new or "", origin))
+        ops.append(
+            Operation(
+                Kind.SET_VALUES,
+                str(ref),
+                f"set {len(send)} extra value(s) of {ref}",
+                tuple(changes),
+                {"values": send},
+            )
+        )
+    return ops
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _pairs_ops(
+    want: pd.DataFrame, have: pd.DataFrame, add: Kind, remove: Kind, noun: str
+) -> list[Operation]:
+    merged = (
+        want[["group_ref", "user_ref"]]
+        .astype(str)
+        .merge(have[["group_ref", "user_ref"]].astype(str), how="outer", indicator=True)
+    )
+    ops: list[Operation] = []
+    for which, kind, verb in (("left_only", add, "add"), ("right_only", remove, "remove")):
+        part = merged[merged["_merge"] == which]
+        for group_ref, users in part.groupby("group_ref", sort=True)["user_ref"]:
+            refs = sorted(users.astype(str))
+            for start in range(0, len(refs), MEMBERS_PER_CALL):
+                chunk = refs[start : start + MEMBERS_PER_CALL]
+                ops.append(
+                    Operation(
+                        kind,
+                        str(group_ref),
+                        f"{verb} {len(chunk)} {noun}(s) {'to' if verb == 'add' else 'from'} "
+                        f"group {group_ref}",
+                        tuple(
+                            Change(noun, "" if verb == "add" else u, u if verb == "add" else "")
+                            for u in chunk
+                        ),
+                        {"users": chunk},
+                    )
+                )
+    return ops
+
+
+def _membership_ops(desired: Desired, refs: list[str], state: StateView) -> list[Operation]:
+    if not refs:
+        return []
+    members = desired.memberships
+    want = members[members["user_ref"].isin(refs)]
+    have = state.load_memberships(refs)
+    return _pairs_ops(want, have, Kind.ADD_MEMBERS, Kind.REMOVE_MEMBERS, "member")
+
+
+def _manager_ops(desired: Desired, state: StateView) -> list[Operation]:
+    return _pairs_ops(
+        desired.managers, state.managers, Kind.ADD_MANAGERS, Kind.REMOVE_MANAGERS, "manager"
+    )
+
+
+def _leaver_ops(desired: Desired, state: StateView, options: DiffOptions) -> list[Operation]:
+    config = options.leavers
+    if config.action == "ignore" or len(state.users) == 0:
+        return []
+    have = state.users
+    active = have[have["left_action"].isna()]
+    gone = ~active.index.isin(desired.users.index) & ~active.index.isin(desired.pending.index)
+    ended = active.index.isin(desired.ended.index)
+    now = options.now or pd.Timestamp.now(tz="UTC").to_pydatetime()
+    since = pd.to_datetime(active["missing_since"], utc=True)
+    # This run counts as one more run the user is missing.
+    runs_missing = active["missing_runs"].astype(int) + 1
+    # Never seen missing before: this run starts the clock (0 days).
+    days_missing = ((pd.Timestamp(now) - since).dt.total_seconds() / 86400).fillna(0.0)
+    due = (
+        gone
+        & (runs_missing > config.grace_runs).to_numpy()
+        & (days_missing >= config.grace_days).to_numpy()
+    )
+    candidates = active[due | ended]
+    ops = []
+    kind = Kind.ARCHIVE_USER if config.action == "archive" else Kind.DEACTIVATE_USER
+    ended_set = set(desired.ended.index)
+    for ref, row in candidates.sort_index().iterrows():
+        reason = "end date passed" if ref in ended_set else "gone from the sources"
+        ops.append(
+            Operation(
+                kind,
+                str(ref),
+                f"{config.action} leaver {ref} ({reason})",
+                (
+                    Change(
+                        "archived" if kind is Kind.ARCHIVE_USER else "is_active",
+                        "false" if kind is Kind.ARCHIVE_USER else "true",
+                        "true" if kind is Kind.ARCHIVE_USER else "false",
+                    ),
+                ),
+                {
+                    "method": config.archive_method,
+                    "pluvo_id": None if _missing(row["pluvo_id"]) else row["pluvo_id"],
+                    "reason": reason,
+                },
+            )
+        )
+    return ops

@@ -1,0 +1,106 @@
+"""What people read: plans, reports, status and history, for an HR administrator.
+
+Plain text that reads well under cron and in an e-mail, and the same text in a
+terminal; the machine-readable form is the JSON report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sync.engine import Report
+from sync.plan import Operation
+
+SHOWN_RECORDS = 25
+
+
+def _value(text: str) -> str:
+    shown = text.replace("\n", ", ")
+    return f"'{shown}'" if shown else "(empty)"
+
+
+def render_operation(op: Operation) -> list[str]:
+    lines = [f"  {op.description}"]
+    if op.kind.value.endswith(("_members", "_managers")):
+        users = list(op.data.get("users", ()))
+        more = f" … +{len(users) - 8}" if len(users) > 8 else ""
+        lines.append(f"      users: {', '.join(users[:8])}{more}")
+        return lines
+    for change in op.changes:
+        origin = f"   [{change.origin}]" if change.origin else ""
+        lines.append(f"      {change.field}: {_value(change.old)} → {_value(change.new)}{origin}")
+    return lines
+
+
+def render_plan(report: Report, *, verbose: bool = False) -> str:
+    plan = report.plan
+    out: list[str] = []
+    title = "Plan (dry run, nothing sent)" if report.mode == "plan" else "Plan"
+    if plan is None:
+        return f"{title}: not computed"
+    counts = plan.counts()
+    total = sum(counts.values())
+    out.append(
+        f"{title}: {total} operation(s) for {plan.desired_users} desired user(s), "
+        f"{plan.state_users} known"
+    )
+    for kind, count in counts.items():
+        out.append(f"  {kind:<18} {count:>8}")
+    if total:
+        out.append("")
+        out.append("Changes:")
+        shown = plan.operations if verbose else plan.operations[:SHOWN_RECORDS]
+        for op in shown:
+            out.extend(render_operation(op))
+        if len(shown) < total:
+            out.append(f"  … and {total - len(shown)} more (use --verbose or --out plan.json)")
+    out.extend(_rejections(report))
+    if report.guards:
+        out.append("")
+        out.append("STOPPED by safety guard(s), nothing applied:")
+        out.extend(f"  {g}" for g in report.guards)
+    return "\n".join(out)
+
+
+def _rejections(report: Report) -> list[str]:
+    desired = report.desired
+    if desired is None or desired.rejections.empty:
+        return []
+    rows = desired.rejections
+    out = ["", f"Rejected rows: {len(rows)} (they are not synced; fix them in the HR system)"]
+    for rec in rows.head(SHOWN_RECORDS).to_dict(orient="records"):
+        column = f" {rec['column']}" if rec.get("column") else ""
+        out.append(f"  {rec['file']}:{rec['line']}{column}: {rec['reason']}")
+    if len(rows) > SHOWN_RECORDS:
+        out.append(f"  … and {len(rows) - SHOWN_RECORDS} more in the report")
+    return out
+
+
+def render_report(report: Report) -> str:
+    out = [f"Run {report.run_id}: {report.status} (exit {report.exit_code})"]
+    ex = report.execution
+    if ex is not None:
+        applied = ", ".join(f"{k} {v}" for k, v in ex.done.items()) or "nothing"
+        out.append(f"  applied: {applied}")
+        if ex.failed:
+            out.append(f"  failed: {len(ex.failed)} operation(s) (retried by the next run)")
+            for failure in ex.failed[:SHOWN_RECORDS]:
+                out.append(f"    {failure.kind} {failure.ref}: {failure.error}")
+        if ex.skipped:
+            out.append(f"  not attempted: {ex.skipped} operation(s)")
+        out.append(f"  requests: {ex.requests} in {ex.seconds:.1f} s")
+    if report.message:
+        out.append(f"  {report.message}")
+    if report.report_file:
+        out.append(f"  report: {report.report_file}")
+    return "\n".join(out)
+
+
+def table(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
+    rows = list(rows)
+    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    for row in rows:
+        lines.append("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,79 @@
+"""Reading the state store into the frames the diff engine compares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+from typing import Any, Unpack
+
+from sqlalchemy import Engine, select
+from sqlalchemy.sql import Select
+
+from sync.diff import StateView
+from sync.model import USER_FIELDS
+from sync.state.models import ExtraValueRow, GroupRow, ManagerRow, MembershipRow, UserRow
+
+CHUNK = 900  # stays under every backend's bound-parameter limit
+
+
+def _chunks(refs: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(refs), CHUNK):
+        yield refs[start : start + CHUNK]
+
+
+def _frame(engine: Engine, query: Select[Unpack[tuple[Any, ...]]]) -> pd.DataFrame:
+    with engine.connect() as conn:
+        result = conn.execute(query)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _by_refs(
+    engine: Engine, column: Any, base: Select[Unpack[tuple[Any, ...]]], refs: list[str]
+) -> pd.DataFrame:
+    frames = [_frame(engine, base.where(column.in_(chunk))) for chunk in _chunks(refs)]
+    if not frames:
+        return _frame(engine, base.where(column.in_([])))
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_state(engine: Engine) -> StateView:
+    users = _frame(
+        engine,
+        select(
+            UserRow.ref,
+            UserRow.pluvo_id,
+            UserRow.fields_hash,
+            UserRow.extras_hash,
+            UserRow.groups_hash,
+            UserRow.owned,
+            UserRow.archived,
+            UserRow.left_action,
+            UserRow.missing_since,
+            UserRow.missing_runs,
+        ),
+    ).set_index("ref")
+    users["archived"] = users["archived"].astype(bool)
+    for column in ("fields_hash", "extras_hash", "groups_hash", "missing_runs"):
+        users[column] = users[column].astype("int64")
+    groups = _frame(engine, select(GroupRow.ref, GroupRow.name, GroupRow.pluvo_id)).set_index("ref")
+    managers = _frame(engine, select(ManagerRow.group_ref, ManagerRow.user_ref))
+
+    def load_fields(refs: list[str]) -> pd.DataFrame:
+        base = select(UserRow.ref, *(getattr(UserRow, f) for f in USER_FIELDS))
+        return _by_refs(engine, UserRow.ref, base, refs).set_index("ref")
+
+    def load_extras(refs: list[str]) -> pd.DataFrame:
+        base = select(
+            ExtraValueRow.user_ref,
+            ExtraValueRow.category_ref,
+            ExtraValueRow.category_type,
+            ExtraValueRow.value,
+        )
+        return _by_refs(engine, ExtraValueRow.user_ref, base, refs)
+
+    def load_memberships(refs: list[str]) -> pd.DataFrame:
+        base = select(MembershipRow.group_ref, MembershipRow.user_ref)
+        return _by_refs(engine, MembershipRow.user_ref, base, refs)
+
+    return StateView(users, groups, managers, load_fields, load_extras, load_memberships)
