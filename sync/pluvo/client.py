@@ -29,7 +29,6 @@ import asyncio
 import inspect
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -130,11 +129,8 @@ class PluvoClient:
         *,
         membership_result_fields: MembershipFields | None = None,
         increase_after: int = 10,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`clock` times token renewal; tests inject a lagging one to meet a 401."""
         self.config = config
-        self._clock = clock
         self.membership_result_fields: MembershipFields = (
             membership_result_fields or config.membership_result_fields
         )
@@ -153,7 +149,7 @@ class PluvoClient:
             timeout=aiohttp.ClientTimeout(total=self.config.timeout),
             headers={"User-Agent": "pluvo-sync"},
         )
-        self._auth = TokenProvider(self.config, self._session, clock=self._clock)
+        self._auth = TokenProvider(self.config, self._session)
         return self
 
     async def __aexit__(
