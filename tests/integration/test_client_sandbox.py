@@ -269,3 +269,31 @@ def _failing_actions(sandbox: SandboxServer, client: PluvoClient) -> list[Callab
         await client.execute("query { nope }")
 
     return [record, outage, invalid]
+
+
+async def test_batches_applied_then_dropped_are_safely_resent(sandbox: SandboxServer) -> None:
+    """The ambiguous failure: Pluvo applied the batch, the answer was lost, the upsert is resent."""
+    sandbox.control.set_faults(drop_after_apply_rate=0.4, seed=1)
+    async with PluvoClient(make_config(sandbox, batch_size=3, max_retries=8)) as client:
+        results = await client.run_calls(people(30))
+        assert client.counters.retries > 0
+    assert sandbox.control.counters()["faults"]["drop_after_apply"] > 0
+    assert all(r.ok for r in results)
+    assert any(not r.data["created"] for r in results)  # a resent upsert found its user
+    sandbox.control.set_faults(drop_after_apply_rate=0)
+    async with PluvoClient(make_config(sandbox)) as client:
+        refs = [u["ref"] async for u in client.iter_users()]
+    assert sorted(refs) == [f"E{i:04d}" for i in range(30)]
+
+
+async def test_execute_with_variables_and_client_side_pacing(sandbox: SandboxServer) -> None:
+    async with PluvoClient(make_config(sandbox, requests_per_second=20)) as client:
+        await client.run_calls(people(2))
+        start = time.monotonic()
+        for _ in range(4):
+            data = await client.execute(
+                "query One($ref: String) { user(ref: $ref) { ref name } }", {"ref": "E0001"}
+            )
+        elapsed = time.monotonic() - start
+    assert data == {"user": {"ref": "E0001", "name": "Person 1"}}
+    assert elapsed >= 0.14  # four requests at 20/s: at least three intervals
