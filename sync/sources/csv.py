@@ -191,11 +191,12 @@ class CsvParser:
         lines: list[int] = []
         header_seen = False
         previous = 0
+        physical = text.split("\n")
         try:
             for record in reader:
                 start = previous + 1
                 previous = reader.line_num
-                if not record or (len(record) == 1 and not record[0].strip(" \t")):
+                if not record or _blank_line(physical, start, previous):
                     continue
                 if not header_seen:
                     header_seen = True
@@ -225,6 +226,11 @@ class CsvParser:
         return with_meta(frame, display, np.asarray(lines, dtype=np.int64))
 
 
+def _blank_line(physical: list[str], start: int, end: int) -> bool:
+    """What pandas skips: a single physical line of only spaces and tabs."""
+    return start == end and not physical[start - 1].strip(" \t")
+
+
 def _normalize(text: str) -> str:
     """One line end: "\r\n" and a lone "\r" (old Mac exports) count as one physical line."""
     if "\r" in text:
@@ -246,9 +252,12 @@ def _ends_inside_quotes(text: str, delimiter: str) -> bool:
 def _first_record(text: str, delimiter: str) -> tuple[list[str] | None, int]:
     """The first non-blank record and the physical line where it ends."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    physical = text.split("\n")
+    previous = 0
     try:
         for record in reader:
-            if record and not (len(record) == 1 and not record[0].strip(" \t")):
+            start, previous = previous + 1, reader.line_num
+            if record and not _blank_line(physical, start, previous):
                 return record, reader.line_num
     except csv.Error:
         return None, 0
@@ -290,17 +299,32 @@ def sniff_delimiter(text: str) -> str:
 def _fast_parse(
     buffer: bytes, names: list[str], delimiter: str, header_end: int
 ) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """pandas + numpy line numbers, or None when the exact path must decide."""
+    """pandas + numpy line numbers, or None when the exact path must decide.
+
+    A line starts a record when the newline before it lies outside quotes, i.e. after
+    an even number of quote characters. That parity rule is the csv state machine
+    exactly as long as every quote opening a quoted section stands at a field start
+    (or right after a closing quote: an escaped ""); a stray quote inside an unquoted
+    field (`ab"c`) breaks it, so such files go the exact way.
+    """
     raw = np.frombuffer(buffer, dtype=np.uint8)
     newlines = np.flatnonzero(raw == 10)
     quotes = np.flatnonzero(raw == ord(QUOTE))
+    outside = np.ones(len(newlines) + 1, dtype=bool)  # line i starts outside quotes
     if len(quotes):
-        before = np.searchsorted(quotes, newlines)
-        if (before & 1).any() or len(quotes) % 2:
-            return None  # a quoted field may span lines
+        if len(quotes) % 2:
+            return None  # a quoted field is never closed: the exact path reports it
+        openers = quotes[0::2]
+        previous = raw[np.maximum(openers - 1, 0)]
+        at_field_start = (openers == 0) | (previous == ord(delimiter)) | (previous == 10)
+        escaped = np.zeros(len(openers), dtype=bool)
+        escaped[1:] = quotes[1:-1:2] == openers[1:] - 1
+        if not (at_field_start | escaped).all():
+            return None
+        outside[1:] = (np.searchsorted(quotes, newlines) & 1) == 0
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [len(raw)]))
-    nonblank = ends > starts
+    nonblank = (ends > starts) & outside
     # pandas skips lines holding only spaces/tabs; only lines starting so can be such.
     if delimiter not in " \t":
         first = raw[np.minimum(starts, len(raw) - 1)]

@@ -211,11 +211,17 @@ def test_binary_file_refused() -> None:
         parse(b"a,b\n1,\x00\x00\n")
 
 
-def test_fast_path_taken_for_simple_files_only() -> None:
+def test_fast_path_handles_quoted_newlines_but_not_stray_quotes() -> None:
     simple = b'ref,name\n1,"Ann, A"\n2,Bob\n'
     assert _fast_parse(simple, ["ref", "name"], ",", 1) is not None
-    multiline = b'ref,name\n1,"Ann\nA"\n'
-    assert _fast_parse(multiline, ["ref", "name"], ",", 1) is None
+    multiline = b'ref,name\n1,"Ann\n\n""A"""\n\n2,x\n'
+    fast = _fast_parse(multiline, ["ref", "name"], ",", 1)
+    assert fast is not None
+    assert fast[0].to_numpy().tolist() == [["1", 'Ann\n\n"A"'], ["2", "x"]]
+    assert fast[1].tolist() == [2, 6]
+    stray = b'ref,name\n1,ab"c\n2,"d\ne"\n'
+    assert _fast_parse(stray, ["ref", "name"], ",", 1) is None
+    assert rows(stray) == [["1", 'ab"c', 2], ["2", "d\ne", 3]]
 
 
 _cell = st.text(
@@ -338,3 +344,27 @@ def test_local_archive_only_after_applied_run(tmp_path: Path) -> None:
     assert stamped.startswith("hr.")
     assert stamped.endswith(".csv")
     assert (tmp_path / "done" / "hr.csv").read_text(encoding="utf-8") == "older"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('ab,"\n\r ')), max_size=40))
+def test_property_fast_and_exact_paths_agree(body: str) -> None:
+    """On arbitrary text (stray quotes, ragged rows), the fast path equals the exact one."""
+    parser = CsvParser(source="hr", delimiter=",")
+    text = "ref,name,note\n" + body
+    try:
+        got = parser.parse_bytes(text.encode(), "x.csv").frame
+    except SourceError as exc:
+        got_error: str | None = str(exc)
+    else:
+        got_error = None
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    exact_error: str | None = None
+    try:
+        exact = parser._exact_parse(normalized, ["ref", "name", "note"], ",", "x.csv")
+        exact = exact[(exact[["ref", "name", "note"]] != "").any(axis=1)].reset_index(drop=True)
+    except SourceError as exc:
+        exact_error = str(exc)
+    assert (got_error is None) == (exact_error is None), (got_error, exact_error)
+    if got_error is None:
+        assert got.to_dict("records") == exact.to_dict("records")
