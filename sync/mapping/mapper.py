@@ -10,7 +10,8 @@ are left to `merge`.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,10 +38,17 @@ from sync.mapping.transforms import (
     apply_transforms,
     as_text,
     collapse_spaces,
+    fill_empty,
+    frame_of,
     parse_booleans,
     parse_dates,
-    per_unique,
+    per_unique_checked,
+    per_unique_raw,
     render_template,
+    strip_all,
+    text,
+    text_array,
+    text_op,
     validate_emails,
 )
 from sync.model import PROVENANCE, REJECTION_COLUMNS, USER_FIELDS, empty_frame
@@ -113,7 +121,11 @@ class _Rows:
 
     def column(self, name: str) -> pd.Series[str]:
         if name not in self._cache:
-            self._cache[name] = as_text(as_text(self.frame[name]).str.strip())
+            raw = text(self.frame[name].to_numpy(dtype=object))
+            try:
+                self._cache[name] = strip_all(raw)
+            except (AttributeError, TypeError):  # not the adapter's contract: be lenient
+                self._cache[name] = strip_all(as_text(self.frame[name]))
         return self._cache[name]
 
     def constant(self, value: str) -> pd.Series[str]:
@@ -128,29 +140,36 @@ def _evaluate(rows: _Rows, spec: ValueSpec) -> tuple[pd.Series[str], str, list[P
         assert template is not None
         values, empty = render_template(template, rows.column, rows.length)
         label = spec.template
-        values = as_text(values.str.strip())
+        values = strip_all(values)
         if empty.any():
-            values = values.copy()
-            values[empty] = collapse_spaces(values[empty])
+            # An empty placeholder leaves double or edge spaces ("Jan  Jansen").
+            array = values.to_numpy(dtype=object).copy()
+            array[empty] = collapse_spaces(text(array[empty])).to_numpy(dtype=object)
+            values = text(array)
     else:
         values, label = rows.constant(spec.value or ""), "(constant)"
     values, problems = apply_transforms(values, spec.transforms, label)
     if spec.default is not None:
-        values = as_text(values.where(values != "", spec.default))
+        values = fill_empty(values, spec.default)
     return values, label, problems
 
 
 def condition_mask(rows: _Rows, cond: Condition) -> npt.NDArray[np.bool_]:
     values = rows.column(cond.column)
+    test: Callable[[str], bool]
     if cond.values is not None:
         if cond.ignore_case:
-            wanted = {v.strip().casefold() for v in cond.values}
-            return np.asarray(values.str.casefold().isin(wanted), dtype=bool)
-        return np.asarray(values.isin({v.strip() for v in cond.values}), dtype=bool)
-    assert cond.regex is not None
-    flags = 2 if cond.ignore_case else 0  # re.IGNORECASE
-    matched = values.str.fullmatch(cond.regex, flags=flags)
-    return np.asarray(matched.fillna(False), dtype=bool)
+            folded = {v.strip().casefold() for v in cond.values}
+            test = lambda v: v.casefold() in folded  # noqa: E731
+        else:
+            exact = {v.strip() for v in cond.values}
+            test = exact.__contains__
+    else:
+        assert cond.regex is not None
+        pattern = re.compile(cond.regex, re.IGNORECASE if cond.ignore_case else 0)
+        test = lambda v: pattern.fullmatch(v) is not None  # noqa: E731
+    results, codes = per_unique_raw(values, lambda uniques: [test(v) for v in uniques])
+    return np.asarray(results.astype(bool)[codes], dtype=bool)
 
 
 def _enum_list(
@@ -166,11 +185,9 @@ def _enum_list(
             return None
         return ",".join(names)
 
-    parsed = per_unique(values, lambda uniques: [one(v) for v in uniques])
-    bad = parsed.isna().to_numpy()
-    reasons = f"unknown {what} '" + values + f"' (expected {', '.join(allowed)})"
-    problem = Problem.where(bad, label, reasons.to_numpy(dtype=object))
-    return as_text(parsed.where(~bad, "")), problem
+    parsed, bad = per_unique_checked(values, one)
+    reason = f"unknown {what} '{{value}}' (expected {', '.join(allowed)})"
+    return parsed, Problem.where(bad, label, reason, values)
 
 
 def _options(
@@ -194,15 +211,11 @@ def _options(
             chosen.add(option)
         return "\n".join(sorted(chosen))
 
-    parsed = per_unique(values, lambda uniques: [one(v) for v in uniques])
-    bad = parsed.isna().to_numpy()
-    reasons = (
-        "unknown choice '"
-        + values
-        + f"' for {spec.category} (options: {', '.join(spec.options or [])})"
+    parsed, bad = per_unique_checked(values, one)
+    reason = (
+        f"unknown choice '{{value}}' for {spec.category} (options: {', '.join(spec.options or [])})"
     )
-    problem = Problem.where(bad, label, reasons.to_numpy(dtype=object))
-    return as_text(parsed.where(~bad, "")), problem
+    return parsed, Problem.where(bad, label, reason, values)
 
 
 def _extra(
@@ -251,7 +264,7 @@ def _duplicates(
     label: str,
 ) -> Problem | None:
     """Every copy of a key used more than once (by different refs when `refs` is given)."""
-    candidates = pd.DataFrame({"key": keys.to_numpy(dtype=object)})[eligible]
+    candidates = frame_of({"key": keys.to_numpy(dtype=object)})[eligible]
     if refs is not None:
         candidates["ref"] = refs.to_numpy(dtype=object)[eligible]
         counts = candidates.groupby("key", sort=False)["ref"].transform("nunique")
@@ -266,14 +279,15 @@ def _duplicates(
         positions = group.index.to_numpy()
         for pos in positions:
             others = positions[positions != pos]
-            text = _lines_text(files[others], lines[others], str(files[pos]))
+            where = _lines_text(files[others], lines[others], str(files[pos]))
             extra = ""
             if refs is not None:
                 other_refs = sorted({str(r) for r in group.loc[others, "ref"]})
                 extra = f" by ref(s) {', '.join(other_refs)}"
-            reasons[pos] = f"duplicate {what} '{key}' (also used{extra} on line(s) {text})"
+            reasons[pos] = f"duplicate {what} '{key}' (also used{extra} on line(s) {where})"
             mask[pos] = True
-    return Problem.where(mask, label, reasons)
+    positions = np.flatnonzero(mask)
+    return Problem(positions, label, reasons[positions])
 
 
 def map_source(
@@ -318,7 +332,7 @@ def map_source(
 
     email, email_label, found = _evaluate(rows, users.email)
     problems += found
-    email = as_text(email.str.lower())
+    email = text_op(email, "lower")
     email_empty = (email == "").to_numpy()
     problems.append(Problem.where(email_empty, email_label, "missing email"))
     bad_email = validate_emails(email, email_label)
@@ -349,7 +363,7 @@ def map_source(
         words = users.active.booleans or spec.booleans
         active, problem = parse_booleans(active, words.truthy, words.falsy, label)
         problems.append(problem)
-        active = as_text(active.where(active != "", "true"))
+        active = fill_empty(active, "true")
 
     start, found = _date(rows, spec.dates.start_date)
     problems += found
@@ -391,7 +405,7 @@ def map_source(
     result.stats.rejected = int(rejected.sum())
 
     provenance: dict[str, object] = {"_source": source, "_file": files, "_line": lines}
-    result.rows = pd.DataFrame(
+    result.rows = frame_of(
         {
             "ref": ref.to_numpy(dtype=object),
             "email": email.to_numpy(dtype=object),
@@ -425,7 +439,7 @@ def _rejection_frame(
     if not problems:
         return empty_frame(REJECTION_COLUMNS)
     positions = np.concatenate([p.positions for p in problems])
-    frame = pd.DataFrame(
+    frame = frame_of(
         {
             "source": np.full(positions.size, source, dtype=object),
             "file": files[positions],
@@ -446,26 +460,35 @@ def _extra_frame(
     live: npt.NDArray[np.bool_],
     provenance: dict[str, object],
 ) -> pd.DataFrame:
-    parts = []
-    refs = ref.to_numpy(dtype=object)
-    for spec, values in extras:
-        raw = values.to_numpy(dtype=object)
-        keep = live & (raw != "")
-        count = int(keep.sum())
-        if not count:
-            continue
-        part = {
-            "user_ref": refs[keep],
-            "category_ref": np.full(count, spec.category, dtype=object),
-            "category_type": np.full(count, spec.type, dtype=object),
-            "value": raw[keep],
-        }
-        for key, value in provenance.items():
-            part[key] = value[keep] if isinstance(value, np.ndarray) else np.full(count, value)
-        parts.append(pd.DataFrame(part))
-    if not parts:
+    """The long (user, category, value) frame, built with one take per column.
+
+    With a million users and six categories this frame has millions of rows, so it
+    is assembled from integer positions rather than by concatenating per-category
+    frames (each copy of an object column touches every string's refcount).
+    """
+    positions: list[npt.NDArray[np.intp]] = []
+    values: list[npt.NDArray[np.object_]] = []
+    specs: list[ExtraSpec] = []
+    for spec, series in extras:
+        raw = series.to_numpy(dtype=object)
+        keep = np.flatnonzero(live & (raw != ""))
+        if keep.size:
+            positions.append(keep)
+            values.append(raw[keep])
+            specs.append(spec)
+    if not positions:
         return empty_frame(EXTRA_COLUMNS)
-    return pd.concat(parts, ignore_index=True)
+    rows = np.concatenate(positions)
+    which = np.repeat(np.arange(len(specs)), [p.size for p in positions])
+    columns: dict[str, object] = {
+        "user_ref": ref.to_numpy(dtype=object)[rows],
+        "category_ref": text_array([s.category for s in specs])[which],
+        "category_type": text_array([s.type for s in specs])[which],
+        "value": np.concatenate(values),
+    }
+    for key, value in provenance.items():
+        columns[key] = value[rows] if isinstance(value, np.ndarray) else value
+    return frame_of(columns)
 
 
 def _groups(
@@ -487,25 +510,23 @@ def _groups(
         group_name, name_empty = render_template(
             parse_template(rule.name), rows.column, rows.length
         )
-        ref_values = as_text(group_ref.str.strip()).to_numpy(dtype=object)
+        ref_values = strip_all(group_ref).to_numpy(dtype=object)
         has = live & ~ref_empty & ~name_empty & (ref_values != "")
         rule_refs[rule.id] = (ref_values, has)
         groups.append(
-            pd.DataFrame(
+            frame_of(
                 {
                     "ref": ref_values[has],
-                    "name": as_text(group_name.str.strip()).to_numpy(dtype=object)[has],
+                    "name": strip_all(group_name).to_numpy(dtype=object)[has],
                     "_source": rule.id,
                 }
             ).drop_duplicates("ref")
         )
-        members.append(pd.DataFrame({"group_ref": ref_values[has], "user_ref": refs[has]}))
+        members.append(frame_of({"group_ref": ref_values[has], "user_ref": refs[has]}))
     live_refs = refs[live]
     for static in spec.groups.static:
-        groups.append(
-            pd.DataFrame({"ref": [static.ref], "name": [static.name], "_source": "static"})
-        )
-        members.append(pd.DataFrame({"group_ref": static.ref, "user_ref": live_refs}))
+        groups.append(frame_of({"ref": [static.ref], "name": [static.name], "_source": "static"}))
+        members.append(frame_of({"group_ref": static.ref, "user_ref": live_refs}))
     for manager in spec.managers:
         group_values, has = rule_refs[manager.group]
         if manager.column is not None:
@@ -521,7 +542,7 @@ def _groups(
             values = refs
             take = has & condition_mask(rows, manager.when)
         links.append(
-            pd.DataFrame(
+            frame_of(
                 {
                     "group_ref": group_values[take],
                     "user_ref": values[take],
@@ -535,6 +556,14 @@ def _groups(
     if groups:
         result.groups = pd.concat(groups, ignore_index=True).drop_duplicates("ref")
     if members:
-        result.memberships = pd.concat(members, ignore_index=True).drop_duplicates()
+        memberships = pd.concat(members, ignore_index=True)
+        # Each rule gives a user one group, so pairs repeat only when two rules (or a
+        # rule and a static group) produce the same group ref; skip the costly check
+        # otherwise.
+        rule_groups = [set(g["ref"]) for g in groups]
+        total = sum(len(g) for g in rule_groups)
+        if len(set().union(*rule_groups)) < total:
+            memberships = memberships.drop_duplicates(ignore_index=True)
+        result.memberships = memberships
     if links:
         result.manager_links = pd.concat(links, ignore_index=True)

@@ -23,6 +23,7 @@ from sync.mapping.mapper import (
     STATUS_USER,
     SourceMapping,
 )
+from sync.mapping.transforms import frame_of
 from sync.model import (
     CONFLICT_COLUMNS,
     PROVENANCE,
@@ -43,8 +44,11 @@ def is_warning(rejections: pd.DataFrame) -> pd.Series[bool]:
     return rejections["reason"].astype(str).str.startswith(WARNING_PREFIX)
 
 
-def _winner_mask(frame: pd.DataFrame, owner: pd.Series[str], source: str, key: str) -> np.ndarray:
-    return np.asarray(frame[key].map(owner).to_numpy(dtype=object) == source, dtype=bool)
+def _owned(frame: pd.DataFrame, lost: set[str], key: str) -> pd.DataFrame:
+    """The rows of `frame` whose user this source still owns (usually all of them)."""
+    if not lost or frame.empty:
+        return frame
+    return frame[~frame[key].isin(lost).to_numpy()]
 
 
 def _conflicts(all_rows: pd.DataFrame, winners: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +62,7 @@ def _conflicts(all_rows: pd.DataFrame, winners: pd.DataFrame) -> pd.DataFrame:
         if differ.empty:
             continue
         parts.append(
-            pd.DataFrame(
+            frame_of(
                 {
                     "ref": differ["ref"].to_numpy(dtype=object),
                     "field": name,
@@ -86,7 +90,7 @@ def _cross_source_emails(winners: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
         others = clash[(clash["email"] == row["email"]) & (clash["ref"] != row["ref"])]
         where = ", ".join(f"{s}:{r}" for s, r in zip(others["_source"], others["ref"], strict=True))
         reasons.append(f"duplicate email '{row['email']}' (also used by {where})")
-    rejections = pd.DataFrame(
+    rejections = frame_of(
         {
             "source": clash["_source"].to_numpy(dtype=object),
             "file": clash["_file"].to_numpy(dtype=object),
@@ -99,38 +103,52 @@ def _cross_source_emails(winners: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
     return winners.drop(index=clash.index), rejections
 
 
+def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate, skipping the copy in the common one-source case."""
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True)
+
+
 def merge(results: Sequence[SourceMapping]) -> Desired:
     """Combine mapped sources, given in the config's `sources` order (earlier wins)."""
     desired = Desired()
     if not results:
         return desired
-    all_rows = pd.concat([r.rows for r in results], ignore_index=True)
-    winners = all_rows.drop_duplicates("ref", keep="first")
-    desired.conflicts = _conflicts(all_rows, winners)
-    winners, email_rejections = _cross_source_emails(winners)
+    if len(results) == 1:
+        # One source already rejected its duplicate refs and emails: nothing to resolve.
+        winners = results[0].rows
+        email_rejections = empty_frame(REJECTION_COLUMNS)
+    else:
+        all_rows = pd.concat([r.rows for r in results], ignore_index=True)
+        winners = all_rows.drop_duplicates("ref", keep="first")
+        desired.conflicts = _conflicts(all_rows, winners)
+        winners, email_rejections = _cross_source_emails(winners)
 
-    def frame_of(status: str, columns: Sequence[str]) -> pd.DataFrame:
+    def by_status(status: str, columns: Sequence[str]) -> pd.DataFrame:
         part = winners[winners["status"] == status]
         return part.set_index("ref")[list(columns)]
 
-    desired.users = frame_of(STATUS_USER, [*USER_FIELDS, *PROVENANCE])
-    desired.pending = frame_of(STATUS_PENDING, ["start_date"])
-    desired.ended = frame_of(STATUS_ENDED, ["end_date"])
-    owner = desired.users["_source"]
+    desired.users = by_status(STATUS_USER, [*USER_FIELDS, *PROVENANCE])
+    desired.pending = by_status(STATUS_PENDING, ["start_date"])
+    desired.ended = by_status(STATUS_ENDED, ["end_date"])
     user_refs = desired.users.index
+    owner = desired.users["_source"]
+    # Per source, the refs whose rows it produced but does not own in the end (another
+    # source won, or the user was rejected at merge time).
+    lost: dict[str, set[str]] = {results[0].source: set()}
+    if len(results) > 1:
+        for result in results:
+            refs = result.rows["ref"]
+            kept = refs.map(owner).to_numpy(dtype=object) == result.source
+            lost[result.source] = set(refs[~kept])
 
-    extras = [
-        r.extra_values[_winner_mask(r.extra_values, owner, r.source, "user_ref")] for r in results
-    ]
-    desired.extra_values = pd.concat(extras, ignore_index=True)
-
-    memberships = [
-        r.memberships[_winner_mask(r.memberships, owner, r.source, "user_ref")] for r in results
-    ]
-    desired.memberships = pd.concat(memberships, ignore_index=True).drop_duplicates(
-        ignore_index=True
+    desired.extra_values = _stack(
+        [_owned(r.extra_values, lost[r.source], "user_ref") for r in results]
     )
-
+    desired.memberships = _stack(
+        [_owned(r.memberships, lost[r.source], "user_ref") for r in results]
+    )
     groups = pd.concat([r.groups for r in results], ignore_index=True).drop_duplicates("ref")
     used = groups["ref"].isin(set(desired.memberships["group_ref"])) | (
         groups["_source"] == "static"
@@ -141,13 +159,13 @@ def merge(results: Sequence[SourceMapping]) -> Desired:
     managers = []
     for result in results:
         links = result.manager_links
-        links = links[_winner_mask(links, owner, result.source, "member_ref")]
+        links = _owned(links, lost[result.source], "member_ref")
         valid = links["user_ref"].isin(user_refs).to_numpy()
         managers.append(links[valid][["group_ref", "user_ref"]])
         dropped = links[~valid]
         if not dropped.empty:
             warnings.append(
-                pd.DataFrame(
+                frame_of(
                     {
                         "source": result.source,
                         "file": dropped["_file"].to_numpy(dtype=object),

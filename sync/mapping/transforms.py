@@ -37,39 +37,142 @@ class Problem:
     positions: npt.NDArray[np.intp]
     column: str
     reasons: npt.NDArray[np.object_]
-    warning: bool = False
 
     @classmethod
     def where(
         cls,
         mask: npt.NDArray[np.bool_],
         column: str,
-        reasons: str | pd.Series[str] | npt.NDArray[np.object_],
-        *,
-        warning: bool = False,
+        reason: str,
+        values: pd.Series[str] | npt.NDArray[np.object_] | None = None,
     ) -> Problem | None:
+        """`reason` may hold `{value}`: only the failing rows' messages are ever built."""
         positions = np.flatnonzero(mask)
         if positions.size == 0:
             return None
-        if isinstance(reasons, str):
-            values = np.full(positions.size, reasons, dtype=object)
+        if values is None:
+            texts = np.full(positions.size, reason, dtype=object)
         else:
-            values = np.asarray(reasons, dtype=object)[positions]
-        return cls(positions, column, values, warning)
+            raw = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
+            texts = text_array([reason.replace("{value}", str(raw[p])) for p in positions])
+        return cls(positions, column, texts)
+
+
+def text_array(values: Sequence[object]) -> npt.NDArray[np.object_]:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def text(values: Sequence[object] | npt.NDArray[np.object_]) -> pd.Series[str]:
+    """An object Series from clean strings, without pandas' NA scans (they dominate at 1M)."""
+    array = values if isinstance(values, np.ndarray) else text_array(values)
+    return pd.Series(array, dtype=object, copy=False)
+
+
+def frame_of(columns: dict[str, object]) -> pd.DataFrame:
+    """A DataFrame keeping object columns object.
+
+    pandas 3 would turn them into its `str` dtype, whose element-wise paths (isin,
+    concat, iteration) are several times slower on a million rows; every frame of the
+    model is object-typed, so the mapping's output stays so too.
+    """
+    lengths = [len(v) for v in columns.values() if isinstance(v, (np.ndarray, list, pd.Series))]
+    length = lengths[0] if lengths else 1
+    data: dict[str, pd.Series] = {}
+    for key, value in columns.items():
+        if isinstance(value, pd.Series):
+            data[key] = value.reset_index(drop=True)
+        elif isinstance(value, np.ndarray):
+            data[key] = pd.Series(value, dtype=value.dtype, copy=False)
+        elif isinstance(value, list):
+            data[key] = pd.Series(text_array(value), dtype=object, copy=False)
+        else:
+            data[key] = pd.Series(np.full(length, value, dtype=object), dtype=object, copy=False)
+    # copy=False keeps one block per column: consolidating a few million object
+    # pointers into one 2-D block costs a second or more and doubles the peak memory.
+    return pd.DataFrame(data, copy=False)
 
 
 def as_text(series: pd.Series) -> pd.Series[str]:
-    """Plain object-dtype strings with "" for missing: the one form the mapping works on."""
+    """Plain object-dtype strings with "" for missing: how a foreign column enters the mapping."""
     values = series.to_numpy(dtype=object, na_value="")
-    return pd.Series(values, index=series.index, dtype=object)
+    bad = [i for i, v in enumerate(values) if not isinstance(v, str)]
+    if bad:
+        values = values.copy()
+        for i in bad:
+            values[i] = "" if values[i] is None else str(values[i])
+    return pd.Series(values, dtype=object, copy=False)
+
+
+def each(series: pd.Series[str], func: Callable[[str], str]) -> pd.Series[str]:
+    """`func` on every row: for cheap string methods a list comprehension beats `.str`."""
+    return text([func(v) for v in series.to_numpy(dtype=object)])
+
+
+_SEP = "\x00"
+# A literal first character lets the regex engine skip ahead with a fast search; the
+# "space before a separator" case is the same pattern run on the reversed string.
+_SPACE_AFTER_SEP = re.compile(r"\x00\s")
+
+
+def _joined(array: npt.NDArray[np.object_]) -> str | None:
+    """All values in one string when that is lossless (every value a str without NUL)."""
+    try:
+        joined = _SEP.join(array)
+    except TypeError:
+        return None
+    return joined if joined.count(_SEP) == len(array) - 1 else None
+
+
+def strip_all(series: pd.Series[str]) -> pd.Series[str]:
+    """Strip every value; one C-level scan first, since most exports need no stripping."""
+    array = series.to_numpy(dtype=object)
+    if len(array) == 0:
+        return series
+    joined = _joined(array)
+    if joined is not None and not (
+        joined[:1].isspace()
+        or joined[-1:].isspace()
+        or _SPACE_AFTER_SEP.search(joined)
+        or _SPACE_AFTER_SEP.search(joined[::-1])
+    ):
+        return series if series.dtype == object else text(array)
+    return text([v.strip() for v in array])
+
+
+def _case(series: pd.Series[str], upper: bool) -> pd.Series[str]:
+    """Lower/upper the whole column as one string: one C call instead of a million."""
+    array = series.to_numpy(dtype=object)
+    joined = _joined(array) if len(array) else None
+    if joined is None:
+        return each(series, str.upper if upper else str.lower)
+    converted = joined.upper() if upper else joined.lower()
+    return text(converted.split(_SEP))
+
+
+def per_unique_raw(
+    series: pd.Series[str], func: Callable[[list[str]], Sequence[object]]
+) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.intp]]:
+    codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=False)
+    return text_array(func(list(uniques))), codes
 
 
 def per_unique(series: pd.Series[str], func: Callable[[list[str]], Sequence[object]]) -> pd.Series:
     """Apply `func` to the distinct values only and spread the results back to every row."""
-    codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=False)
-    results = np.empty(len(uniques), dtype=object)
-    results[:] = list(func(list(uniques)))
-    return pd.Series(results[codes], index=series.index, dtype=object)
+    results, codes = per_unique_raw(series, func)
+    return pd.Series(results[codes], dtype=object, copy=False)
+
+
+def per_unique_checked(
+    series: pd.Series[str], func: Callable[[str], str | None]
+) -> tuple[pd.Series[str], npt.NDArray[np.bool_]]:
+    """Converted values ("" where `func` gave None) and the rows where it gave None."""
+    results, codes = per_unique_raw(series, lambda values: [func(v) for v in values])
+    bad_unique = np.fromiter((r is None for r in results), dtype=bool, count=len(results))
+    if bad_unique.any():
+        results[bad_unique] = ""
+    return text(results[codes]), bad_unique[codes]
 
 
 def slugify(value: str) -> str:
@@ -81,16 +184,16 @@ def slugify(value: str) -> str:
 
 
 def collapse_spaces(series: pd.Series[str]) -> pd.Series[str]:
-    return as_text(series.str.replace(r"\s+", " ", regex=True).str.strip())
+    return per_unique(series, lambda values: [" ".join(v.split()) for v in values])
 
 
 def text_op(series: pd.Series[str], name: str) -> pd.Series[str]:
     if name == "strip":
-        return as_text(series.str.strip())
+        return strip_all(series)
     if name == "lower":
-        return as_text(series.str.lower())
+        return _case(series, upper=False)
     if name == "upper":
-        return as_text(series.str.upper())
+        return _case(series, upper=True)
     if name == "title":
         return per_unique(series, lambda values: [v.title() for v in values])
     if name == "slug":
@@ -100,28 +203,38 @@ def text_op(series: pd.Series[str], name: str) -> pd.Series[str]:
     raise ValueError(f"unknown text operation {name}")
 
 
-def _is_empty(series: pd.Series[str]) -> npt.NDArray[np.bool_]:
+def is_empty(series: pd.Series[str]) -> npt.NDArray[np.bool_]:
     return np.asarray(series.to_numpy(dtype=object) == "", dtype=bool)
+
+
+def fill_empty(series: pd.Series[str], value: str) -> pd.Series[str]:
+    array = series.to_numpy(dtype=object)
+    empty = array == ""
+    if not empty.any():
+        return series
+    array = array.copy()
+    array[empty] = value
+    return text(array)
 
 
 def apply_map(
     series: pd.Series[str], spec: MapTransform, column: str
 ) -> tuple[pd.Series[str], Problem | None]:
     table = {(k.casefold() if spec.ignore_case else k): v for k, v in spec.map.items()}
-    keys = series.str.casefold() if spec.ignore_case else series
-    mapped = keys.map(table)
-    missing = mapped.isna().to_numpy() & ~_is_empty(series)
-    problem = None
-    if spec.no_match == "keep":
-        result = mapped.where(~mapped.isna(), series)
-    elif spec.no_match == "default":
-        result = mapped.where(~missing, spec.default or "")
-    else:
-        result = mapped
-        reasons = "'" + series + "' has no entry in the value map"
-        problem = Problem.where(missing, column, reasons.to_numpy(dtype=object))
-    result = result.where(~result.isna(), "")
-    return as_text(result), problem
+
+    def one(value: str) -> str | None:
+        hit = table.get(value.casefold() if spec.ignore_case else value)
+        if hit is not None:
+            return hit
+        if value == "" or spec.no_match == "keep":
+            return value
+        if spec.no_match == "default":
+            return spec.default or ""
+        return None
+
+    result, bad = per_unique_checked(series, one)
+    problem = Problem.where(bad, column, "'{value}' has no entry in the value map", series)
+    return result, problem
 
 
 def _parse_dates_unique(values: list[str], formats: Sequence[str], with_time: bool) -> list[str]:
@@ -141,11 +254,11 @@ def _parse_dates_unique(values: list[str], formats: Sequence[str], with_time: bo
         good = idx[ok]
         if good.size:
             if with_time:
-                text = parsed[ok].dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+                iso = parsed[ok].dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
             else:
-                text = parsed[ok].dt.strftime("%Y-%m-%d")
-            for pos, iso in zip(good, text.to_numpy(dtype=object), strict=True):
-                out[pos] = str(iso)
+                iso = parsed[ok].dt.strftime("%Y-%m-%d")
+            for pos, value in zip(good, iso.to_numpy(dtype=object), strict=True):
+                out[pos] = str(value)
             pending[good] = False
     return out  # type: ignore[return-value]
 
@@ -153,11 +266,21 @@ def _parse_dates_unique(values: list[str], formats: Sequence[str], with_time: bo
 def parse_dates(
     series: pd.Series[str], formats: Sequence[str], column: str, *, with_time: bool = False
 ) -> tuple[pd.Series[str], Problem | None]:
-    parsed = per_unique(series, lambda values: _parse_dates_unique(values, formats, with_time))
-    bad = parsed.isna().to_numpy()
-    reasons = "'" + series + f"' is not a date in format {' or '.join(formats)}"
-    problem = Problem.where(bad, column, reasons.to_numpy(dtype=object))
-    return as_text(parsed.where(~bad, "")), problem
+    results, codes = per_unique_raw(
+        series, lambda values: _parse_dates_unique(values, formats, with_time)
+    )
+    bad_unique = np.fromiter((r is None for r in results), dtype=bool, count=len(results))
+    results[bad_unique] = ""
+    bad = bad_unique[codes]
+    problem = Problem.where(
+        bad, column, "'{value}' is not a date in format " + " or ".join(formats), series
+    )
+    return text(results[codes]), problem
+
+
+def _replace(series: pd.Series[str], spec: ReplaceTransform) -> pd.Series[str]:
+    pattern = re.compile(spec.replace)
+    return per_unique(series, lambda values: [pattern.sub(spec.with_, v) for v in values])
 
 
 def apply_transforms(
@@ -168,13 +291,13 @@ def apply_transforms(
         if isinstance(transform, str):
             series = text_op(series, transform)
         elif isinstance(transform, DefaultTransform):
-            series = as_text(series.where(~_is_empty(series), transform.default))
+            series = fill_empty(series, transform.default)
         elif isinstance(transform, MapTransform):
             series, problem = apply_map(series, transform, column)
             if problem is not None:
                 problems.append(problem)
         elif isinstance(transform, ReplaceTransform):
-            series = as_text(series.str.replace(transform.replace, transform.with_, regex=True))
+            series = _replace(series, transform)
         elif isinstance(transform, DateTransform):
             series, problem = parse_dates(series, transform.date, column)
             if problem is not None:
@@ -189,31 +312,44 @@ def parse_booleans(
     table = {w.strip().casefold(): "true" for w in true}
     table.update({w.strip().casefold(): "false" for w in false})
     table[""] = ""
-    parsed = per_unique(series, lambda values: [table.get(v.strip().casefold()) for v in values])
-    bad = parsed.isna().to_numpy()
-    reasons = "'" + series + "' is not a yes/no value"
-    problem = Problem.where(bad, column, reasons.to_numpy(dtype=object))
-    return as_text(parsed.where(~bad, "")), problem
+    result, bad = per_unique_checked(series, lambda v: table.get(v.strip().casefold()))
+    return result, Problem.where(bad, column, "'{value}' is not a yes/no value", series)
 
 
 def render_template(
-    template: Template, columns: Callable[[str], pd.Series[str]], length: int
+    template: Template,
+    columns: Callable[[str], pd.Series[str]],
+    length: int,
+    *,
+    _single: bool = True,
 ) -> tuple[pd.Series[str], npt.NDArray[np.bool_]]:
-    """The rendered values and, per row, whether any placeholder's column was empty."""
-    result: pd.Series[str] | None = None
+    """The rendered values and, per row, whether any placeholder came out empty."""
+    used = template.columns
+    if _single and len(used) == 1 and length:
+        # Group templates mostly read one low-cardinality column: render each distinct
+        # value once, so rows share the resulting strings.
+        codes, uniques = pd.factorize(
+            columns(used[0]).to_numpy(dtype=object), use_na_sentinel=False
+        )
+        rendered, empty_unique = render_template(
+            template, lambda _: text(np.asarray(uniques, dtype=object)), len(uniques), _single=False
+        )
+        return text(rendered.to_numpy(dtype=object)[codes]), empty_unique[codes]
+    result: npt.NDArray[np.object_] | None = None
     empty = np.zeros(length, dtype=bool)
     for part in template.parts:
         if isinstance(part, Placeholder):
             values = columns(part.column)
-            empty |= _is_empty(values)
             for name in part.filters:
                 values = text_op(values, name)
+            array = values.to_numpy(dtype=object)
+            empty |= array == ""
+            result = array if result is None else result + array
         else:
-            values = pd.Series(np.full(length, part, dtype=object), dtype=object)
-        result = values if result is None else result + values
+            result = np.full(length, part, dtype=object) if result is None else result + part
     if result is None:
-        result = pd.Series(np.full(length, "", dtype=object), dtype=object)
-    return as_text(result), empty
+        result = np.full(length, "", dtype=object)
+    return text(result), empty
 
 
 # Conservative: an address matching this is certainly accepted by email-validator (with
@@ -248,21 +384,17 @@ def _email_reasons(values: list[str]) -> list[str | None]:
 def validate_emails(series: pd.Series[str], column: str) -> Problem | None:
     """Invalid (non-empty) addresses; expects lower-cased input."""
     codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=False)
-    unique_series = pd.Series(uniques, dtype=object)
-    fast = unique_series.str.len().le(254) & unique_series.str.fullmatch(_FAST_EMAIL.pattern)
-    fast_ok = fast.fillna(False).to_numpy(dtype=bool) | (unique_series == "").to_numpy()
-    reasons = np.full(len(uniques), None, dtype=object)
-    slow = np.flatnonzero(~fast_ok)
-    if slow.size:
-        reasons[slow] = _email_reasons([str(uniques[i]) for i in slow])
-    if slow.size == 0:
+    match = _FAST_EMAIL.fullmatch
+    slow = [i for i, v in enumerate(uniques) if v and (len(v) > 254 or match(v) is None)]
+    if not slow:
         return None
-    bad_unique = np.asarray([r is not None for r in reasons], dtype=bool)
+    reasons = np.full(len(uniques), None, dtype=object)
+    reasons[slow] = _email_reasons([str(uniques[i]) for i in slow])
+    bad_unique = np.fromiter((r is not None for r in reasons), dtype=bool, count=len(reasons))
     bad = bad_unique[codes]
     if not bad.any():
         return None
     values = series.to_numpy(dtype=object)
-    texts = np.empty(len(values), dtype=object)
-    for pos in np.flatnonzero(bad):
-        texts[pos] = f"invalid email '{values[pos]}': {reasons[codes[pos]]}"
-    return Problem.where(bad, column, texts)
+    positions = np.flatnonzero(bad)
+    texts = text_array([f"invalid email '{values[p]}': {reasons[codes[p]]}" for p in positions])
+    return Problem(positions, column, texts)
