@@ -425,7 +425,7 @@ def test_mapping_cross_reference_errors() -> None:
 def test_mapping_file_yaml_and_missing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("users: [\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="bad.yaml line"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml line"):
         load_mapping(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_mapping(tmp_path / "nope.yaml")
@@ -439,9 +439,9 @@ def test_required_columns_missing_with_suggestion() -> None:
         )
     text = str(info.value)
     assert (
-        "source hr: hr.csv lacks column(s) 'mail' (did you mean 'E-mail'?), 'dept' (did you mean 'Dept'?)"
-        in text
-    )
+        "source hr: hr.csv lacks column(s) 'mail' (did you mean 'E-mail'?), "
+        "'dept' (did you mean 'Dept'?)"
+    ) in text
     check_columns("hr", ["id", "mail", "first", "last", "dept", "loc"], mapping)
 
 
