@@ -150,10 +150,13 @@ def merge(results: Sequence[SourceMapping]) -> Desired:
         [_owned(r.memberships, lost[r.source], "user_ref") for r in results]
     )
     groups = pd.concat([r.groups for r in results], ignore_index=True).drop_duplicates("ref")
-    used = groups["ref"].isin(set(desired.memberships["group_ref"])) | (
-        groups["_source"] == "static"
-    )
-    desired.groups = groups[used.to_numpy()].set_index("ref")[["name", "_source"]]
+    if len(results) > 1:
+        # A group may have lost every member to another source's rows.
+        used = groups["ref"].isin(pd.unique(desired.memberships["group_ref"])) | (
+            groups["_source"] == "static"
+        )
+        groups = groups[used.to_numpy()]
+    desired.groups = groups.set_index("ref")[["name", "_source"]]
 
     warnings = [email_rejections]
     managers = []
