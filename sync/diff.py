@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,9 +54,15 @@ class DiffOptions:
     now: datetime | None = None
 
 
-def _origin(row: pd.Series) -> str:
+def _origin(row: dict[str, Any]) -> str:
     file, line = row.get("_file", ""), row.get("_line", "")
     return f"{file}:{line}" if file else ""
+
+
+def _records(frame: pd.DataFrame, refs: list[str]) -> dict[str, dict[str, Any]]:
+    """Rows of an index-`ref` frame as plain dicts: per-row pandas access is slow."""
+    part = frame.loc[frame.index.intersection(refs)]
+    return dict(zip(part.index, part.to_dict(orient="records"), strict=True))
 
 
 def diff(desired: Desired, state: StateView, options: DiffOptions | None = None) -> Plan:
@@ -138,8 +145,9 @@ def _user_ops(
     state: StateView,
 ) -> list[Operation]:
     ops: list[Operation] = []
+    rows = _records(want, list(new_refs))
     for ref in new_refs:
-        row = want.loc[ref]
+        row = rows[ref]
         origin = _origin(row)
         full = {f: str(row[f]) for f in USER_FIELDS}
         changes = tuple(Change(f, "", full[f], origin) for f in USER_FIELDS if full[f])
@@ -157,13 +165,14 @@ def _user_ops(
     touched = sorted(set(fields_changed) | set(left))
     if not touched:
         return ops
-    old = state.load_fields(touched)
+    old = _records(state.load_fields(touched), touched)
+    rows = _records(want, touched)
     left_set = set(left)
     for ref in touched:
-        row = want.loc[ref]
+        row = rows[ref]
         origin = _origin(row)
         full = {f: str(row[f]) for f in USER_FIELDS}
-        before = old.loc[ref] if ref in old.index else None
+        before = old.get(ref)
         changed: list[Change] = []
         update: dict[str, str] = {}
         for f in USER_FIELDS:
@@ -210,22 +219,31 @@ def _extra_ops(desired: Desired, refs: list[str], state: StateView) -> list[Oper
     )
     merged = merged[merged["value"].fillna("\0") != merged["value_old"].fillna("\0")]
     ops = []
-    for ref, part in merged.sort_values(["user_ref", "category_ref"]).groupby(
-        "user_ref", sort=True
-    ):
+    merged = merged.sort_values(["user_ref", "category_ref"], kind="stable")
+    has_origin = "_file" in merged.columns
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for record in merged.to_dict(orient="records"):
+        grouped.setdefault(str(record["user_ref"]), []).append(
+            {str(k): v for k, v in record.items()}
+        )
+    for ref, part in grouped.items():
         send = []
         changes = []
-        for row in part.itertuples(index=False):
-            new = None if _missing(row.value) else str(row.value)
-            old = "" if _missing(row.value_old) else str(row.value_old)
-            kind = row.category_type if not _missing(row.category_type) else row.category_type_old
-            send.append((row.category_ref, str(kind), new))
-            origin = "" if _missing(getattr(row, "_file", None)) else f"{row._file}:{row._line}"
-            changes.append(Change(str(row.category_ref), old, new or "", origin))
+        for row in part:
+            new = None if _missing(row["value"]) else str(row["value"])
+            old = "" if _missing(row["value_old"]) else str(row["value_old"])
+            kind = row["category_type"]
+            if _missing(kind):
+                kind = row["category_type_old"]
+            send.append((row["category_ref"], str(kind), new))
+            origin = ""
+            if has_origin and not _missing(row["_file"]):
+                origin = f"{row['_file']}:{row['_line']}"
+            changes.append(Change(str(row["category_ref"]), old, new or "", origin))
         ops.append(
             Operation(
                 Kind.SET_VALUES,
-                str(ref),
+                ref,
                 f"set {len(send)} extra value(s) of {ref}",
                 tuple(changes),
                 {"values": send},

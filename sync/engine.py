@@ -61,7 +61,12 @@ class Report:
 
     @property
     def rejected(self) -> int:
-        return 0 if self.desired is None else len(self.desired.rejections)
+        """Rejected rows; warnings (e.g. a dropped manager link) do not count."""
+        if self.desired is None or self.desired.rejections.empty:
+            return 0
+        from sync.mapping.merge import is_warning
+
+        return int((~is_warning(self.desired.rejections)).sum())
 
     def to_json(self, *, include_plan: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -308,6 +313,6 @@ async def _execute(
             store, client, run_id, send_invite=config.pluvo.send_invite, progress=progress
         )
         execution = await executor.execute(plan)
-        report.requests = int(getattr(client, "requests", 0) or 0)
+        report.requests = client.counters.requests
         execution.requests = report.requests
         return execution

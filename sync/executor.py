@@ -14,9 +14,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from sync.errors import FatalError, PluvoError, RecordError, TransientError
@@ -28,7 +29,7 @@ from sync.state.store import StateStore, now
 
 log = logging.getLogger(__name__)
 
-FLUSH_EVERY = 200
+FLUSH_EVERY = 50  # results journaled per transaction; bounds what a kill can lose
 
 ProgressHook = Callable[[str, int, int], None]
 
@@ -196,8 +197,7 @@ class Executor:
             if not buffer:
                 return
             with self.store.session() as session, session.begin():
-                for index, result in buffer:
-                    self._record(session, ops[index], seqs[id(ops[index])], result)
+                self._record_batch(session, [(ops[i], seqs[id(ops[i])], r) for i, r in buffer])
             finished += len(buffer)
             buffer.clear()
             if self.progress:
@@ -227,70 +227,105 @@ class Executor:
                 f"({phase_failures[0].error}); stopping until Pluvo recovers"
             )
 
-    def _record(self, session: Session, op: Operation, seq: int, result: CallResult) -> None:
-        error: str | None = None
-        transient = False
-        if result.error is not None:
-            error, transient = _describe(result.error)
-        else:
-            try:
-                error = self._apply(session, op, result.data)
-            except (KeyError, TypeError, ValueError) as exc:
-                error = f"unexpected answer from Pluvo: {exc.__class__.__name__}: {exc}"
-        status = "failed" if error else "done"
-        session.execute(
-            update(OperationRow)
-            .where(OperationRow.run_id == self.run_id, OperationRow.seq == seq)
-            .values(status=status, error=error, updated_at=now())
-        )
-        if error:
-            self.result.failed.append(Failure(seq, str(op.kind), op.ref, error, transient))
-            log.warning("%s %s failed: %s", op.kind, op.ref, error)
-        else:
-            self.result.done[str(op.kind)] = self.result.done.get(str(op.kind), 0) + 1
-
-    def _apply(self, session: Session, op: Operation, data: Any) -> str | None:
-        """Record what Pluvo acknowledged; returns an error text for partial failures."""
+    def _record_batch(
+        self, session: Session, batch: list[tuple[Operation, int, CallResult]]
+    ) -> None:
+        """Journal outcomes and their state changes together, in the caller's transaction."""
         stamp = now()
+        pending = _Changes()
+        outcomes: list[dict[str, Any]] = []
+        for op, seq, result in batch:
+            error: str | None = None
+            transient = False
+            if result.error is not None and _group_exists(op, result.error):
+                # Pluvo already has the group (made by hand, or by a run killed before
+                # it could record it): take it over instead of failing forever.
+                pending.groups.append((op.ref, op.data["name"], None))
+            elif result.error is not None:
+                error, transient = _describe(result.error)
+            else:
+                try:
+                    error = self._collect(pending, op, result.data)
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    error = f"unexpected answer from Pluvo: {exc.__class__.__name__}: {exc}"
+            outcomes.append({"b_seq": seq, "status": "failed" if error else "done", "error": error})
+            if error:
+                self.result.failed.append(Failure(seq, str(op.kind), op.ref, error, transient))
+                log.warning("%s %s failed: %s", op.kind, op.ref, error)
+            else:
+                self.result.done[str(op.kind)] = self.result.done.get(str(op.kind), 0) + 1
+        pending.apply(session, stamp)
+        journal = cast(Table, OperationRow.__table__)
+        session.execute(
+            update(journal)
+            .where(journal.c.run_id == self.run_id, journal.c.seq == bindparam("b_seq"))
+            .values(status=bindparam("status"), error=bindparam("error"), updated_at=stamp),
+            outcomes,
+        )
+
+    def _collect(self, pending: _Changes, op: Operation, data: Any) -> str | None:
+        """Queue what Pluvo acknowledged; returns an error text for partial failures."""
         kind = op.kind
         if kind in (Kind.CREATE_USER, Kind.UPDATE_USER, Kind.RESTORE_USER):
             user = (data or {}).get("user") or {}
             created = bool(data.get("created")) or op.ref in self._created_before
-            write.record_user(
-                session,
-                op.ref,
-                op.data["fields"],
-                pluvo_id=user.get("id"),
-                created=created,
-                now=stamp,
-            )
+            pending.users.append((op.ref, op.data["fields"], user.get("id"), created))
             return None
         if kind is Kind.ARCHIVE_USER:
             body = data.get("response") if isinstance(data, dict) else None
             if body is not None and body.get("failedIds"):
                 return "Pluvo did not archive the user (failedIds)"
-            write.record_leaver(session, op.ref, "archive", stamp)
+            pending.leavers.append((op.ref, "archive"))
             return None
         if kind is Kind.DEACTIVATE_USER:
-            write.record_leaver(session, op.ref, "deactivate", stamp)
+            pending.leavers.append((op.ref, "deactivate"))
             return None
         if kind in (Kind.CREATE_GROUP, Kind.UPDATE_GROUP):
             group = (data or {}).get("group") or {}
-            write.record_group(session, op.ref, op.data["name"], group.get("id"), "created")
+            pending.groups.append((op.ref, op.data["name"], group.get("id")))
             return None
         if kind is Kind.SET_VALUES:
-            write.record_values(session, op.ref, [tuple(v) for v in op.data["values"]])
+            pending.values.append((op.ref, [tuple(v) for v in op.data["values"]]))
             return None
         users = list(op.data["users"])
         failed = _failed_refs(data)
         ok = [u for u in users if u not in failed]
         table = MembershipRow if kind in (Kind.ADD_MEMBERS, Kind.REMOVE_MEMBERS) else ManagerRow
         add = kind in (Kind.ADD_MEMBERS, Kind.ADD_MANAGERS)
-        write.record_pairs(session, table, op.ref, ok, add=add)
+        pending.pairs.append((table, op.ref, ok, add))
         if failed:
             shown = ", ".join(sorted(failed)[:10])
             return f"{len(failed)} of {len(users)} user(s) refused by Pluvo: {shown}"
         return None
+
+
+@dataclass
+class _Changes:
+    """State changes of one flushed batch, applied with a few statements, not one per op."""
+
+    users: list[tuple[str, Any, str | None, bool]] = field(default_factory=list)
+    leavers: list[tuple[str, str]] = field(default_factory=list)
+    groups: list[tuple[str, str, str | None]] = field(default_factory=list)
+    values: list[tuple[str, list[Any]]] = field(default_factory=list)
+    pairs: list[tuple[type[MembershipRow] | type[ManagerRow], str, list[str], bool]] = field(
+        default_factory=list
+    )
+
+    def apply(self, session: Session, stamp: datetime) -> None:
+        write.record_users(session, self.users, stamp)
+        for ref, action in self.leavers:
+            write.record_leaver(session, ref, action, stamp)
+        for ref, name, pluvo_id in self.groups:
+            write.record_group(session, ref, name, pluvo_id, "created")
+        write.record_values(session, self.values)
+        for table, group_ref, users, add in self.pairs:
+            write.record_pairs(session, table, group_ref, users, add=add)
+
+
+def _group_exists(op: Operation, error: PluvoError) -> bool:
+    if op.kind is not Kind.CREATE_GROUP or not isinstance(error, RecordError):
+        return False
+    return (error.code or "").lower() == "conflict" or "already exists" in str(error)
 
 
 def _failed_refs(data: Any) -> set[str]:

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from sync.config import Limit, SafetyConfig
-from sync.plan import LEAVER_KINDS, Plan
+from sync.plan import LEAVER_KINDS, Kind, Operation, Plan
 
 GUARDS = ("leavers", "changes", "source-shrink", "empty-source")
 
@@ -37,6 +37,20 @@ def _exceeds(limit: Limit, count: int, base: int) -> str | None:
     return None
 
 
+def _overwrites(op: Operation) -> bool:
+    """Does the operation change data the engine applied before?
+
+    Creating joiners, or completing what a failed or killed run left undone (values
+    never set), endangers nobody; the guard is about overwriting what people already
+    have in Pluvo, which is what a wrong mapping or a garbled export does.
+    """
+    if op.kind in (Kind.UPDATE_USER, Kind.RESTORE_USER):
+        return True
+    if op.kind is Kind.SET_VALUES:
+        return any(change.old for change in op.changes)
+    return False
+
+
 def check(
     plan: Plan,
     safety: SafetyConfig,
@@ -52,7 +66,7 @@ def check(
     reason = _exceeds(safety.max_leavers, leavers, plan.state_users)
     if reason:
         tripped.append(Tripped("leavers", f"{reason} leavers (archive/deactivate) planned"))
-    changed_users = len({op.ref for op in plan.operations if op.phase in (1, 2, 5)})
+    changed_users = len({op.ref for op in plan.operations if _overwrites(op)})
     if plan.state_users > 0:
         reason = _exceeds(safety.max_changes, changed_users, base)
         if reason:

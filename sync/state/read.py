@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
-from typing import Any, Unpack
-
 from sqlalchemy import Engine, select
 from sqlalchemy.sql import Select
 
@@ -22,14 +21,14 @@ def _chunks(refs: list[str]) -> Iterator[list[str]]:
         yield refs[start : start + CHUNK]
 
 
-def _frame(engine: Engine, query: Select[Unpack[tuple[Any, ...]]]) -> pd.DataFrame:
+def _frame(engine: Engine, query: Select[*tuple[Any, ...]]) -> pd.DataFrame:
     with engine.connect() as conn:
         result = conn.execute(query)
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def _by_refs(
-    engine: Engine, column: Any, base: Select[Unpack[tuple[Any, ...]]], refs: list[str]
+    engine: Engine, column: Any, base: Select[*tuple[Any, ...]], refs: list[str]
 ) -> pd.DataFrame:
     frames = [_frame(engine, base.where(column.in_(chunk))) for chunk in _chunks(refs)]
     if not frames:

@@ -8,12 +8,12 @@ from the stored rows in that same transaction, so they can never drift from the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -34,50 +34,67 @@ def _insert_ignore(session: Session, table: type[Base], rows: list[dict[str, Any
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(table).on_conflict_do_nothing(), rows)
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
 
 
-def record_user(
+def _hashes(fields: list[Mapping[str, str]], refs: list[str]) -> list[int]:
+    frame = pd.DataFrame(fields, index=refs, columns=list(USER_FIELDS))
+    return [int(h) for h in fields_hash(frame)]
+
+
+def record_users(
     session: Session,
-    ref: str,
-    fields: Mapping[str, str],
-    *,
-    pluvo_id: str | None,
-    created: bool,
+    users: list[tuple[str, Mapping[str, str], str | None, bool]],
     now: datetime,
 ) -> None:
-    """A user Pluvo confirmed with these fields: insert (owned) or update, restoring if left."""
-    digest = int(fields_hash(pd.DataFrame([dict(fields)], index=[ref])).iloc[0])
-    row = session.get(UserRow, ref)
-    if row is None:
-        session.add(
-            UserRow(
-                ref=ref,
-                pluvo_id=pluvo_id,
-                **{f: fields[f] for f in USER_FIELDS},
-                fields_hash=digest,
-                extras_hash=0,
-                groups_hash=0,
-                owned="created" if created else "adopted",
-                archived=False,
-                left_action=None,
-                first_seen=now,
-                last_seen=now,
-                missing_since=None,
-                missing_runs=0,
-            )
-        )
+    """Users Pluvo confirmed with these fields: (ref, fields, pluvo id, created by us).
+
+    New refs are inserted as owned (created, or adopted when Pluvo already had them);
+    known ones are updated and, if they had left, restored.
+    """
+    if not users:
         return
-    for f in USER_FIELDS:
-        setattr(row, f, fields[f])
-    row.fields_hash = digest
-    row.pluvo_id = pluvo_id or row.pluvo_id
-    row.archived = False
-    row.left_action = None
-    row.last_seen = now
-    row.missing_since = None
-    row.missing_runs = 0
+    refs = [u[0] for u in users]
+    digests = _hashes([u[1] for u in users], refs)
+    known = set(_existing(session, refs))
+    inserts, updates = [], []
+    for (ref, fields, pluvo_id, created), digest in zip(users, digests, strict=True):
+        values = {f: fields[f] for f in USER_FIELDS}
+        common = {
+            **values,
+            "fields_hash": digest,
+            "archived": False,
+            "left_action": None,
+            "last_seen": now,
+            "missing_since": None,
+            "missing_runs": 0,
+        }
+        if ref in known:
+            row = {"ref": ref, **common}
+            if pluvo_id:
+                row["pluvo_id"] = pluvo_id
+            updates.append(row)
+        else:
+            known.add(ref)
+            inserts.append(
+                {
+                    "ref": ref,
+                    "pluvo_id": pluvo_id,
+                    **common,
+                    "extras_hash": 0,
+                    "groups_hash": 0,
+                    "owned": "created" if created else "adopted",
+                    "first_seen": now,
+                }
+            )
+    if inserts:
+        session.execute(insert(UserRow), inserts)
+    # Rows of one shape per executemany: with and without a new Pluvo id.
+    for with_id in (True, False):
+        part = [u for u in updates if ("pluvo_id" in u) is with_id]
+        if part:
+            session.execute(update(UserRow), part)
 
 
 def record_leaver(session: Session, ref: str, action: str, now: datetime) -> None:
@@ -102,28 +119,36 @@ def record_group(session: Session, ref: str, name: str, pluvo_id: str | None, ow
         row.pluvo_id = pluvo_id or row.pluvo_id
 
 
-def record_values(
-    session: Session, user_ref: str, values: Iterable[tuple[str, str, str | None]]
-) -> None:
-    for category_ref, category_type, value in values:
-        if value is None:
-            session.execute(
-                delete(ExtraValueRow).where(
-                    ExtraValueRow.user_ref == user_ref,
-                    ExtraValueRow.category_ref == category_ref,
-                )
+def record_values(session: Session, items: Sequence[tuple[str, Iterable[Any]]]) -> None:
+    """Extra values Pluvo confirmed, per user; None clears (deletes) a value."""
+    if not items:
+        return
+    upserts: dict[tuple[str, str], dict[str, str]] = {}
+    deletes: list[tuple[str, str]] = []
+    for user_ref, values in items:
+        for category_ref, category_type, value in values:
+            key = (user_ref, category_ref)
+            if value is None:
+                upserts.pop(key, None)
+                deletes.append(key)
+            else:
+                upserts[key] = {
+                    "user_ref": user_ref,
+                    "category_ref": category_ref,
+                    "category_type": category_type,
+                    "value": value,
+                }
+    keys = deletes + list(upserts)
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
+        session.execute(
+            delete(ExtraValueRow).where(
+                tuple_(ExtraValueRow.user_ref, ExtraValueRow.category_ref).in_(chunk)
             )
-        else:
-            session.merge(
-                ExtraValueRow(
-                    user_ref=user_ref,
-                    category_ref=category_ref,
-                    category_type=category_type,
-                    value=value,
-                )
-            )
-    session.flush()
-    rehash_extras(session, [user_ref])
+        )
+    if upserts:
+        session.execute(insert(ExtraValueRow), list(upserts.values()))
+    rehash_extras(session, sorted({user_ref for user_ref, _ in items}))
 
 
 def record_pairs(
@@ -147,18 +172,27 @@ def record_pairs(
 
 
 def _existing(session: Session, refs: list[str]) -> list[str]:
-    return list(session.scalars(select(UserRow.ref).where(UserRow.ref.in_(refs))))
+    found: list[str] = []
+    for start in range(0, len(refs), 900):
+        chunk = refs[start : start + 900]
+        found.extend(session.scalars(select(UserRow.ref).where(UserRow.ref.in_(chunk))))
+    return found
+
+
+def _rows_of(session: Session, columns: tuple[Any, ...], key: Any, refs: list[str]) -> list[Any]:
+    rows: list[Any] = []
+    for start in range(0, len(refs), 900):
+        chunk = refs[start : start + 900]
+        rows.extend(session.execute(select(*columns).where(key.in_(chunk))).all())
+    return rows
 
 
 def rehash_extras(session: Session, refs: list[str]) -> None:
     refs = _existing(session, refs)
     if not refs:
         return
-    rows = session.execute(
-        select(ExtraValueRow.user_ref, ExtraValueRow.category_ref, ExtraValueRow.value).where(
-            ExtraValueRow.user_ref.in_(refs)
-        )
-    ).all()
+    columns = (ExtraValueRow.user_ref, ExtraValueRow.category_ref, ExtraValueRow.value)
+    rows = _rows_of(session, columns, ExtraValueRow.user_ref, refs)
     frame = pd.DataFrame(rows, columns=["user_ref", "category_ref", "value"])
     hashes = extras_hash(frame).reindex(refs, fill_value=0)
     session.execute(update(UserRow), [{"ref": r, "extras_hash": int(h)} for r, h in hashes.items()])
@@ -168,11 +202,8 @@ def rehash_groups(session: Session, refs: list[str]) -> None:
     refs = _existing(session, refs)
     if not refs:
         return
-    rows = session.execute(
-        select(MembershipRow.group_ref, MembershipRow.user_ref).where(
-            MembershipRow.user_ref.in_(refs)
-        )
-    ).all()
+    columns = (MembershipRow.group_ref, MembershipRow.user_ref)
+    rows = _rows_of(session, columns, MembershipRow.user_ref, refs)
     frame = pd.DataFrame(rows, columns=["group_ref", "user_ref"])
     hashes = groups_hash(frame).reindex(refs, fill_value=0)
     session.execute(update(UserRow), [{"ref": r, "groups_hash": int(h)} for r, h in hashes.items()])

@@ -61,3 +61,15 @@ def test_missing_file_is_usage_error(tmp_path: Path) -> None:
 def test_sqlite_state_url_follows_config_dir(tmp_path: Path) -> None:
     config = parse_config(MINIMAL, base_dir=tmp_path, env={"SECRET": "x"})
     assert config.state_url() == f"sqlite:///{tmp_path.resolve()}/pluvo-sync.db"
+
+
+def test_example_config_is_valid() -> None:
+    """config.example.yaml documents every key; it must stay loadable."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((root / "config.example.yaml").read_text(encoding="utf-8"))
+    config = parse_config(
+        data, base_dir=root, env={"PLUVO_CLIENT_ID": "id", "PLUVO_CLIENT_SECRET": "secret"}
+    )
+    assert config.sources[0].mapping == root / "mappings/example.yaml"
