@@ -283,6 +283,48 @@ def history(
     return 0
 
 
+@cli.command()
+@_config_option
+@click.option("--apply", "apply_changes", is_flag=True, help="Correct the drift the engine owns.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the drift report as JSON."
+)
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    type=_GUARD_CHOICES,
+    help="Let this safety guard pass for --apply (repeatable).",
+)
+@click.pass_context
+@_guarded
+def reconcile(
+    ctx: click.Context,
+    config_file: Path | None,
+    apply_changes: bool,
+    out: Path | None,
+    overrides: tuple[str, ...],
+) -> int:
+    """Read live Pluvo and report drift from the desired state; --apply corrects it."""
+    from sync.reconcile import reconcile_command
+
+    config = _load(ctx, config_file)
+    return reconcile_command(
+        config, apply=apply_changes, out=out, overrides=overrides, verbose=ctx.obj["verbose"]
+    )
+
+
+@cli.command()
+@_config_option
+@click.pass_context
+@_guarded
+def doctor(ctx: click.Context, config_file: Path | None) -> int:
+    """Check config, sources, credentials, scopes, live schema and state store."""
+    from sync.doctor import run_doctor
+
+    return run_doctor(config_file, verbose=ctx.obj["verbose"])
+
+
 @cli.group()
 def db() -> None:
     """State store maintenance."""
