@@ -37,7 +37,7 @@ from typing import Any
 
 import aiohttp
 from gql import gql
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode
+from graphql import FieldNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
 
 from sync.errors import FatalError, PluvoError, RecordError, TransientError
 from sync.logs import redact
@@ -65,6 +65,7 @@ from sync.pluvo.results import (
     UpsertResult,
     UserRecord,
 )
+from sync.pluvo.schema import ArgumentTypes, argument_types
 
 log = logging.getLogger("sync.pluvo")
 
@@ -129,8 +130,16 @@ class PluvoClient:
         *,
         membership_result_fields: MembershipFields | None = None,
         increase_after: int = 10,
+        schema: GraphQLSchema | None = None,
     ) -> None:
+        """`schema` types the variables of batches (e.g. introspected from the live
+        Pluvo); without it the bundled schema does. `config.inline_arguments` turns
+        variables off altogether.
+        """
         self.config = config
+        self.argument_types: ArgumentTypes | None = (
+            None if config.inline_arguments else argument_types(schema)
+        )
         self.membership_result_fields: MembershipFields = (
             membership_result_fields or config.membership_result_fields
         )
@@ -243,11 +252,11 @@ class PluvoClient:
         operation = chunk[0].operation
         fields = sorted({c.field for c in chunk})
         label = f"{operation} {'+'.join(fields)} x{len(chunk)}"
-        document = ops.render_document(chunk, name="SyncBatch")
+        document, variables = ops.render_batch(chunk, types=self.argument_types, name="SyncBatch")
         if operation == "mutation":
             self.counters.mutations += len(chunk)
         try:
-            body = await self._request(document, None, label, fields)
+            body = await self._request(document, variables, label, fields)
         except PluvoError as exc:
             log.warning("%s failed: %s", label, exc)
             return [CallResult(c, None, exc) for c in chunk]

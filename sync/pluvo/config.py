@@ -35,6 +35,12 @@ class PluvoConfig(BaseModel):
         3600.0, ge=0, description="Renew the token this many seconds before it expires"
     )
     send_invite: bool = Field(False, description="Sent explicitly on every user upsert")
+    inline_arguments: bool = Field(
+        False,
+        description="Send arguments as GraphQL literals instead of variables (slower: "
+        "every batch is a new document for Pluvo to parse); for a Pluvo whose type "
+        "names do not match the schema",
+    )
     membership_result_fields: Literal["ids", "refs"] = Field(
         "ids",
         description="Membership result generation: addedIds... (newest) or addedRefs... (older)",

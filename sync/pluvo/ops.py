@@ -1,17 +1,22 @@
 """The Pluvo operations a sync needs, as plain data, and their rendering to GraphQL.
 
-Arguments are rendered as GraphQL *literals* inline rather than as variables. Variables
-would force every document to declare input type names (`UserInput!`,
-`ExtraCategoryValueInput!`...), and those names are one of the open questions about
-live Pluvo (three documentation generations disagree). Literals need only field and
-argument names, which the sandbox schema and the docs agree on. The price is that a
-value must be rendered safely: strings go through JSON escaping (a subset of GraphQL
-string syntax), names are checked against the GraphQL name grammar, and enum values
-are marked explicitly with `Enum` so a user-supplied string can never become bare
-syntax.
-
 A `Call` is one root field of a mutation or query. The client aliases several calls
 into one document (`a0: field(...) { ... } a1: ...`) so a batch costs one request.
+
+Arguments travel as variables (`render_batch`): `a0: updateOrCreateUser(ref: $a0_ref,
+user: $a0_user)` with the values in the request's `variables`. The document text then
+depends only on the batch's shape (fields, argument names, selections), so every batch
+of the same shape is the same text and Pluvo parses and validates it once, not once
+per batch; that is most of a large run's server time. Declaring a variable needs its
+type name (`UserInput!`), which comes from a schema (sync/pluvo/schema.py), never from
+this module.
+
+Literals remain for what has no known type (a field or argument the schema lacks) and
+for `pluvo.inline_arguments`. A literal must be rendered safely: strings go through
+JSON escaping (a subset of GraphQL string syntax), names are checked against the
+GraphQL name grammar, and enum values are marked explicitly with `Enum` so a
+user-supplied string can never become bare syntax. In variables an `Enum` is a plain
+JSON string, which is how GraphQL variables carry enum values.
 """
 
 from __future__ import annotations
@@ -22,8 +27,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from sync.pluvo.schema import ArgumentTypes
 
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 
@@ -102,6 +111,106 @@ def render_document(calls: Sequence[Call], *, name: str | None = None) -> str:
     return f"{head} {{ {body} }}"
 
 
+def render_batch(
+    calls: Sequence[Call], *, types: ArgumentTypes | None, name: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """One aliased document and its variables; each call's arguments become variables.
+
+    A call whose field or arguments `types` does not know (or every call, when `types`
+    is None) is rendered with literals instead, so an unexpected schema degrades to
+    the slower form rather than failing. Variables are named after the alias
+    (`$a3_user`), so an error about a variable names its call.
+    """
+    if types is None:
+        return render_document(calls, name=name), {}
+    if not calls:
+        raise ValueError("no calls to render")
+    kinds = {c.operation for c in calls}
+    if len(kinds) != 1:
+        raise ValueError("mutations and queries cannot share one document")
+    operation = calls[0].operation
+    parts: list[str] = []
+    declarations: list[str] = []
+    variables: dict[str, Any] = {}
+    for index, call in enumerate(calls):
+        alias = alias_for(index)
+        shape = _variable_shape(
+            index, operation, call.field, tuple(call.args), call.selection, types
+        )
+        if shape is None:
+            parts.append(call.render(alias))
+            continue
+        text, declared = shape
+        parts.append(text)
+        declarations.append(declared)
+        for arg, value in call.args.items():
+            variables[f"{alias}_{arg}"] = variable_value(value)
+    head = operation + (f" {_name(name)}" if name else "")
+    if declarations:
+        head += "(" + ", ".join(declarations) + ")"
+    return f"{head} {{ {' '.join(parts)} }}", variables
+
+
+@lru_cache(maxsize=4096)
+def _variable_shape(
+    index: int,
+    operation: Literal["mutation", "query"],
+    field: str,
+    args: tuple[str, ...],
+    selection: str,
+    types: ArgumentTypes,
+) -> tuple[str, str] | None:
+    """`(a0: field(x: $a0_x) { sel }, "$a0_x: T")`, or None when a type is unknown.
+
+    Memoised: a run renders the same few shapes at the same few indexes thousands of
+    times, and the schema lookups and name checks need not be repeated.
+    """
+    alias = alias_for(index)
+    declared: list[str] = []
+    passed: list[str] = []
+    for arg in args:
+        type_name = types.type_of(operation, field, arg)
+        if type_name is None:
+            return None
+        variable = f"{alias}_{_name(arg)}"
+        declared.append(f"${variable}: {type_name}")
+        passed.append(f"{arg}: ${variable}")
+    text = f"{alias}: {_name(field)}"
+    if passed:
+        text += "(" + ", ".join(passed) + ")"
+    if selection.strip():
+        text += " { " + selection.strip() + " }"
+    return text, ", ".join(declared)
+
+
+def variable_value(value: Any) -> Any:
+    """A Python value in its JSON form for `variables`; unknown types are an error.
+
+    Same refusals as literals (NaN, lone surrogates, non-name enums and keys), so
+    a value that cannot be sent fails here, before any request, in either form.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, Enum):
+        return str(_name(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("GraphQL has no value for NaN or infinity")
+        return value
+    if isinstance(value, str):
+        _check_text(value)
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {_name(key): variable_value(item) for key, item in value.items()}
+    if isinstance(value, Sequence | set | frozenset):
+        return [variable_value(item) for item in value]
+    raise TypeError(f"cannot send a {type(value).__name__} as a GraphQL value")
+
+
 def alias_for(index: int) -> str:
     return f"a{index}"
 
@@ -148,11 +257,15 @@ def _string(value: str) -> str:
     # JSON string syntax is valid GraphQL string syntax; control characters are
     # escaped by json.dumps, and non-ASCII text is kept literal (GraphQL sources are
     # Unicode). Lone surrogates cannot be encoded as UTF-8 at all, so refuse them.
+    _check_text(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _check_text(value: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("string contains an unpaired surrogate") from None
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _name(value: str) -> str:

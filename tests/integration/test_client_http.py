@@ -131,6 +131,9 @@ async def test_document_validation_error_is_fatal_for_the_batch() -> None:
     ):
         results = await client.run_calls(calls)
     assert hits.graphql == 1
-    assert hits.bodies[0].startswith("mutation SyncBatch { a0: createGroup(")
+    assert hits.bodies[0].startswith(
+        "mutation SyncBatch($a0_group: CreateGroupInput!, $a1_group: CreateGroupInput!) "
+        "{ a0: createGroup(group: $a0_group)"
+    )
     assert all(isinstance(r.error, FatalError) for r in results)
     assert "Pluvo rejected the document (VALID: Cannot query field 'x')" in str(results[3].error)
