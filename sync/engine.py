@@ -19,12 +19,13 @@ from typing import Any
 from sqlalchemy import select, update
 
 from sync import guards
+from sync.adopt import Adoption, adopt_in_plan, look_up, reject_ambiguous
 from sync.config import Config
 from sync.diff import DiffOptions, diff
 from sync.errors import ExitCode, GuardError, SyncError
 from sync.executor import Execution, Executor, journal_plan, settle_dead_runs
 from sync.model import Desired
-from sync.plan import Plan
+from sync.plan import Kind, Plan
 from sync.state.models import RunRow, UserRow
 from sync.state.read import read_state
 from sync.state.store import StateStore, now, require_current
@@ -174,7 +175,15 @@ def plan_and_guard(
     report.source_rows = dict(desired.source_rows)
     t1 = time.monotonic()
     state = read_state(store.engine)
-    plan = diff(desired, state, DiffOptions(leavers=config.leavers))
+    options = DiffOptions(leavers=config.leavers)
+    plan = diff(desired, state, options)
+    creates = [(op.ref, op.data["fields"]["email"]) for op in plan if op.kind is Kind.CREATE_USER]
+    if creates and config.adoption.match:
+        adoption = asyncio.run(_look_up(config, creates))
+        if adoption.ambiguous:
+            reject_ambiguous(desired, adoption.ambiguous)
+            plan = diff(desired, state, options)
+        adopt_in_plan(plan, adoption.matches)
     report.plan = plan
     t2 = time.monotonic()
     report.timings.update({"read_and_map": t1 - t0, "diff": t2 - t1})
@@ -294,6 +303,16 @@ def _apply(
         source_rows=report.source_rows,
         message=report.message,
     )
+
+
+async def _look_up(config: Config, creates: list[tuple[str, str]]) -> Adoption:
+    """Existing Pluvo users the plan would otherwise create again (reads only)."""
+    from sync.pluvo.client import PluvoClient
+
+    async with PluvoClient(config.pluvo) as client:
+        if await client.count_users(archived=None) == 0:
+            return Adoption({}, {})  # an empty organisation: nothing to adopt
+        return await look_up(client, creates, config.adoption.match)
 
 
 async def _execute(

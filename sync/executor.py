@@ -21,7 +21,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from sync.errors import FatalError, PluvoError, RecordError, TransientError
-from sync.plan import PHASE_NAMES, Kind, Operation, Plan
+from sync.plan import PHASE_NAMES, USER_UPSERTS, Kind, Operation, Plan
 from sync.pluvo.results import CallResult
 from sync.state import write
 from sync.state.models import ManagerRow, MembershipRow, OperationRow
@@ -152,7 +152,7 @@ class Executor:
     async def execute(self, plan: Plan) -> Execution:
         started = time.monotonic()
         ops = plan.operations
-        creates = [op.ref for op in ops if op.kind is Kind.CREATE_USER]
+        creates = [op.ref for op in ops if op.kind in (Kind.CREATE_USER, Kind.ADOPT_USER)]
         with self.store.session() as session:
             self._created_before = _created_before(session, creates)
         seqs = {id(op): seq for seq, op in enumerate(ops)}
@@ -266,7 +266,7 @@ class Executor:
     def _collect(self, pending: _Changes, op: Operation, data: Any) -> str | None:
         """Queue what Pluvo acknowledged; returns an error text for partial failures."""
         kind = op.kind
-        if kind in (Kind.CREATE_USER, Kind.UPDATE_USER, Kind.RESTORE_USER):
+        if kind in USER_UPSERTS:
             user = (data or {}).get("user") or {}
             created = bool(data.get("created")) or op.ref in self._created_before
             pending.users.append((op.ref, op.data["fields"], user.get("id"), created))

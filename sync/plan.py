@@ -22,6 +22,7 @@ class Kind(StrEnum):
     CREATE_GROUP = "create_group"
     UPDATE_GROUP = "update_group"
     CREATE_USER = "create_user"
+    ADOPT_USER = "adopt_user"
     UPDATE_USER = "update_user"
     RESTORE_USER = "restore_user"
     SET_VALUES = "set_extra_values"
@@ -40,6 +41,7 @@ PHASES: dict[Kind, int] = {
     Kind.CREATE_GROUP: 0,
     Kind.UPDATE_GROUP: 0,
     Kind.CREATE_USER: 1,
+    Kind.ADOPT_USER: 1,
     Kind.UPDATE_USER: 1,
     Kind.RESTORE_USER: 1,
     Kind.SET_VALUES: 2,
@@ -52,6 +54,7 @@ PHASES: dict[Kind, int] = {
 }
 PHASE_NAMES = ("groups", "users", "extra values", "memberships", "managers", "leavers")
 LEAVER_KINDS = frozenset({Kind.ARCHIVE_USER, Kind.DEACTIVATE_USER})
+USER_UPSERTS = frozenset({Kind.CREATE_USER, Kind.ADOPT_USER, Kind.UPDATE_USER, Kind.RESTORE_USER})
 
 USER_INPUT_NAMES = {
     "email": "email",
@@ -85,7 +88,19 @@ class Operation:
     def to_call(self, *, send_invite: bool, membership_fields: str = "ids") -> Call:
         """The one GraphQL call this operation sends."""
         kind, data = self.kind, self.data
-        if kind in (Kind.CREATE_USER, Kind.UPDATE_USER, Kind.RESTORE_USER):
+        if kind is Kind.ADOPT_USER and data.get("match") == "email":
+            # The Pluvo user has no ref yet: select it by email and give it ours.
+            user = {"ref": self.ref, **user_input(data["send"])}
+            return Call(
+                "updateOrCreateUser",
+                {
+                    "email": data["match_email"],
+                    "sendInvite": send_invite,
+                    "user": calls.user_input(user),
+                },
+                calls.UPSERT_SELECTION,
+            )
+        if kind in USER_UPSERTS:
             return calls.upsert_user(self.ref, user_input(data["send"]), send_invite=send_invite)
         if kind is Kind.ARCHIVE_USER:
             method = data.get("method", "upsert")
@@ -198,6 +213,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {
             "counts": self.counts(),
+            "adopted": list(self.adopted),
             "operations": [op.to_json() for op in self.operations],
             "notes": list(self.notes),
         }

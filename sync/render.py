@@ -47,6 +47,13 @@ def render_plan(report: Report, *, verbose: bool = False) -> str:
     )
     for kind, count in counts.items():
         out.append(f"  {kind:<18} {count:>8}")
+    if plan.adopted:
+        how: dict[str, int] = {}
+        for op in plan.operations:
+            if op.data.get("match"):
+                how[op.data["match"]] = how.get(op.data["match"], 0) + 1
+        matched = ", ".join(f"{n} by {k}" for k, n in sorted(how.items()))
+        out.append(f"  existing Pluvo users taken over: {len(plan.adopted)} (matched {matched})")
     if total:
         out.append("")
         out.append("Changes:")
