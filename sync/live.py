@@ -1,0 +1,251 @@
+"""Reading live Pluvo into frames shaped like the desired state, for reconcile.
+
+Everything read is canonicalised exactly as the mapping canonicalises HR data
+(sync/model.py), so that a live value and a desired value that mean the same thing
+compare equal as strings and hash equal with sync.hashing. Without that, every
+datetime or multiselect would look drifted.
+
+Users are read with offset pages aliased several to a request: the count is read
+first, then every page is known up front and the pages go out concurrently through
+`PluvoClient.run_calls` (which bounds concurrency and retries), instead of following
+cursors one page after the other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from sync.errors import PluvoError
+from sync.model import USER_FIELDS, empty_frame
+from sync.pluvo.client import MAX_PAGE, PluvoClient
+from sync.pluvo.ops import Call
+
+USER_PAGE_SELECTION = (
+    "count edges { node { id ref email name isActive archived roles language "
+    "extraCategoryValues { __typename "
+    "... on ExtraCategoryStringValue { category { ref } stringValue } "
+    "... on ExtraCategoryDatetimeValue { category { ref } datetimeValue } "
+    "... on ExtraCategoryBooleanValue { category { ref } booleanValue } "
+    "... on ExtraCategoryChoiceValue { category { ref categoryType } "
+    "choiceValue { stringValue } } } } }"
+)
+
+LIVE_USER_COLUMNS = ("pluvo_id", *USER_FIELDS, "archived")
+VALUE_COLUMNS = ("user_ref", "category_ref", "category_type", "value")
+PAIR_COLUMNS = ("group_ref", "user_ref")
+
+
+@dataclass
+class LiveSnapshot:
+    """Live Pluvo, canonical.
+
+    users: index ref; pluvo_id, email, name, language, roles, is_active (canonical
+    strings) and archived (bool). Users without a ref cannot be matched to anything
+    and are kept apart in `unreffed` (pluvo_id, email, name, archived).
+    extra_values: user_ref, category_ref, category_type, value (canonical).
+    groups: index ref; pluvo_id, name (groups without a ref are only counted).
+    memberships / managers: group_ref, user_ref (users without a ref left out).
+    """
+
+    users: pd.DataFrame = field(
+        default_factory=lambda: empty_frame(list(LIVE_USER_COLUMNS), index="ref")
+    )
+    unreffed: pd.DataFrame = field(
+        default_factory=lambda: empty_frame(["pluvo_id", "email", "name", "archived"])
+    )
+    extra_values: pd.DataFrame = field(default_factory=lambda: empty_frame(VALUE_COLUMNS))
+    groups: pd.DataFrame = field(default_factory=lambda: empty_frame(["pluvo_id", "name"], "ref"))
+    unreffed_groups: int = 0
+    memberships: pd.DataFrame = field(default_factory=lambda: empty_frame(PAIR_COLUMNS))
+    managers: pd.DataFrame = field(default_factory=lambda: empty_frame(PAIR_COLUMNS))
+    user_pages: int = 0
+
+
+# ------------------------------------------------------------------ canonical forms
+
+
+def canonical_datetime(value: str) -> str:
+    """ISO 8601 → "YYYY-MM-DD" at midnight UTC, else "YYYY-MM-DDTHH:MM:SS+00:00"."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return value
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if (parsed.hour, parsed.minute, parsed.second, parsed.microsecond) == (0, 0, 0, 0):
+        return parsed.strftime("%Y-%m-%d")
+    return parsed.replace(microsecond=0).isoformat()
+
+
+def canonical_roles(roles: Iterable[Any] | None) -> str:
+    return ",".join(sorted({str(r).upper() for r in roles or () if r}))
+
+
+def canonical_user(node: Mapping[str, Any]) -> dict[str, Any]:
+    active = node.get("isActive")
+    return {
+        "pluvo_id": str(node.get("id") or ""),
+        "email": str(node.get("email") or "").lower(),
+        "name": str(node.get("name") or ""),
+        "language": str(node.get("language") or ""),
+        "roles": canonical_roles(node.get("roles")),
+        # Pluvo's isActive is nullable; a user is active unless it says otherwise.
+        "is_active": "false" if active is False else "true",
+        "archived": bool(node.get("archived")),
+    }
+
+
+def canonical_values(user_ref: str, items: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """One user's extraCategoryValues → canonical rows (one per category).
+
+    Pluvo returns one ExtraCategoryChoiceValue per selected option, so multiselect
+    options are gathered per category, sorted and joined as the mapping does.
+    """
+    out: dict[str, dict[str, str]] = {}
+    options: dict[str, list[str]] = {}
+    for item in items:
+        category = item.get("category") or {}
+        ref = category.get("ref")
+        if not ref:
+            continue
+        kind = item.get("__typename")
+        if kind == "ExtraCategoryStringValue":
+            text = item.get("stringValue")
+            if text:
+                out[ref] = _value_row(user_ref, ref, "string", str(text))
+        elif kind == "ExtraCategoryDatetimeValue":
+            if item.get("datetimeValue"):
+                stamp = canonical_datetime(str(item["datetimeValue"]))
+                out[ref] = _value_row(user_ref, ref, "datetime", stamp)
+        elif kind == "ExtraCategoryBooleanValue":
+            if item.get("booleanValue") is not None:
+                flag = "true" if item["booleanValue"] else "false"
+                out[ref] = _value_row(user_ref, ref, "boolean", flag)
+        elif kind == "ExtraCategoryChoiceValue":
+            option = (item.get("choiceValue") or {}).get("stringValue")
+            if option is None:
+                continue
+            multi = str(category.get("categoryType") or "").upper() == "MULTISELECT"
+            options.setdefault(ref, []).append(str(option))
+            joined = "\n".join(sorted(options[ref]))
+            out[ref] = _value_row(user_ref, ref, "multiselect" if multi else "choice", joined)
+    return list(out.values())
+
+
+def _value_row(user_ref: str, category_ref: str, kind: str, value: str) -> dict[str, str]:
+    return {
+        "user_ref": user_ref,
+        "category_ref": category_ref,
+        "category_type": kind,
+        "value": value,
+    }
+
+
+# ------------------------------------------------------------------ reading
+
+
+def page_calls(count: int, *, offset: int = 0, page_size: int = MAX_PAGE) -> list[Call]:
+    """One aliased query call per page of `paginatedUsers`, archived users included."""
+    pages = math.ceil(count / page_size) if count > 0 else 0
+    return [
+        Call(
+            "paginatedUsers",
+            {"first": page_size, "offset": offset + k * page_size, "archived": None},
+            USER_PAGE_SELECTION,
+            "query",
+        )
+        for k in range(pages)
+    ]
+
+
+async def read_users(client: PluvoClient) -> tuple[list[dict[str, Any]], int]:
+    """Every user node (archived too) and the number of pages read.
+
+    A user created while reading shifts the offsets, so a node can be seen twice:
+    nodes are deduplicated by id. Every page carries the count again, and pages
+    beyond the first count are read too if the organisation grew meanwhile.
+    """
+    probe = Call("paginatedUsers", {"first": 1, "archived": None}, "count", "query")
+    data = await client.execute(f"query CountUsers {{ {probe.render()} }}")
+    count = int((data.get("paginatedUsers") or {}).get("count") or 0)
+    start = 0
+    nodes: dict[str, dict[str, Any]] = {}
+    pages = 0
+    while count > start:
+        calls = page_calls(count - start, offset=start)
+        results = await client.run_calls(calls)
+        pages += len(calls)
+        start += len(calls) * MAX_PAGE
+        for result in results:
+            if result.error is not None:
+                raise PluvoError(f"reading users failed: {result.error}")
+            connection = result.data if isinstance(result.data, dict) else {}
+            count = max(count, int(connection.get("count") or 0))
+            for edge in connection.get("edges") or ():
+                node = edge.get("node") if isinstance(edge, dict) else None
+                if isinstance(node, dict) and node.get("id"):
+                    nodes[str(node["id"])] = node
+    return list(nodes.values()), pages
+
+
+async def read_live(client: PluvoClient) -> LiveSnapshot:
+    """Users with their extra values, groups with members and managers."""
+    nodes, pages = await read_users(client)
+    groups = await client.list_groups(members=True, managers=True)
+    return build_snapshot(nodes, groups, user_pages=pages)
+
+
+def build_snapshot(
+    nodes: Sequence[Mapping[str, Any]], groups: Sequence[Any], *, user_pages: int = 0
+) -> LiveSnapshot:
+    """Raw nodes and `GroupInfo`s → canonical frames (pure; unit-tested)."""
+    snapshot = LiveSnapshot(user_pages=user_pages)
+    reffed: list[dict[str, Any]] = []
+    unreffed: list[dict[str, Any]] = []
+    values: list[dict[str, str]] = []
+    ref_of_id: dict[str, str] = {}
+    for node in nodes:
+        row = canonical_user(node)
+        ref = node.get("ref")
+        if ref:
+            ref = str(ref)
+            ref_of_id[row["pluvo_id"]] = ref
+            reffed.append({"ref": ref, **row})
+            values.extend(canonical_values(ref, node.get("extraCategoryValues") or ()))
+        else:
+            unreffed.append({k: row[k] for k in ("pluvo_id", "email", "name", "archived")})
+    if reffed:
+        users = pd.DataFrame(reffed).drop_duplicates("ref", keep="first").set_index("ref")
+        snapshot.users = users[list(LIVE_USER_COLUMNS)]
+    if unreffed:
+        snapshot.unreffed = pd.DataFrame(unreffed)
+    if values:
+        snapshot.extra_values = pd.DataFrame(values, columns=list(VALUE_COLUMNS))
+    group_rows: list[dict[str, str]] = []
+    members: list[tuple[str, str]] = []
+    managers: list[tuple[str, str]] = []
+    for group in groups:
+        if not group.ref:
+            snapshot.unreffed_groups += 1
+            continue
+        group_rows.append({"ref": str(group.ref), "pluvo_id": group.id, "name": group.name or ""})
+        for target, people in ((members, group.members), (managers, group.managers)):
+            for person in people:
+                user_ref = person.ref or ref_of_id.get(person.id)
+                if user_ref:
+                    target.append((str(group.ref), str(user_ref)))
+    if group_rows:
+        snapshot.groups = pd.DataFrame(group_rows).drop_duplicates("ref").set_index("ref")
+    if members:
+        snapshot.memberships = pd.DataFrame(members, columns=list(PAIR_COLUMNS)).drop_duplicates()
+    if managers:
+        snapshot.managers = pd.DataFrame(managers, columns=list(PAIR_COLUMNS)).drop_duplicates()
+    return snapshot
