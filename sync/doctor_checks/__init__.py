@@ -38,7 +38,14 @@ def ok(name: str, summary: str, *details: str) -> CheckResult:
 
 
 def fail(name: str, summary: str, remedy: str | None = None, *details: str) -> CheckResult:
-    return CheckResult(name, Status.FAIL, summary, remedy, details)
+    """A failed check; a multi-line message (a config error's list) keeps one line per item.
+
+    A single item is folded into the line itself, so the common case stays one line.
+    """
+    first, *rest = [line.strip() for line in summary.splitlines() if line.strip()] or [""]
+    if len(rest) == 1:
+        first, rest = f"{first} {rest[0]}", []
+    return CheckResult(name, Status.FAIL, first, remedy, (*rest, *details))
 
 
 def warn(name: str, summary: str, remedy: str | None = None) -> CheckResult:
