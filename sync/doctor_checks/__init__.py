@@ -45,6 +45,8 @@ def fail(name: str, summary: str, remedy: str | None = None, *details: str) -> C
     first, *rest = [line.strip() for line in summary.splitlines() if line.strip()] or [""]
     if len(rest) == 1:
         first, rest = f"{first} {rest[0]}", []
+    elif rest:
+        first = f"{first.rstrip(':')} ({len(rest)} problems)"
     return CheckResult(name, Status.FAIL, first, remedy, (*rest, *details))
 
 

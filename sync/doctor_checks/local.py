@@ -50,10 +50,12 @@ def check_sources(config: Config, specs: dict[str, MappingSpec]) -> list[CheckRe
     results: list[CheckResult] = []
     for src in config.sources:
         name = f"source {src.name}"
+        own = f"source {src.name}: "  # the line already names the source
         try:
             data = open_source(src, base_dir=config.base_dir).read()
         except SyncError as exc:
-            results.append(fail(name, exc.message, exc.hint or _source_remedy(src.type)))
+            message = exc.message.removeprefix(own)
+            results.append(fail(name, message, exc.hint or _source_remedy(src.type)))
             continue
         columns = data.columns or [str(c) for c in data.frame.columns]
         spec = specs.get(src.name)
@@ -65,7 +67,7 @@ def check_sources(config: Config, specs: dict[str, MappingSpec]) -> list[CheckRe
         try:
             check_columns(src.name, columns, spec, files=data.files)
         except SyncError as exc:
-            results.append(fail(name, exc.message, exc.hint))
+            results.append(fail(name, exc.message.removeprefix(own), exc.hint))
             continue
         results.append(ok(name, f"{rows} rows from {files}; every mapped column present"))
     return results

@@ -52,7 +52,7 @@ async def check_pluvo(config: Config, mappings: Mapping[str, MappingSpec]) -> li
         reason = "no token"
         names = ["scopes", "schema", "membership results", "extra categories"]
         return results + [skip(name, reason) for name in names]
-    results.append(_check_scopes(pluvo, granted))
+    results.append(scope_result(pluvo, granted))
     async with PluvoClient(pluvo) as client:
         schema_result, schema = await _introspect(client)
         if schema is None:
@@ -80,7 +80,7 @@ async def _check_token(config: PluvoConfig) -> tuple[CheckResult, frozenset[str]
     return ok("token", f"obtained for client {config.client_id!r}; granted {shown}"), granted
 
 
-def _check_scopes(config: PluvoConfig, granted: frozenset[str] | None) -> CheckResult:
+def scope_result(config: PluvoConfig, granted: frozenset[str] | None) -> CheckResult:
     unrequested = [s for s in NEEDED_SCOPES if s not in config.scopes]
     if granted is None:
         if unrequested:

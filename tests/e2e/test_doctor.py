@@ -20,6 +20,9 @@ from sync.doctor import run_doctor
 from sync.sandbox import SandboxServer
 from sync.state.store import StateStore, upgrade
 from tests.e2e.workspace import ROOT, SECRET_ENV, Workspace, employee
+from tests.integration.conftest import SftpServer, sftp_server
+
+__all__ = ["sftp_server"]  # the loopback SFTP server fixture, used below
 
 SCHEMA_FILE = ROOT / "sync" / "sandbox" / "schema.graphql"
 
@@ -187,7 +190,7 @@ def test_sftp_unreachable(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> 
     code, lines = doctor(ws, capsys)
     assert code == 1
     line = lines["source hr"]
-    assert line.startswith("[FAIL] source hr: source hr: cannot connect to SFTP server"), line
+    assert line.startswith("[FAIL] source hr: cannot connect to SFTP server"), line
     assert str(port) in line
     assert "host key" in line  # the remedy
     assert "sftp-password-123" not in line
@@ -333,3 +336,88 @@ def test_state_store_not_migrated(ws: Workspace, capsys: pytest.CaptureFixture[s
         lines["state store"],
     ), lines["state store"]
     assert sum(status == "FAIL" for status in status_of(lines).values()) == 1
+
+
+# ------------------------------------------------------------- sources over the network
+
+
+def sftp_source(server: SftpServer, **changes: object) -> dict[str, object]:
+    source: dict[str, object] = {
+        "name": "hr",
+        "type": "sftp",
+        "host": server.host,
+        "port": server.port,
+        "username": server.username,
+        "password": server.password,
+        "known_hosts": str(server.known_hosts),
+        "path": "/exports/*.csv",
+        "mapping": "mapping.yaml",
+        "timeout": 5,
+    }
+    source.update(changes)
+    return source
+
+
+@pytest.fixture
+def sftp_ws(ws: Workspace, sftp_server: SftpServer) -> Workspace:
+    exports = sftp_server.root / "exports"
+    exports.mkdir()
+    shutil.copy(ws.root / "hr" / "hr.csv", exports / "hr.csv")
+    return ws
+
+
+def test_sftp_source_passes_with_verified_host_key(
+    sftp_ws: Workspace, sftp_server: SftpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sftp_ws.write_config(sources=[sftp_source(sftp_server)])
+    code, lines = doctor(sftp_ws, capsys)
+    assert code == 0, lines
+    assert lines["source hr"].startswith("[ ok ] source hr: 12 rows from hr.csv")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"password": "wrong-sftp-pw"}, "SFTP login refused for user hrsync"),
+        ({"known_hosts": None, "host_key_fingerprint": "SHA256:" + "B" * 43}, "host key"),
+        ({"path": "/exports/missing-*.csv"}, "no file matched"),
+    ],
+    ids=["login", "host-key", "no-file"],
+)
+def test_sftp_source_failures(
+    sftp_ws: Workspace,
+    sftp_server: SftpServer,
+    capsys: pytest.CaptureFixture[str],
+    changes: dict[str, object],
+    expected: str,
+) -> None:
+    source = {k: v for k, v in sftp_source(sftp_server, **changes).items() if v is not None}
+    sftp_ws.write_config(sources=[source])
+    code, lines = doctor(sftp_ws, capsys)
+    assert code == 1
+    assert lines["source hr"].startswith("[FAIL] source hr: "), lines["source hr"]
+    assert expected in lines["source hr"]
+    assert "wrong-sftp-pw" not in lines["source hr"]
+    assert sftp_server.password not in lines["source hr"]
+
+
+def test_database_source(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    hr_db = ws.root / "hr.db"
+    rows = [employee(n) for n in range(5)]
+    columns = list(rows[0])
+    with sqlite3.connect(hr_db) as conn:
+        conn.execute(f"CREATE TABLE staff ({', '.join(f'{c!r} TEXT' for c in columns)})")
+        marks = ", ".join("?" for _ in columns)
+        conn.executemany(f"INSERT INTO staff VALUES ({marks})", [list(r.values()) for r in rows])
+    conn.close()
+    source = {"name": "hr", "type": "database", "url": "sqlite:///hr.db", "mapping": "mapping.yaml"}
+    ws.write_config(sources=[{**source, "table": "staff"}])
+    code, lines = doctor(ws, capsys)
+    assert code == 0, lines
+    assert lines["source hr"].startswith("[ ok ] source hr: 5 rows from ")
+
+    ws.write_config(sources=[{**source, "query": "SELECT * FROM employees"}])
+    code, lines = doctor(ws, capsys)
+    assert code == 1
+    assert lines["source hr"].startswith("[FAIL] source hr: "), lines["source hr"]
+    assert "no such table: employees" in lines["source hr"]
