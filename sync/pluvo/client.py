@@ -29,6 +29,7 @@ import asyncio
 import inspect
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,6 +111,22 @@ class ClientCounters:
     retries: int = 0
     throttled: int = 0
     reauths: int = 0
+
+
+class _Rejected(FatalError):
+    """Pluvo refused the whole document; `errors` lets a batch salvage its calls."""
+
+    def __init__(self, message: str, errors: Sequence[Mapping[str, Any]]) -> None:
+        super().__init__(message)
+        self.errors = list(errors)
+
+
+_VARIABLE = re.compile(r"\$a(\d+)_")
+# A value Pluvo could not coerce. graphql-core 3.3 says "has invalid value", 3.2 and 2
+# (older graphene) "got invalid value"; a null for a non-null is "was not provided".
+_VARIABLE_VALUE = re.compile(
+    r"\$a(\d+)_\w*['\"]? (?:(?:has|got) invalid value|of required type .* was not provided)"
+)
 
 
 class _AuthRejected(Exception):
@@ -249,14 +266,19 @@ class PluvoClient:
         return [r for r in results if r is not None]
 
     async def _run_chunk(self, chunk: list[Call]) -> list[CallResult]:
+        if chunk[0].operation == "mutation":
+            self.counters.mutations += len(chunk)
+        return await self._send_chunk(chunk)
+
+    async def _send_chunk(self, chunk: list[Call]) -> list[CallResult]:
         operation = chunk[0].operation
         fields = sorted({c.field for c in chunk})
         label = f"{operation} {'+'.join(fields)} x{len(chunk)}"
         document, variables = ops.render_batch(chunk, types=self.argument_types, name="SyncBatch")
-        if operation == "mutation":
-            self.counters.mutations += len(chunk)
         try:
             body = await self._request(document, variables, label, fields)
+        except _Rejected as exc:
+            return await self._rejected(chunk, exc, bool(variables))
         except PluvoError as exc:
             log.warning("%s failed: %s", label, exc)
             return [CallResult(c, None, exc) for c in chunk]
@@ -272,8 +294,10 @@ class PluvoClient:
             else:
                 stray.append(error)
         if stray and not any(data.get(ops.alias_for(i)) is not None for i in range(len(chunk))):
-            fatal = FatalError(f"{label}: Pluvo rejected the document ({_reason(stray[0])})")
-            return [CallResult(c, None, fatal) for c in chunk]
+            rejected = _Rejected(
+                f"{label}: Pluvo rejected the document ({_reason(stray[0])})", stray
+            )
+            return await self._rejected(chunk, rejected, bool(variables))
         results = []
         for i, call in enumerate(chunk):
             alias = ops.alias_for(i)
@@ -285,6 +309,58 @@ class PluvoClient:
                 reason = _reason(stray[0]) if stray else "no result in the answer"
                 results.append(CallResult(call, None, RecordError(f"{call.field}: {reason}")))
         return results
+
+    async def _rejected(
+        self, chunk: list[Call], exc: _Rejected, had_variables: bool
+    ) -> list[CallResult]:
+        """Pluvo refused a whole document: salvage what variables make salvageable.
+
+        Variables are named after their alias, so a value Pluvo could not coerce
+        (`Variable '$a3_user' has invalid value at .language`) is that call's record
+        error, and the other calls are sent again without it. Refused variable *types*
+        (a live schema naming its inputs differently) are fixed by literals, which need
+        names only: the fields concerned go literal for the rest of the client's life.
+        Anything else (a field Pluvo lacks) fails the batch as before.
+        """
+        if had_variables and self.argument_types is not None and exc.errors:
+            bad: dict[int, RecordError] = {}
+            retype: set[str] = set()
+            for error in exc.errors:
+                message = str(error.get("message") or "")
+                value = _VARIABLE_VALUE.search(message)
+                named = _VARIABLE.search(message)
+                if value and int(value.group(1)) < len(chunk):
+                    index = int(value.group(1))
+                    bad.setdefault(index, _record_error(chunk[index].field, error))
+                elif named and int(named.group(1)) < len(chunk):
+                    retype.add(chunk[int(named.group(1))].field)
+                elif "Unknown type" in message:
+                    retype.update(c.field for c in chunk)
+                else:
+                    retype = set()
+                    bad = {}
+                    break
+            if retype:
+                log.warning(
+                    "Pluvo refused the variable types of %s (%s); sending %s with literals "
+                    "from now on (pluvo.inline_arguments: true, or `doctor`, settles this)",
+                    "+".join(sorted(retype)),
+                    _reason(exc.errors[0]),
+                    "them" if len(retype) > 1 else "it",
+                )
+                self.argument_types = self.argument_types.without(frozenset(retype))
+                return await self._send_chunk(chunk)
+            if bad:
+                rest = [i for i in range(len(chunk)) if i not in bad]
+                again = await self._send_chunk([chunk[i] for i in rest]) if rest else []
+                results: list[CallResult | None] = [None] * len(chunk)
+                for index, refused in bad.items():
+                    results[index] = CallResult(chunk[index], None, refused)
+                for index, result in zip(rest, again, strict=True):
+                    results[index] = result
+                return [r for r in results if r is not None]
+        log.warning("%s", exc)
+        return [CallResult(c, None, exc) for c in chunk]
 
     # ------------------------------------------------------------------ the request loop
 
@@ -400,7 +476,7 @@ class PluvoClient:
             if status != 200:
                 errors = _errors(body)
                 reason = _reason(errors[0]) if errors else f"HTTP {status}"
-                raise FatalError(f"{label}: Pluvo rejected the document ({reason})")
+                raise _Rejected(f"{label}: Pluvo rejected the document ({reason})", errors)
             await self.limiter.on_success()
             return body
         finally:

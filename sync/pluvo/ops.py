@@ -142,7 +142,8 @@ def render_batch(
             continue
         text, declared = shape
         parts.append(text)
-        declarations.append(declared)
+        if declared:
+            declarations.append(declared)
         for arg, value in call.args.items():
             variables[f"{alias}_{arg}"] = variable_value(value)
     head = operation + (f" {_name(name)}" if name else "")

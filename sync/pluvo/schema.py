@@ -36,12 +36,22 @@ class ArgumentTypes:
     """`(operation, field, argument) -> "UserInput!"`, memoised per schema.
 
     Lookups run for every call of every batch, so answers (misses included) are kept;
-    the set of fields and arguments a sync uses is small.
+    the set of fields and arguments a sync uses is small. `inline_fields` are fields
+    the client stopped sending with variables after Pluvo refused their types.
     """
 
-    def __init__(self, schema: GraphQLSchema) -> None:
+    def __init__(
+        self, schema: GraphQLSchema, *, inline_fields: frozenset[str] = frozenset()
+    ) -> None:
         self.schema = schema
+        self.inline_fields = inline_fields
         self._known: dict[tuple[str, str, str], str | None] = {}
+
+    def without(self, fields: frozenset[str]) -> ArgumentTypes:
+        """A lookup that also leaves `fields` untyped (a new object: renderings are
+        memoised per lookup, so changing this one in place would leave stale entries).
+        """
+        return ArgumentTypes(self.schema, inline_fields=self.inline_fields | fields)
 
     def type_of(self, operation: Literal["mutation", "query"], field: str, arg: str) -> str | None:
         key = (operation, field, arg)
@@ -49,6 +59,9 @@ class ArgumentTypes:
             return self._known[key]
         except KeyError:
             pass
+        if field in self.inline_fields:
+            self._known[key] = None
+            return None
         root: GraphQLObjectType | None = (
             self.schema.mutation_type if operation == "mutation" else self.schema.query_type
         )
