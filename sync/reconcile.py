@@ -38,6 +38,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from sync import guards
+from sync.adopt import Adoption, Match, adopt_in_plan, reject_ambiguous
 from sync.config import Config, LeaverConfig
 from sync.diff import UNMANAGED_WHEN_EMPTY, DiffOptions, StateView, diff
 from sync.errors import ExitCode, SyncError
@@ -46,7 +47,7 @@ from sync.hashing import extras_hash, fields_hash, groups_hash
 from sync.live import PAIR_COLUMNS, VALUE_COLUMNS, LiveSnapshot, read_live
 from sync.logs import redact
 from sync.model import USER_FIELDS, Desired
-from sync.plan import Plan
+from sync.plan import Kind, Plan
 from sync.state import write
 from sync.state.models import (
     ExtraValueRow,
@@ -376,6 +377,53 @@ def live_view(
     return StateView(users, groups, managers, load_fields, load_extras, load_memberships)
 
 
+def adoption_from_live(plan: Plan, live: LiveSnapshot, match: Collection[str]) -> Adoption:
+    """sync.adopt's matching, answered from the snapshot instead of one lookup per user.
+
+    A creation whose ref Pluvo already has is an adoption by ref; one whose email
+    belongs to a Pluvo user without a ref is an adoption by email; an email held by a
+    user with another ref is ambiguous (the row is rejected, never merged).
+    """
+    result = Adoption({}, {})
+    by_email: dict[str, tuple[str | None, str, bool]] = {}
+    if "email" in match:
+        for ref, row in live.users[["email", "pluvo_id", "archived"]].iterrows():
+            if row["email"]:
+                by_email[str(row["email"])] = (
+                    str(ref),
+                    str(row["pluvo_id"]),
+                    bool(row["archived"]),
+                )
+        for loose in live.unreffed.to_dict(orient="records"):
+            if loose["email"]:
+                by_email.setdefault(
+                    str(loose["email"]), (None, str(loose["pluvo_id"]), bool(loose["archived"]))
+                )
+    for op in plan.operations:
+        if op.kind is not Kind.CREATE_USER:
+            continue
+        ref = op.ref
+        if "ref" in match and ref in live.users.index:
+            found = live.users.loc[ref]
+            result.matches[ref] = Match(
+                ref, "ref", str(found["pluvo_id"]), ref, bool(found["archived"])
+            )
+            continue
+        email = str(op.data["fields"].get("email") or "")
+        hit = by_email.get(email) if email else None
+        if hit is None:
+            continue
+        other, pluvo_id, archived = hit
+        if other and other != ref:
+            result.ambiguous[ref] = (
+                f"email {email} already belongs to Pluvo user with ref '{other}'; "
+                "not adopted (fix the ref or the email in the HR system or in Pluvo)"
+            )
+        elif other is None:
+            result.matches[ref] = Match(ref, "email", pluvo_id, None, archived)
+    return result
+
+
 # ------------------------------------------------------------------ refreshing the store
 
 
@@ -660,7 +708,15 @@ def _compare(
         "user_pages": live.user_pages,
     }
     report.drift = compute_drift(desired, owned, live)
-    plan = diff(desired, live_view(desired, owned, live), DiffOptions(leavers=config.leavers))
+    options = DiffOptions(leavers=config.leavers)
+    plan = diff(desired, live_view(desired, owned, live), options)
+    if config.adoption.match:
+        adoption = adoption_from_live(plan, live, config.adoption.match)
+        if adoption.ambiguous:
+            reject_ambiguous(desired, adoption.ambiguous)
+            report.rejected += len(adoption.ambiguous)
+            plan = diff(desired, live_view(desired, owned, live), options)
+        adopt_in_plan(plan, adoption.matches)
     report.plan = plan
     report.timings.update(
         {"read_and_map": t1 - t0, "read_live": t2 - t1, "compare": time.monotonic() - t2}
