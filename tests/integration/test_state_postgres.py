@@ -1,0 +1,78 @@
+"""The whole loop with its state store on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from sync.sandbox import SandboxServer
+from tests.e2e.test_sync_loop import assert_pluvo_matches, mutations
+from tests.e2e.workspace import Workspace, employee
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def state_db(pg_url: str) -> Iterator[str]:
+    """A database of its own for one test, dropped afterwards."""
+    name = f"pluvo_state_{secrets.token_hex(4)}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_sync_loop_on_postgres(sandbox: SandboxServer, tmp_path: Path, state_db: str) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "mapping.yaml").write_text(
+        (Path(__file__).resolve().parents[2] / "mappings" / "example.yaml").read_text("utf-8"),
+        encoding="utf-8",
+    )
+    ws = Workspace(root, sandbox.url)
+    ws.write_config(**{"state.url": state_db})
+    rows = [employee(n) for n in range(300)]
+    ws.write_hr(rows)
+
+    refused = ws.cli("run")
+    assert refused.returncode == 1
+    assert "pluvo-sync db upgrade" in refused.stderr
+    assert secrets_free(refused.stderr, state_db)
+
+    upgraded = ws.cli("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "upgraded from empty" in upgraded.stdout
+
+    first = ws.cli("run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert_pluvo_matches(sandbox, rows)
+
+    changed = [
+        employee(n, Functie="Teamleider") if n % 10 == 0 else employee(n) for n in range(290)
+    ]
+    ws.write_hr(changed)
+    second = ws.cli("run")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert_pluvo_matches(sandbox, changed)
+
+    sandbox.control.reset_counters()
+    third = ws.cli("run")
+    assert third.returncode == 0, third.stderr
+    assert mutations(sandbox) == 0
+    status = ws.cli("status")
+    assert "users: 290 active, 10 archived" in status.stdout
+
+
+def secrets_free(text_: str, url: str) -> bool:
+    password = make_url(url).password
+    return not password or password not in text_
