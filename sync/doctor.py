@@ -105,9 +105,9 @@ def _print(results: Sequence[CheckResult], *, verbose: bool) -> None:
         _, style = _TAGS[result.status]
         first, *rest = render_lines(result, verbose=verbose)
         tag, body = first[:6], first[6:]
-        console.print(f"[{style}]{escape(tag)}[/]{escape(body)}")
+        console.print(f"[{style}]{escape(tag)}[/]{escape(body)}", soft_wrap=True)
         for line in rest:
-            console.print(escape(line), style="dim")
+            console.print(escape(line), style="dim", soft_wrap=True)
     console.print()
     console.print(summary(results), style="bold red" if exit_code(results) else "bold green")
 

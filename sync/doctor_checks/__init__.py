@@ -46,7 +46,7 @@ def fail(name: str, summary: str, remedy: str | None = None, *details: str) -> C
     if len(rest) == 1:
         first, rest = f"{first} {rest[0]}", []
     elif rest:
-        first = f"{first.rstrip(':')} ({len(rest)} problems)"
+        first = first.rstrip(":")
     return CheckResult(name, Status.FAIL, first, remedy, (*rest, *details))
 
 

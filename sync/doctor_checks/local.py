@@ -94,6 +94,12 @@ def _missing_sqlite_file(url: str) -> Path | None:
     return None if path.exists() else path
 
 
+def _without_db_noise(message: str) -> str:
+    """SQLAlchemy appends a documentation link to its errors; it is no remedy."""
+    lines = message.splitlines()
+    return "\n".join(line for line in lines if "Background on this error at" not in line)
+
+
 def check_state(config: Config) -> CheckResult:
     """Reachable and at Alembic's head; never creates or migrates anything."""
     url = config.state_url()
@@ -109,7 +115,8 @@ def check_state(config: Config) -> CheckResult:
         current = current_revision(store.engine)
         head = head_revision()
     except SyncError as exc:
-        return fail("state store", exc.message, exc.hint or "check state.url and the database")
+        message = _without_db_noise(exc.message)
+        return fail("state store", message, exc.hint or "check state.url and the database")
     finally:
         store.close()
     if current is None:

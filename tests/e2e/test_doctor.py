@@ -421,3 +421,16 @@ def test_database_source(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> N
     assert code == 1
     assert lines["source hr"].startswith("[FAIL] source hr: "), lines["source hr"]
     assert "no such table: employees" in lines["source hr"]
+
+
+def test_state_store_unreachable_hides_its_password(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"postgresql+psycopg://sync:pg-pass-991@127.0.0.1:{closed_port()}/state"
+    ws.write_config(**{"state.url": url})
+    code, lines = doctor(ws, capsys)
+    assert code == 1
+    line = lines["state store"]
+    assert line.startswith("[FAIL] state store: state store postgresql+psycopg://sync:***@"), line
+    assert "unreachable" in line
+    assert "pg-pass-991" not in line

@@ -27,7 +27,7 @@ def test_one_item_message_is_folded_into_one_line() -> None:
 def test_many_item_message_keeps_one_line_per_item() -> None:
     result = fail("config", "invalid configuration in c.yaml:\n  a: x\n  b: y", "fix it")
     assert render_lines(result) == [
-        "[FAIL] config: invalid configuration in c.yaml (2 problems) — fix it",
+        "[FAIL] config: invalid configuration in c.yaml — fix it",
         "       a: x",
         "       b: y",
     ]
