@@ -39,6 +39,7 @@ from sync.mapping.transforms import (
     as_text,
     collapse_spaces,
     fill_empty,
+    filled,
     frame_of,
     parse_booleans,
     parse_dates,
@@ -129,7 +130,7 @@ class _Rows:
         return self._cache[name]
 
     def constant(self, value: str) -> pd.Series[str]:
-        return pd.Series(np.full(self.length, value, dtype=object), dtype=object)
+        return pd.Series(filled(self.length, value), dtype=object, copy=False)
 
 
 def _evaluate(rows: _Rows, spec: ValueSpec) -> tuple[pd.Series[str], str, list[Problem]]:
@@ -316,7 +317,7 @@ def map_source(
     files = (
         frame["_file"].to_numpy(dtype=object, na_value="")
         if "_file" in frame
-        else np.full(n, "", dtype=object)
+        else filled(n, "")
     )
     lines = (
         frame["_line"].to_numpy(dtype=np.int64)
@@ -388,7 +389,9 @@ def map_source(
     else:
         ended = has_end & (end_values <= today_iso)
     pending = ~ended & (start.to_numpy(dtype=object) > horizon)
-    status = np.where(ended, STATUS_ENDED, np.where(pending, STATUS_PENDING, STATUS_USER))
+    status = filled(n, STATUS_USER)
+    status[pending] = STATUS_PENDING
+    status[ended] = STATUS_ENDED
 
     email_ok = has_ref & ~email_empty
     if bad_email is not None:
@@ -413,7 +416,7 @@ def map_source(
             "language": language.to_numpy(dtype=object),
             "roles": roles.to_numpy(dtype=object),
             "is_active": active.to_numpy(dtype=object),
-            "status": status.astype(object),
+            "status": status,
             "start_date": start.to_numpy(dtype=object),
             "end_date": end_values,
             **provenance,
@@ -441,11 +444,11 @@ def _rejection_frame(
     positions = np.concatenate([p.positions for p in problems])
     frame = frame_of(
         {
-            "source": np.full(positions.size, source, dtype=object),
+            "source": filled(positions.size, source),
             "file": files[positions],
             "line": lines[positions],
             "column": np.concatenate(
-                [np.full(p.positions.size, p.column, dtype=object) for p in problems]
+                [filled(p.positions.size, p.column) for p in problems]
             ),
             "ref": ref.to_numpy(dtype=object)[positions],
             "reason": np.concatenate([p.reasons for p in problems]),

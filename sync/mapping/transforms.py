@@ -51,7 +51,7 @@ class Problem:
         if positions.size == 0:
             return None
         if values is None:
-            texts = np.full(positions.size, reason, dtype=object)
+            texts = filled(positions.size, reason)
         else:
             raw = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
             texts = text_array([reason.replace("{value}", str(raw[p])) for p in positions])
@@ -61,6 +61,18 @@ class Problem:
 def text_array(values: Sequence[object]) -> npt.NDArray[np.object_]:
     array = np.empty(len(values), dtype=object)
     array[:] = values
+    return array
+
+
+def filled(length: int, value: object) -> npt.NDArray[np.object_]:
+    """An object array holding `value` in every slot.
+
+    `np.full(n, "x", dtype=object)` goes through a fixed-width unicode array and
+    creates n separate str objects (seconds and hundreds of MB at a few million rows);
+    `fill` stores n references to the one object.
+    """
+    array = np.empty(length, dtype=object)
+    array.fill(value)
     return array
 
 
@@ -88,7 +100,7 @@ def frame_of(columns: dict[str, object]) -> pd.DataFrame:
         elif isinstance(value, list):
             data[key] = pd.Series(text_array(value), dtype=object, copy=False)
         else:
-            data[key] = pd.Series(np.full(length, value, dtype=object), dtype=object, copy=False)
+            data[key] = pd.Series(filled(length, value), dtype=object, copy=False)
     # copy=False keeps one block per column: consolidating a few million object
     # pointers into one 2-D block costs a second or more and doubles the peak memory.
     return pd.DataFrame(data, copy=False)
@@ -148,6 +160,10 @@ def _case(series: pd.Series[str], upper: bool) -> pd.Series[str]:
     if joined is None:
         return each(series, str.upper if upper else str.lower)
     converted = joined.upper() if upper else joined.lower()
+    if converted == joined:
+        # The usual case (numeric refs, already lower-case emails): keep the row
+        # strings, so no million new objects and their cached hashes stay valid.
+        return series if series.dtype == object else text(array)
     return text(converted.split(_SEP))
 
 
@@ -346,9 +362,9 @@ def render_template(
             empty |= array == ""
             result = array if result is None else result + array
         else:
-            result = np.full(length, part, dtype=object) if result is None else result + part
+            result = filled(length, part) if result is None else result + part
     if result is None:
-        result = np.full(length, "", dtype=object)
+        result = filled(length, "")
     return text(result), empty
 
 
@@ -388,7 +404,7 @@ def validate_emails(series: pd.Series[str], column: str) -> Problem | None:
     slow = [i for i, v in enumerate(uniques) if v and (len(v) > 254 or match(v) is None)]
     if not slow:
         return None
-    reasons = np.full(len(uniques), None, dtype=object)
+    reasons = filled(len(uniques), None)
     reasons[slow] = _email_reasons([str(uniques[i]) for i in slow])
     bad_unique = np.fromiter((r is not None for r in reasons), dtype=bool, count=len(reasons))
     bad = bad_unique[codes]
