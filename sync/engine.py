@@ -329,7 +329,12 @@ async def _execute(
         return Execution()
     async with PluvoClient(config.pluvo) as client:
         executor = Executor(
-            store, client, run_id, send_invite=config.pluvo.send_invite, progress=progress
+            store,
+            client,
+            run_id,
+            send_invite=config.pluvo.send_invite,
+            membership_fields=config.pluvo.membership_result_fields,
+            progress=progress,
         )
         execution = await executor.execute(plan)
         report.requests = client.counters.requests

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sync.engine import Report
-from sync.plan import Operation
+from sync.plan import Kind, Operation
 
 SHOWN_RECORDS = 25
 
@@ -22,6 +22,12 @@ def _value(text: str) -> str:
 
 def render_operation(op: Operation) -> list[str]:
     lines = [f"  {op.description}"]
+    if op.kind in (Kind.CREATE_USER, Kind.ADOPT_USER):
+        # A new person: one line of values reads better than five "(empty) →" lines.
+        values = ", ".join(f"{c.field}={c.new}" for c in op.changes if c.field != "email")
+        origin = op.changes[0].origin if op.changes else ""
+        lines.append(f"      {values}" + (f"   [{origin}]" if origin else ""))
+        return lines
     if op.kind.value.endswith(("_members", "_managers")):
         users = list(op.data.get("users", ()))
         more = f" … +{len(users) - 8}" if len(users) > 8 else ""
