@@ -46,6 +46,7 @@ from sync.mapping.transforms import (
     per_unique_checked,
     per_unique_raw,
     render_template,
+    shared_factorize,
     strip_all,
     text,
     text_array,
@@ -265,13 +266,18 @@ def _duplicates(
     label: str,
 ) -> Problem | None:
     """Every copy of a key used more than once (by different refs when `refs` is given)."""
-    candidates = frame_of({"key": keys.to_numpy(dtype=object)})[eligible]
-    if refs is not None:
-        candidates["ref"] = refs.to_numpy(dtype=object)[eligible]
-        counts = candidates.groupby("key", sort=False)["ref"].transform("nunique")
-        dup = candidates[counts.to_numpy() > 1]
-    else:
-        dup = candidates[candidates["key"].duplicated(keep=False).to_numpy()]
+    values = keys.to_numpy(dtype=object)
+    positions = np.flatnonzero(eligible)
+    # Hashing once to find repeated keys is cheap; grouping (and counting refs) is
+    # then done for those few rows only, not for a million unique ones.
+    repeated = pd.Series(values[positions], dtype=object, copy=False).duplicated(keep=False)
+    positions = positions[repeated.to_numpy()]
+    dup = frame_of({"key": values[positions]})
+    dup.index = pd.Index(positions)
+    if refs is not None and not dup.empty:
+        dup["ref"] = refs.to_numpy(dtype=object)[positions]
+        counts = dup.groupby("key", sort=False)["ref"].transform("nunique")
+        dup = dup[counts.to_numpy() > 1]
     if dup.empty:
         return None
     reasons = np.empty(len(keys), dtype=object)
@@ -295,6 +301,11 @@ def map_source(
     source: str, frame: pd.DataFrame, spec: MappingSpec, *, today: date
 ) -> SourceMapping:
     """Map one source's raw frame; `frame` has string columns plus `_file` and `_line`."""
+    with shared_factorize():
+        return _map_source(source, frame, spec, today)
+
+
+def _map_source(source: str, frame: pd.DataFrame, spec: MappingSpec, today: date) -> SourceMapping:
     total = len(frame)
     result = SourceMapping(source)
     result.stats.rows = total
@@ -315,9 +326,7 @@ def map_source(
         return result
 
     files = (
-        frame["_file"].to_numpy(dtype=object, na_value="")
-        if "_file" in frame
-        else filled(n, "")
+        frame["_file"].to_numpy(dtype=object, na_value="") if "_file" in frame else filled(n, "")
     )
     lines = (
         frame["_line"].to_numpy(dtype=np.int64)
@@ -447,9 +456,7 @@ def _rejection_frame(
             "source": filled(positions.size, source),
             "file": files[positions],
             "line": lines[positions],
-            "column": np.concatenate(
-                [filled(p.positions.size, p.column) for p in problems]
-            ),
+            "column": np.concatenate([filled(p.positions.size, p.column) for p in problems]),
             "ref": ref.to_numpy(dtype=object)[positions],
             "reason": np.concatenate([p.reasons for p in problems]),
         }

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -123,9 +125,6 @@ def each(series: pd.Series[str], func: Callable[[str], str]) -> pd.Series[str]:
 
 
 _SEP = "\x00"
-# A literal first character lets the regex engine skip ahead with a fast search; the
-# "space before a separator" case is the same pattern run on the reversed string.
-_SPACE_AFTER_SEP = re.compile(r"\x00\s")
 
 
 def _joined(array: npt.NDArray[np.object_]) -> str | None:
@@ -138,19 +137,15 @@ def _joined(array: npt.NDArray[np.object_]) -> str | None:
 
 
 def strip_all(series: pd.Series[str]) -> pd.Series[str]:
-    """Strip every value; one C-level scan first, since most exports need no stripping."""
+    """Strip every value.
+
+    `str.strip` hands back the very same object when there is nothing to strip (the
+    usual case), so this allocates no strings and keeps their cached hashes.
+    """
     array = series.to_numpy(dtype=object)
     if len(array) == 0:
         return series
-    joined = _joined(array)
-    if joined is not None and not (
-        joined[:1].isspace()
-        or joined[-1:].isspace()
-        or _SPACE_AFTER_SEP.search(joined)
-        or _SPACE_AFTER_SEP.search(joined[::-1])
-    ):
-        return series if series.dtype == object else text(array)
-    return text([v.strip() for v in array])
+    return text(text_array(list(map(str.strip, array))))
 
 
 def _case(series: pd.Series[str], upper: bool) -> pd.Series[str]:
@@ -167,10 +162,49 @@ def _case(series: pd.Series[str], upper: bool) -> pd.Series[str]:
     return text(converted.split(_SEP))
 
 
+_Factorized = tuple[npt.NDArray[np.intp], npt.NDArray[np.object_]]
+_SHARED: ContextVar[dict[tuple[int, int, int], tuple[object, _Factorized]] | None] = ContextVar(
+    "shared_factorize", default=None
+)
+
+
+@contextmanager
+def shared_factorize() -> Iterator[None]:
+    """Within this block, factorizing the same column twice reuses the first result.
+
+    One mapping reads a column several times (a department is a value, a group ref
+    and a group name), and hashing a million strings is the costly part of each
+    per-distinct-value step. Keyed by the memory the values live in; the cache holds
+    the array, so that memory cannot be reused by another column meanwhile. Arrays
+    handed out by the mapping are never modified in place, which keeps this sound.
+    """
+    token = _SHARED.set({}) if _SHARED.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _SHARED.reset(token)
+
+
+def factorize(array: npt.NDArray[np.object_]) -> _Factorized:
+    """Codes and distinct values of `array` (shared within `shared_factorize`)."""
+    cache = _SHARED.get()
+    key = (array.__array_interface__["data"][0], len(array), array.strides[0])
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit[1]
+    codes, uniques = pd.factorize(array, use_na_sentinel=False)
+    result = (codes, np.asarray(uniques, dtype=object))
+    if cache is not None:
+        cache[key] = (array, result)
+    return result
+
+
 def per_unique_raw(
     series: pd.Series[str], func: Callable[[list[str]], Sequence[object]]
 ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.intp]]:
-    codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=False)
+    codes, uniques = factorize(series.to_numpy(dtype=object))
     return text_array(func(list(uniques))), codes
 
 
@@ -336,21 +370,42 @@ def render_template(
     template: Template,
     columns: Callable[[str], pd.Series[str]],
     length: int,
-    *,
-    _single: bool = True,
 ) -> tuple[pd.Series[str], npt.NDArray[np.bool_]]:
-    """The rendered values and, per row, whether any placeholder came out empty."""
+    """The rendered values and, per row, whether any placeholder came out empty.
+
+    Templates read low-cardinality columns (departments, first and last names), so
+    each distinct combination of the used columns is rendered once and the rows share
+    the resulting strings: no million new strings per concatenation step.
+    """
     used = template.columns
-    if _single and len(used) == 1 and length:
-        # Group templates mostly read one low-cardinality column: render each distinct
-        # value once, so rows share the resulting strings.
-        codes, uniques = pd.factorize(
-            columns(used[0]).to_numpy(dtype=object), use_na_sentinel=False
-        )
-        rendered, empty_unique = render_template(
-            template, lambda _: text(np.asarray(uniques, dtype=object)), len(uniques), _single=False
-        )
-        return text(rendered.to_numpy(dtype=object)[codes]), empty_unique[codes]
+    if not used or not length:
+        return _render(template, columns, length)
+    combined: npt.NDArray[np.int64] | None = None
+    parts: list[tuple[str, npt.NDArray[np.object_], int]] = []
+    room = 1
+    for name in used:
+        codes, uniques = factorize(columns(name).to_numpy(dtype=object))
+        size = max(len(uniques), 1)
+        room *= size
+        if room >= 2**62:  # combined codes would overflow: render row by row
+            return _render(template, columns, length)
+        parts.append((name, uniques, size))
+        wide = codes.astype(np.int64)
+        combined = wide if combined is None else combined * size + wide
+    assert combined is not None
+    row_codes, keys = pd.factorize(combined)
+    distinct: dict[str, npt.NDArray[np.object_]] = {}
+    rest = np.asarray(keys, dtype=np.int64)
+    for name, uniques, size in reversed(parts):
+        distinct[name] = uniques[rest % size]
+        rest = rest // size
+    rendered, empty = _render(template, lambda name: text(distinct[name]), len(keys))
+    return text(rendered.to_numpy(dtype=object)[row_codes]), empty[row_codes]
+
+
+def _render(
+    template: Template, columns: Callable[[str], pd.Series[str]], length: int
+) -> tuple[pd.Series[str], npt.NDArray[np.bool_]]:
     result: npt.NDArray[np.object_] | None = None
     empty = np.zeros(length, dtype=bool)
     for part in template.parts:
@@ -397,20 +452,54 @@ def _email_reasons(values: list[str]) -> list[str | None]:
     return out
 
 
+def _fast_email_misses(array: npt.NDArray[np.object_]) -> npt.NDArray[np.intp] | None:
+    """Rows the strict regex cannot accept, found in one scan of the joined column.
+
+    A million distinct addresses leave nothing to deduplicate, so instead of a regex
+    call per value the whole column is searched once for a separator NOT followed by
+    an acceptable (or empty) address. None when the column cannot be joined.
+    """
+    joined = _joined(array)
+    if joined is None:
+        return None
+    starts = [m.start() for m in _EMAIL_MISS.finditer(_SEP + joined)]
+    if not starts:
+        return np.zeros(0, dtype=np.intp)
+    lengths = np.fromiter(map(len, array), dtype=np.int64, count=len(array)) + 1
+    offsets = np.cumsum(lengths) - lengths
+    return np.searchsorted(offsets, np.asarray(starts, dtype=np.int64)).astype(np.intp)
+
+
+_END = r"(?:\x00|\Z)"
+_EMAIL_MISS = re.compile(
+    r"\x00(?!(?:(?=[^\x00]{1,254}"
+    + _END
+    + r")"
+    + _FAST_EMAIL.pattern.replace("$)", _END + ")")
+    + r")?"
+    + _END
+    + r")[^\x00]*"
+)
+
+
 def validate_emails(series: pd.Series[str], column: str) -> Problem | None:
     """Invalid (non-empty) addresses; expects lower-cased input."""
-    codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=False)
-    match = _FAST_EMAIL.fullmatch
-    slow = [i for i, v in enumerate(uniques) if v and (len(v) > 254 or match(v) is None)]
-    if not slow:
+    values = series.to_numpy(dtype=object)
+    candidates = _fast_email_misses(values)
+    if candidates is None:
+        match = _FAST_EMAIL.fullmatch
+        candidates = np.asarray(
+            [i for i, v in enumerate(values) if v and (len(v) > 254 or match(v) is None)],
+            dtype=np.intp,
+        )
+    if candidates.size == 0:
         return None
-    reasons = filled(len(uniques), None)
-    reasons[slow] = _email_reasons([str(uniques[i]) for i in slow])
-    bad_unique = np.fromiter((r is not None for r in reasons), dtype=bool, count=len(reasons))
-    bad = bad_unique[codes]
+    reasons = _email_reasons([str(values[i]) for i in candidates])
+    bad = np.fromiter((r is not None for r in reasons), dtype=bool, count=len(reasons))
     if not bad.any():
         return None
-    values = series.to_numpy(dtype=object)
-    positions = np.flatnonzero(bad)
-    texts = text_array([f"invalid email '{values[p]}': {reasons[codes[p]]}" for p in positions])
+    positions = candidates[bad]
+    texts = text_array(
+        [f"invalid email '{values[p]}': {r}" for p, r in zip(candidates, reasons, strict=True) if r]
+    )
     return Problem(positions, column, texts)
