@@ -9,6 +9,13 @@ and the `data` of an aliased batch next to the `errors` of its failed aliases (i
 raises on the first error). One session per client, its pool sized to the
 concurrency, keeps connections alive across the thousands of requests of a run.
 
+Variables. A batch's arguments travel as variables typed from a schema (the bundled
+one, or `schema=` from live introspection), so batches of one shape are one document
+text and Pluvo's parse/validate cost is paid once per shape, not once per batch; see
+ops.render_batch. Variable names carry the alias, which lets a refused document be
+salvaged: a value Pluvo cannot coerce fails only its call, and refused variable types
+switch those fields to literals. `pluvo.inline_arguments` sends literals throughout.
+
 Retrying mutations. A batch that timed out or whose connection dropped may have been
 applied by Pluvo before the failure reached us; sending it again is only safe because
 every mutation the executor sends is idempotent (upsert by ref, set membership,
