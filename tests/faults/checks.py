@@ -99,6 +99,17 @@ def assert_store_matches_pluvo(sandbox: SandboxServer, ws: Workspace) -> None:
     assert stored_groups == pluvo_groups
 
 
+def assert_store_within_pluvo(sandbox: SandboxServer, ws: Workspace) -> None:
+    """After a crash the store may lag Pluvo, never lead it."""
+    users = pluvo_users(sandbox)
+    for ref, pluvo_id, email in ws.query("SELECT ref, pluvo_id, email FROM users"):
+        assert ref in users, f"store records {ref}, which Pluvo does not have"
+        assert (users[ref]["id"], users[ref]["email"]) == (pluvo_id, email), ref
+    pairs = {(g["ref"], m) for g in sandbox.control.state()["groups"] for m in g["members"]}
+    stored = set(ws.query("SELECT group_ref, user_ref FROM memberships"))
+    assert stored <= pairs, f"store records memberships Pluvo lacks: {sorted(stored - pairs)[:5]}"
+
+
 def assert_converged(sandbox: SandboxServer, ws: Workspace, rows: list[dict[str, str]]) -> None:
     """Exact Pluvo state, a store that agrees, no open run, and a next run that sends nothing."""
     assert_pluvo_is(sandbox, rows)

@@ -17,7 +17,7 @@ import pytest
 
 from sync.sandbox import SandboxServer
 from tests.e2e.workspace import Workspace
-from tests.faults.checks import assert_converged, pluvo_users, rows_for
+from tests.faults.checks import assert_converged, assert_store_within_pluvo, rows_for
 
 pytestmark = pytest.mark.faults
 
@@ -93,17 +93,6 @@ def kill_at_share(
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-
-
-def assert_store_within_pluvo(sandbox: SandboxServer, ws: Workspace) -> None:
-    """After a crash the store may lag Pluvo, never lead it."""
-    users = pluvo_users(sandbox)
-    for ref, pluvo_id, email in ws.query("SELECT ref, pluvo_id, email FROM users"):
-        assert ref in users, f"store records {ref}, which Pluvo does not have"
-        assert (users[ref]["id"], users[ref]["email"]) == (pluvo_id, email), ref
-    pairs = {(g["ref"], m) for g in sandbox.control.state()["groups"] for m in g["members"]}
-    stored = set(ws.query("SELECT group_ref, user_ref FROM memberships"))
-    assert stored <= pairs, f"store records memberships Pluvo lacks: {sorted(stored - pairs)[:5]}"
 
 
 def test_sigkill_at_many_points_converges(sandbox: SandboxServer, ws: Workspace) -> None:
