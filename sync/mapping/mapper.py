@@ -49,7 +49,6 @@ from sync.mapping.transforms import (
     shared_factorize,
     strip_all,
     text,
-    text_array,
     text_op,
     validate_emails,
 )
@@ -140,9 +139,8 @@ def _evaluate(rows: _Rows, spec: ValueSpec) -> tuple[pd.Series[str], str, list[P
     elif spec.template is not None:
         template = spec.parsed_template()
         assert template is not None
-        values, empty = render_template(template, rows.column, rows.length)
+        values, empty = render_template(template, rows.column, rows.length, strip=True)
         label = spec.template
-        values = strip_all(values)
         if empty.any():
             # An empty placeholder leaves double or edge spaces ("Jan  Jansen").
             array = values.to_numpy(dtype=object).copy()
@@ -489,15 +487,27 @@ def _extra_frame(
     if not positions:
         return empty_frame(EXTRA_COLUMNS)
     rows = np.concatenate(positions)
-    which = np.repeat(np.arange(len(specs)), [p.size for p in positions])
+    # Constant-per-category columns are filled slice by slice: references to one
+    # string object, rather than a gather over millions of rows.
+    category_ref = np.empty(rows.size, dtype=object)
+    category_type = np.empty(rows.size, dtype=object)
+    start = 0
+    for spec, keep in zip(specs, positions, strict=True):
+        category_ref[start : start + keep.size].fill(spec.category)
+        category_type[start : start + keep.size].fill(spec.type)
+        start += keep.size
     columns: dict[str, object] = {
         "user_ref": ref.to_numpy(dtype=object)[rows],
-        "category_ref": text_array([s.category for s in specs])[which],
-        "category_type": text_array([s.type for s in specs])[which],
+        "category_ref": category_ref,
+        "category_type": category_type,
         "value": np.concatenate(values),
     }
     for key, value in provenance.items():
-        columns[key] = value[rows] if isinstance(value, np.ndarray) else value
+        if isinstance(value, np.ndarray):
+            single = value.dtype == object and len(value) and (value == value[0]).all()
+            columns[key] = filled(rows.size, value[0]) if single else value[rows]
+        else:
+            columns[key] = value
     return frame_of(columns)
 
 
@@ -516,18 +526,20 @@ def _groups(
     links: list[pd.DataFrame] = []
     rule_refs: dict[str, tuple[npt.NDArray[np.object_], npt.NDArray[np.bool_]]] = {}
     for rule in spec.groups.rules:
-        group_ref, ref_empty = render_template(parse_template(rule.ref), rows.column, rows.length)
-        group_name, name_empty = render_template(
-            parse_template(rule.name), rows.column, rows.length
+        group_ref, ref_empty = render_template(
+            parse_template(rule.ref), rows.column, rows.length, strip=True
         )
-        ref_values = strip_all(group_ref).to_numpy(dtype=object)
+        group_name, name_empty = render_template(
+            parse_template(rule.name), rows.column, rows.length, strip=True
+        )
+        ref_values = group_ref.to_numpy(dtype=object)
         has = live & ~ref_empty & ~name_empty & (ref_values != "")
         rule_refs[rule.id] = (ref_values, has)
         groups.append(
             frame_of(
                 {
                     "ref": ref_values[has],
-                    "name": strip_all(group_name).to_numpy(dtype=object)[has],
+                    "name": group_name.to_numpy(dtype=object)[has],
                     "_source": rule.id,
                 }
             ).drop_duplicates("ref")

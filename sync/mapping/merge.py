@@ -163,7 +163,8 @@ def merge(results: Sequence[SourceMapping]) -> Desired:
     for result in results:
         links = result.manager_links
         links = _owned(links, lost[result.source], "member_ref")
-        valid = links["user_ref"].isin(user_refs).to_numpy()
+        # The users index is unique: probing its hash table is half the cost of isin.
+        valid = user_refs.get_indexer(links["user_ref"].to_numpy(dtype=object)) >= 0
         managers.append(links[valid][["group_ref", "user_ref"]])
         dropped = links[~valid]
         if not dropped.empty:

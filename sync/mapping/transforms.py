@@ -9,6 +9,7 @@ rows and a reason per row), and the mapper turns problems into rejections.
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -136,6 +137,9 @@ def _joined(array: npt.NDArray[np.object_]) -> str | None:
     return joined if joined.count(_SEP) == len(array) - 1 else None
 
 
+_SAMPLE = 4096
+
+
 def strip_all(series: pd.Series[str]) -> pd.Series[str]:
     """Strip every value.
 
@@ -145,7 +149,20 @@ def strip_all(series: pd.Series[str]) -> pd.Series[str]:
     array = series.to_numpy(dtype=object)
     if len(array) == 0:
         return series
-    return text(text_array(list(map(str.strip, array))))
+    if len(array) > _SAMPLE and len(set(array[:_SAMPLE])) <= _SAMPLE // 16:
+        # A repetitive column (departments, dates): strip its distinct values; the
+        # factorization is shared with the per-value steps that follow.
+        codes, uniques = factorize(array)
+        distinct = list(map(str.strip, uniques))
+        if not any(map(operator.is_not, distinct, uniques)):
+            return series if series.dtype == object else text(array)
+        return text(text_array(distinct)[codes])
+    stripped = list(map(str.strip, array))
+    if not any(map(operator.is_not, stripped, array)):
+        # Nothing stripped: the same column object, so later steps share its
+        # factorization (see `shared_factorize`).
+        return series if series.dtype == object else text(array)
+    return text(text_array(stripped))
 
 
 def _case(series: pd.Series[str], upper: bool) -> pd.Series[str]:
@@ -370,8 +387,11 @@ def render_template(
     template: Template,
     columns: Callable[[str], pd.Series[str]],
     length: int,
+    *,
+    strip: bool = False,
 ) -> tuple[pd.Series[str], npt.NDArray[np.bool_]]:
-    """The rendered values and, per row, whether any placeholder came out empty.
+    """The rendered values (`strip`ped if asked) and, per row, whether any placeholder
+    came out empty.
 
     Templates read low-cardinality columns (departments, first and last names), so
     each distinct combination of the used columns is rendered once and the rows share
@@ -379,7 +399,7 @@ def render_template(
     """
     used = template.columns
     if not used or not length:
-        return _render(template, columns, length)
+        return _render(template, columns, length, strip)
     combined: npt.NDArray[np.int64] | None = None
     parts: list[tuple[str, npt.NDArray[np.object_], int]] = []
     room = 1
@@ -388,7 +408,7 @@ def render_template(
         size = max(len(uniques), 1)
         room *= size
         if room >= 2**62:  # combined codes would overflow: render row by row
-            return _render(template, columns, length)
+            return _render(template, columns, length, strip)
         parts.append((name, uniques, size))
         wide = codes.astype(np.int64)
         combined = wide if combined is None else combined * size + wide
@@ -399,12 +419,12 @@ def render_template(
     for name, uniques, size in reversed(parts):
         distinct[name] = uniques[rest % size]
         rest = rest // size
-    rendered, empty = _render(template, lambda name: text(distinct[name]), len(keys))
+    rendered, empty = _render(template, lambda name: text(distinct[name]), len(keys), strip)
     return text(rendered.to_numpy(dtype=object)[row_codes]), empty[row_codes]
 
 
 def _render(
-    template: Template, columns: Callable[[str], pd.Series[str]], length: int
+    template: Template, columns: Callable[[str], pd.Series[str]], length: int, strip: bool
 ) -> tuple[pd.Series[str], npt.NDArray[np.bool_]]:
     result: npt.NDArray[np.object_] | None = None
     empty = np.zeros(length, dtype=bool)
@@ -420,7 +440,7 @@ def _render(
             result = filled(length, part) if result is None else result + part
     if result is None:
         result = filled(length, "")
-    return text(result), empty
+    return (strip_all(text(result)) if strip else text(result)), empty
 
 
 # Conservative: an address matching this is certainly accepted by email-validator (with
