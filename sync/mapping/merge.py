@@ -164,7 +164,7 @@ def merge(results: Sequence[SourceMapping]) -> Desired:
         links = result.manager_links
         links = _owned(links, lost[result.source], "member_ref")
         # The users index is unique: probing its hash table is half the cost of isin.
-        valid = user_refs.get_indexer(links["user_ref"].to_numpy(dtype=object)) >= 0
+        valid = user_refs.get_indexer(pd.Index(links["user_ref"], dtype=object, copy=False)) >= 0
         managers.append(links[valid][["group_ref", "user_ref"]])
         dropped = links[~valid]
         if not dropped.empty:
