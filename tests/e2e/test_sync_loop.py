@@ -103,13 +103,14 @@ def test_initial_load_day2_changes_and_convergence(sandbox: SandboxServer, ws: W
     rows2 = list(day2.values())
     ws.write_hr(reversed(rows2))  # order of rows must not matter
 
-    plan2 = ws.cli("plan", "--out", "plan2.json")
+    plan2 = ws.cli("plan", "--out", "plan2.json", verbose=True)
     assert plan2.returncode == 0, plan2.stderr
     counts = json.loads((ws.root / "plan2.json").read_text())["planned"]
     assert counts["create_user"] == 50
     assert counts["archive_user"] == len(leavers)
     assert counts["update_user"] == len(renamed) + len(emails)
-    assert "→" in plan2.stdout
+    assert "Achternaam" not in plan2.stdout  # fields are named as in Pluvo
+    assert "name: 'René de Tester103' → 'René de Getrouwd103'   [" in plan2.stdout
 
     sandbox.control.reset_counters()
     second = ws.cli("run")

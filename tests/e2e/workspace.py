@@ -123,14 +123,20 @@ class Workspace:
         env.pop("PLUVO_SYNC_CONFIG", None)
         return env
 
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "sync", *args[:1], "-c", str(self.config_file), *args[1:]]
+    def command(self, *args: str, verbose: bool = False) -> list[str]:
+        flags = ["-v"] if verbose else []
+        return [
+            sys.executable, "-m", "sync", *flags, *args[:1], "-c", str(self.config_file),
+            *args[1:],
+        ]  # fmt: skip
 
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, timeout: float = 300, verbose: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         if args[:1] == ("db",):
             cmd = [sys.executable, "-m", "sync", "db", args[1], "-c", str(self.config_file)]
         else:
-            cmd = self.command(*args)
+            cmd = self.command(*args, verbose=verbose)
         return subprocess.run(
             cmd, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=timeout
         )
