@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sync.config import LeaverConfig
-from sync.hashing import extras_hash, fields_hash, groups_hash
+from sync.hashing import extras_hash, fields_hash, groups_hash, pair_keys
 from sync.model import USER_FIELDS, Desired
 from sync.plan import Change, Kind, Operation, Plan
 
@@ -259,16 +259,18 @@ def _missing(value: object) -> bool:
 def _pairs_ops(
     want: pd.DataFrame, have: pd.DataFrame, add: Kind, remove: Kind, noun: str
 ) -> list[Operation]:
-    merged = (
-        want[["group_ref", "user_ref"]]
-        .astype(str)
-        .merge(have[["group_ref", "user_ref"]].astype(str), how="outer", indicator=True)
-    )
+    # Integer keys and isin instead of a merge on two string columns: a million
+    # unchanged pairs cost a fraction of a second.
+    want_keys, have_keys = pair_keys(want), pair_keys(have)
+    added = want[~np.isin(want_keys, have_keys)]
+    removed = have[~np.isin(have_keys, want_keys)]
     ops: list[Operation] = []
-    for which, kind, verb in (("left_only", add, "add"), ("right_only", remove, "remove")):
-        part = merged[merged["_merge"] == which]
+    for part, kind, verb in ((added, add, "add"), (removed, remove, "remove")):
+        if part.empty:
+            continue
+        part = part[["group_ref", "user_ref"]].astype(str).drop_duplicates()
         for group_ref, users in part.groupby("group_ref", sort=True)["user_ref"]:
-            refs = sorted(users.astype(str))
+            refs = sorted(users)
             for start in range(0, len(refs), MEMBERS_PER_CALL):
                 chunk = refs[start : start + MEMBERS_PER_CALL]
                 ops.append(

@@ -16,8 +16,10 @@ from pandas.util import hash_array
 
 from sync.model import USER_FIELDS
 
-SEP = "\x1f"
 _HASH_KEY = "pluvo-sync-v1key"  # exactly 16 bytes, fixed so stored hashes stay valid
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: multiplication permutes uint64
 
 
 def hash_strings(values: pd.Series | Sequence[str]) -> np.ndarray:
@@ -28,39 +30,55 @@ def hash_strings(values: pd.Series | Sequence[str]) -> np.ndarray:
     return hash_array(array, hash_key=_HASH_KEY, categorize=False).view(np.int64)
 
 
-def join_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    if len(frame) == 0:
-        return pd.Series([], dtype=object, index=frame.index)
-    first, *rest = columns
-    joined = frame[first].astype(str)
-    for column in rest:
-        joined = joined + SEP + frame[column].astype(str)
-    return joined
+def combine(*columns: pd.Series | Sequence[str]) -> np.ndarray:
+    """int64 hash of several string columns, row by row, without joining the strings.
+
+    Joining a million rows of five columns into one string costs seconds; hashing each
+    column and mixing the numbers costs a fraction of that. The mix is order-sensitive
+    (a, b) != (b, a), which a field-by-field record needs.
+    """
+    mixed: np.ndarray | None = None
+    for column in columns:
+        hashed = hash_strings(column).view(np.uint64)
+        mixed = hashed if mixed is None else (mixed * _MIX) ^ hashed
+    if mixed is None:
+        raise ValueError("nothing to hash")
+    return mixed.view(np.int64)
 
 
 def fields_hash(users: pd.DataFrame) -> pd.Series:
     """Hash of the applied user fields, indexed like `users`."""
-    return pd.Series(hash_strings(join_columns(users, USER_FIELDS)), index=users.index)
+    if len(users) == 0:
+        return pd.Series([], dtype=np.int64, index=users.index)
+    return pd.Series(combine(*(users[f] for f in USER_FIELDS)), index=users.index)
 
 
-def set_hash(keys: pd.Series, elements: pd.Series) -> pd.Series:
+def _set_hash(keys: pd.Series, hashed: np.ndarray) -> pd.Series:
     """Order-independent hash of each key's set of elements (sum of element hashes)."""
     if len(keys) == 0:
         return pd.Series([], dtype=np.int64)
     # uint64 wrap-around sums are order independent; viewed back as int64 for storage.
-    hashed = pd.Series(
-        hash_strings(elements).view(np.uint64), index=pd.Index(keys.to_numpy(), name="ref")
-    )
-    summed = hashed.groupby(level=0, sort=False).sum()
+    series = pd.Series(hashed.view(np.uint64), index=pd.Index(keys.to_numpy(), name="ref"))
+    summed = series.groupby(level=0, sort=False).sum()
     return pd.Series(summed.to_numpy().astype(np.uint64).view(np.int64), index=summed.index)
 
 
 def extras_hash(values: pd.DataFrame) -> pd.Series:
     """Per user_ref: hash of its (category_ref, value) set."""
-    elements = values["category_ref"].astype(str) + SEP + values["value"].astype(str)
-    return set_hash(values["user_ref"], elements)
+    if len(values) == 0:
+        return pd.Series([], dtype=np.int64)
+    return _set_hash(values["user_ref"], combine(values["category_ref"], values["value"]))
 
 
 def groups_hash(memberships: pd.DataFrame) -> pd.Series:
     """Per user_ref: hash of its set of groups."""
-    return set_hash(memberships["user_ref"], memberships["group_ref"].astype(str))
+    if len(memberships) == 0:
+        return pd.Series([], dtype=np.int64)
+    return _set_hash(memberships["user_ref"], hash_strings(memberships["group_ref"]))
+
+
+def pair_keys(pairs: pd.DataFrame) -> np.ndarray:
+    """One int64 per (group_ref, user_ref) row, for set comparisons without a merge."""
+    if len(pairs) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return combine(pairs["group_ref"], pairs["user_ref"])

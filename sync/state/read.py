@@ -36,13 +36,10 @@ def _frame(engine: Engine, query: Select[*tuple[Any, ...]]) -> pd.DataFrame:
         else:
             result = conn.execute(query)
             names = list(result.keys())
-            rows = list(result.fetchall())
-    # Column-wise construction: pandas probing a million Row objects one by one is
-    # several times slower than transposing them once.
+            rows = [tuple(row) for row in result.fetchall()]
     if not rows:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
-    columns = list(zip(*rows, strict=True))
-    return pd.DataFrame({name: list(values) for name, values in zip(names, columns, strict=True)})
+    return pd.DataFrame(rows, columns=names)
 
 
 def _by_refs(
