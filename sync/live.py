@@ -33,7 +33,8 @@ USER_PAGE_SELECTION = (
     "... on ExtraCategoryDatetimeValue { category { ref } datetimeValue } "
     "... on ExtraCategoryBooleanValue { category { ref } booleanValue } "
     "... on ExtraCategoryChoiceValue { category { ref categoryType } "
-    "choiceValue { stringValue } } } } }"
+    "choiceValue { stringValue } } } "
+    "participantGroups { ref } managerGroups { ref } } }"
 )
 
 LIVE_USER_COLUMNS = ("pluvo_id", *USER_FIELDS, "archived")
@@ -199,8 +200,31 @@ async def read_users(client: PluvoClient) -> tuple[list[dict[str, Any]], int]:
 async def read_live(client: PluvoClient) -> LiveSnapshot:
     """Users with their extra values, groups with members and managers."""
     nodes, pages = await read_users(client)
-    groups = await client.list_groups(members=True, managers=True)
-    return build_snapshot(nodes, groups, user_pages=pages)
+    # Memberships come with the user pages (participantGroups / managerGroups): reading
+    # them group by group costs a request per 50 members of every group instead.
+    groups = await client.list_groups(members=False, managers=False)
+    snapshot = build_snapshot(nodes, groups, user_pages=pages)
+    members, managers = _pairs_from_users(nodes)
+    snapshot.memberships = pd.concat([snapshot.memberships, members]).drop_duplicates()
+    snapshot.managers = pd.concat([snapshot.managers, managers]).drop_duplicates()
+    return snapshot
+
+
+def _pairs_from_users(nodes: Sequence[Mapping[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    members: list[tuple[str, str]] = []
+    managers: list[tuple[str, str]] = []
+    for node in nodes:
+        ref = node.get("ref")
+        if not ref:
+            continue
+        for target, key in ((members, "participantGroups"), (managers, "managerGroups")):
+            for group in node.get(key) or ():
+                if group and group.get("ref"):
+                    target.append((str(group["ref"]), str(ref)))
+    return (
+        pd.DataFrame(members, columns=list(PAIR_COLUMNS)),
+        pd.DataFrame(managers, columns=list(PAIR_COLUMNS)),
+    )
 
 
 def build_snapshot(
