@@ -1,7 +1,5 @@
-"""The Pluvo GraphQL client: operations as data (`ops`), and the client that sends them."""
+"""The Pluvo GraphQL client: operations as data (`ops`), and the client that sends them.
 
-from sync.pluvo.client import ClientCounters, PluvoClient
-from sync.pluvo.ops import Call, Enum
-from sync.pluvo.results import CallResult
-
-__all__ = ["Call", "CallResult", "ClientCounters", "Enum", "PluvoClient"]
+Submodules are imported where they are used: `sync.pluvo.config` is loaded by every
+command with the config, and must not pull in aiohttp and gql for a dry run.
+"""
