@@ -134,6 +134,22 @@ def _write_private(path: Path, text: str) -> None:
         raise _SyncError(f"cannot write {path}: {exc.strerror}") from None
 
 
+def _check_report_dir(folder: Path) -> None:
+    """Fail before applying anything when the report cannot be written afterwards."""
+    import os
+
+    from sync.errors import SyncError as _SyncError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _SyncError(
+            f"cannot write reports to {folder}: {exc.strerror} (nothing was applied)"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _SyncError(f"cannot write reports to {folder}: not writable (nothing was applied)")
+
+
 def _save_report(config: Any, report: Any, out: Path | None) -> None:
     import json
 
@@ -238,6 +254,7 @@ def run_command(
     from sync.render import render_plan, render_report
 
     config = _load(ctx, config_file)
+    _check_report_dir(config.report.dir)
     progress = _Progress()
     try:
         report = engine.run(config, dry=False, overrides=overrides, progress=progress)

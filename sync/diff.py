@@ -92,8 +92,11 @@ def diff(desired: Desired, state: StateView, options: DiffOptions | None = None)
     ops += _extra_ops(desired, extras_refs, state)
     group_refs = _union(new_refs[d_groups.loc[new_refs].to_numpy() != 0], groups_changed)
     ops += _membership_ops(desired, group_refs, state)
-    ops += _manager_ops(desired, state)
-    ops += _leaver_ops(desired, state, options)
+    held = held_refs(desired)
+    leavers = _leaver_ops(desired, state, options, held)
+    leaving = {op.ref for op in leavers}
+    ops += _manager_ops(desired, state, leaving)
+    ops += leavers
 
     ops.sort(key=lambda op: (op.phase, op.kind, op.ref))
     plan.operations = ops
@@ -298,19 +301,41 @@ def _membership_ops(desired: Desired, refs: list[str], state: StateView) -> list
     return _pairs_ops(want, have, Kind.ADD_MEMBERS, Kind.REMOVE_MEMBERS, "member")
 
 
-def _manager_ops(desired: Desired, state: StateView) -> list[Operation]:
-    return _pairs_ops(
-        desired.managers, state.managers, Kind.ADD_MANAGERS, Kind.REMOVE_MANAGERS, "manager"
-    )
+def held_refs(desired: Desired) -> pd.Index:
+    """Refs the sources still name but that are not synced this run: left as they are.
+
+    A rejected row (bad email, duplicate ref) or a pre-hire is not a leaver: archiving
+    someone because HR mistyped their email would be the worst possible answer.
+    """
+    rejections = desired.rejections
+    refs = rejections["ref"].astype(str) if len(rejections) else pd.Series([], dtype=object)
+    if len(rejections):
+        from sync.mapping.merge import is_warning
+
+        refs = refs[~is_warning(rejections).to_numpy() & (refs != "").to_numpy()]
+    held: pd.Index = pd.Index(refs.unique()).union(desired.pending.index)
+    return held
 
 
-def _leaver_ops(desired: Desired, state: StateView, options: DiffOptions) -> list[Operation]:
+def _manager_ops(desired: Desired, state: StateView, leaving: set[str]) -> list[Operation]:
+    """Manager links follow the desired state, except for people who are neither synced
+    nor leaving now (rejected, pre-hires, missing within the grace): theirs stay."""
+    have = state.managers
+    if len(have):
+        synced = have["user_ref"].isin(desired.users.index) | have["user_ref"].isin(leaving)
+        have = have[synced.to_numpy()]
+    return _pairs_ops(desired.managers, have, Kind.ADD_MANAGERS, Kind.REMOVE_MANAGERS, "manager")
+
+
+def _leaver_ops(
+    desired: Desired, state: StateView, options: DiffOptions, held: pd.Index
+) -> list[Operation]:
     config = options.leavers
     if config.action == "ignore" or len(state.users) == 0:
         return []
     have = state.users
     active = have[have["left_action"].isna()]
-    gone = ~active.index.isin(desired.users.index) & ~active.index.isin(desired.pending.index)
+    gone = ~active.index.isin(desired.users.index) & ~active.index.isin(held)
     ended = active.index.isin(desired.ended.index)
     now = options.now or pd.Timestamp.now(tz="UTC").to_pydatetime()
     since = pd.to_datetime(active["missing_since"], utc=True)

@@ -17,18 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from sync import guards
 from sync.adopt import Adoption, adopt_in_plan, look_up, reject_ambiguous
 from sync.config import Config
-from sync.diff import DiffOptions, diff
-from sync.errors import ExitCode, GuardError, SyncError
+from sync.diff import DiffOptions, diff, held_refs
+from sync.errors import ExitCode, GuardError, StateError, SyncError
 from sync.executor import Execution, Executor, journal_plan, settle_dead_runs
 from sync.model import Desired
 from sync.plan import Kind, Plan
 from sync.state.models import RunRow, UserRow
 from sync.state.read import read_state
-from sync.state.store import StateStore, now, require_current
+from sync.state.store import StateStore, now, require_current, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def _source_history(store: StateStore, runs: int) -> dict[str, list[int]]:
 
 def _update_presence(store: StateStore, desired: Desired, stamp: datetime) -> None:
     """Count missing runs for users gone from the sources; reset the returners."""
-    present = set(desired.users.index) | set(desired.pending.index)
+    present = set(desired.users.index) | set(held_refs(desired))
     with store.session() as session, session.begin():
         rows = session.execute(
             select(UserRow.ref, UserRow.missing_runs).where(UserRow.left_action.is_(None))
@@ -184,6 +185,7 @@ def plan_and_guard(
             reject_ambiguous(desired, adoption.ambiguous)
             plan = diff(desired, state, options)
         adopt_in_plan(plan, adoption.matches)
+        plan.verified_new = {op.ref for op in plan if op.kind is Kind.CREATE_USER}
     report.plan = plan
     t2 = time.monotonic()
     report.timings.update({"read_and_map": t1 - t0, "diff": t2 - t1})
@@ -210,21 +212,44 @@ def run(
     report = Report(run_id=new_run_id(), mode="plan" if dry else "run", started_at=now())
     store = StateStore(config.state_url())
     try:
-        require_current(store.engine)
-        if dry:
-            plan_and_guard(config, store, report, overrides=overrides, today=today)
-            report.status = "guarded" if report.guards else "planned"
-            report.exit_code = ExitCode.GUARD if report.guards else _exit_code(report)
-            report.finished_at = now()
-            return report
-        store.acquire_lock(report.run_id)
-        try:
-            _apply(config, store, report, overrides=overrides, today=today, progress=progress)
-        finally:
-            store.release_lock(report.run_id)
-        return report
+        return _run(
+            config, store, report, dry=dry, overrides=overrides, today=today, progress=progress
+        )
+    except SQLAlchemyError as exc:
+        # A locked or failing store mid-run: what Pluvo acknowledged but the store could
+        # not record is re-sent (idempotently) by the next run, which settles this one.
+        reason = getattr(exc, "orig", None) or exc.__class__.__name__
+        raise StateError(
+            f"state store {safe_url(config.state_url())} failed during the run: {reason}",
+            hint="fix the store; the next run settles this one and re-sends what is unrecorded",
+        ) from None
     finally:
         store.close()
+
+
+def _run(
+    config: Config,
+    store: StateStore,
+    report: Report,
+    *,
+    dry: bool,
+    overrides: Collection[str],
+    today: date | None,
+    progress: Callable[[str, int, int], None] | None,
+) -> Report:
+    require_current(store.engine)
+    if dry:
+        plan_and_guard(config, store, report, overrides=overrides, today=today)
+        report.status = "guarded" if report.guards else "planned"
+        report.exit_code = ExitCode.GUARD if report.guards else _exit_code(report)
+        report.finished_at = now()
+        return report
+    store.acquire_lock(report.run_id)
+    try:
+        _apply(config, store, report, overrides=overrides, today=today, progress=progress)
+    finally:
+        store.release_lock(report.run_id)
+    return report
 
 
 def _apply(

@@ -148,10 +148,12 @@ class Executor:
         self.progress = progress
         self.result = Execution()
         self._created_before: set[str] = set()
+        self._verified_new: set[str] = set()
 
     async def execute(self, plan: Plan) -> Execution:
         started = time.monotonic()
         ops = plan.operations
+        self._verified_new = set(plan.verified_new)
         creates = [op.ref for op in ops if op.kind in (Kind.CREATE_USER, Kind.ADOPT_USER)]
         with self.store.session() as session:
             self._created_before = _created_before(session, creates)
@@ -268,7 +270,11 @@ class Executor:
         kind = op.kind
         if kind in USER_UPSERTS:
             user = (data or {}).get("user") or {}
-            created = bool(data.get("created")) or op.ref in self._created_before
+            created = (
+                bool(data.get("created"))
+                or op.ref in self._created_before
+                or op.ref in self._verified_new
+            )
             pending.users.append((op.ref, op.data["fields"], user.get("id"), created))
             return None
         if kind is Kind.ARCHIVE_USER:

@@ -187,6 +187,9 @@ def value_input(category_ref: str, category_type: str, value: str | None) -> dic
 class Plan:
     operations: list[Operation] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
+    verified_new: set[str] = field(default_factory=set)
+    """Refs Pluvo was checked not to have before this plan: whatever a retried upsert
+    answers later (`created: false` after a lost answer), the engine made them."""
     notes: list[str] = field(default_factory=list)
     state_users: int = 0
     desired_users: int = 0

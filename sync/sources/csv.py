@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sync.errors import SourceError
-from sync.sources.base import META_COLUMNS, with_meta
+from sync.sources.base import LINE_COLUMN, META_COLUMNS, with_meta
 
 QUOTE = '"'
 DELIMITERS = (",", ";", "\t", "|")
@@ -109,9 +109,34 @@ class CsvParser:
         else:
             frame = with_meta(fast[0], display, fast[1])
         frame = _drop_blank_rows(frame, names)
+        self._check_not_truncated(text, frame, names, delimiter, display)
         frame = self._drop_empty_named(frame, names, display)
         columns = [n for n in names if not n.startswith(_EMPTY_NAME[:6])]
         return ParsedFile(display, frame, columns, encoding, delimiter)
+
+    def _check_not_truncated(
+        self, text: str, frame: pd.DataFrame, names: list[str], delimiter: str, display: str
+    ) -> None:
+        """A transfer cut mid-record must not pass as a record with empty fields.
+
+        Short records are padded (exports often drop empty trailing fields), but a last
+        record that is short AND lacks a final line break is the signature of a cut
+        file; its empty fields would otherwise read as "no longer active" and archive
+        a real person.
+        """
+        if frame.empty or text.endswith(("\n", "\r")):
+            return
+        last = text[max(text.rfind("\n"), text.rfind("\r")) + 1 :]
+        if QUOTE in last:
+            return  # a quoted last record may span lines; the quote check covers it
+        record = next(csv.reader([last], delimiter=delimiter), [])
+        if 0 < len(record) < len(names):
+            line = int(frame[LINE_COLUMN].iloc[-1])
+            raise SourceError(
+                f"source {self.source}: {display} line {line}: the last record has "
+                f"{len(record)} of {len(names)} fields and no line break after it; "
+                "the file looks truncated (was the transfer complete?)"
+            )
 
     def _decode(self, data: bytes, display: str) -> tuple[str, str]:
         if self.encoding.lower() != "auto":

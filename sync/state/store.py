@@ -7,6 +7,7 @@ an explicit `pluvo-sync db upgrade`.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sync.errors import LockedError, StateError
 from sync.state.models import LockRow, RunRow
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 LOCK_NAME = "run"
@@ -196,8 +199,17 @@ class StateStore:
         raise LockedError("could not take the run lock")
 
     def release_lock(self, run_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(LockRow).where(LockRow.name == LOCK_NAME, LockRow.run_id == run_id))
+        """Best effort: a lock left by a dead or failed run is taken over by the next one."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    delete(LockRow).where(LockRow.name == LOCK_NAME, LockRow.run_id == run_id)
+                )
+        except SQLAlchemyError as exc:
+            log.warning(
+                "could not release the run lock (%s); the next run takes it over",
+                getattr(exc, "orig", exc),
+            )
 
     def start_run(self, run_id: str, mode: str) -> None:
         with self.session() as session, session.begin():

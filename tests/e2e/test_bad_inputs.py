@@ -156,11 +156,6 @@ def _rejected_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in report["rejected"] if "warning" not in str(r.get("reason", ""))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rejected rows count as leavers: diff._leaver_ops archives refs whose rows "
-    "were rejected (here for an invalid email)",
-)
 def test_invalid_emails_are_rejected_and_nobody_is_archived(case: Case) -> None:
     result = case.run("invalid_emails.csv")
     assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
@@ -171,11 +166,6 @@ def test_invalid_emails_are_rejected_and_nobody_is_archived(case: Case) -> None:
     assert case.users()[ref_of(10)]["email"] == "user10@voorbeeld-bv.nl"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rejected rows count as leavers: diff._leaver_ops archives the five refs "
-    "whose duplicated rows were both rejected",
-)
 def test_duplicate_refs_are_rejected_and_nobody_is_archived(case: Case) -> None:
     result = case.run("duplicate_refs.csv")
     assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
@@ -187,11 +177,6 @@ def test_duplicate_refs_are_rejected_and_nobody_is_archived(case: Case) -> None:
     assert not any(u["name"].startswith("Dubbel") for u in users.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a record cut short is padded with empty fields (sources/csv.py), filtered "
-    "out as not 'Actief', and its person archived with exit 0",
-)
 def test_truncated_export_rejects_the_cut_record_and_archives_nobody(case: Case) -> None:
     result = case.run("truncated.csv")
     assert result.returncode in (1, 3), result.stdout[-2000:] + result.stderr[-2000:]

@@ -77,11 +77,6 @@ def test_hostile_network_converges(
     assert_converged(sandbox, ws, rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="executor records a created user as 'adopted' when the answer to its creation "
-    "was lost and the retried upsert reports created=false (Executor._collect)",
-)
 def test_users_created_through_lost_answers_stay_owned_as_created(
     sandbox: SandboxServer, ws: Workspace
 ) -> None:

@@ -57,11 +57,6 @@ def test_locked_state_store_fails_before_any_change(sandbox: SandboxServer, ws: 
     assert_converged(sandbox, ws, rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a state store locked while results are journaled escapes as a raw "
-    "sqlalchemy OperationalError traceback (executor flush, then engine.run release_lock)",
-)
 def test_state_store_locked_mid_run_is_a_clear_error(sandbox: SandboxServer, ws: Workspace) -> None:
     rows = rows_for(1000)
     ws.write_hr(rows)
@@ -133,8 +128,12 @@ def test_report_dir_unusable_is_a_clear_error(sandbox: SandboxServer, ws: Worksp
     err = _clean_failure(result)
     assert "cannot write" in err, err
     assert "reports" in err, err
-    # The run itself was applied and recorded; nothing is half-written.
+    # Found before anything was applied: nothing sent, nothing recorded.
+    assert sandbox.control.counters()["mutations_total"] == 0
+    assert ws.query("SELECT count(*) FROM users") == [(0,)]
     (ws.root / "reports").unlink()
+    healed = ws.cli("run")
+    assert healed.returncode == 0, healed.stdout[-2000:] + healed.stderr[-2000:]
     assert_converged(sandbox, ws, rows)
 
 

@@ -363,8 +363,24 @@ def test_property_fast_and_exact_paths_agree(body: str) -> None:
     try:
         exact = parser._exact_parse(normalized, ["ref", "name", "note"], ",", "x.csv")
         exact = exact[(exact[["ref", "name", "note"]] != "").any(axis=1)].reset_index(drop=True)
+        # The truncation rule applies after either path; apply it to the exact one too.
+        parser._check_not_truncated(text, exact, ["ref", "name", "note"], ",", "x.csv")
     except SourceError as exc:
         exact_error = str(exc)
     assert (got_error is None) == (exact_error is None), (got_error, exact_error)
     if got_error is None:
         assert got.to_dict("records") == exact.to_dict("records")
+
+
+def test_cut_last_record_without_line_break_is_a_truncated_file(tmp_path: Path) -> None:
+    path = tmp_path / "hr.csv"
+    path.write_bytes(b"ref;email;name;status\n1;a@x.nl;Anna;Actief\n2;b@x.nl")
+    with pytest.raises(SourceError, match=r"line 3: the last record has 2 of 4 fields"):
+        CsvParser(source="hr").parse_path(path)
+
+
+def test_short_last_record_with_line_break_is_padded(tmp_path: Path) -> None:
+    path = tmp_path / "hr.csv"
+    path.write_bytes(b"ref;email;name;status\n1;a@x.nl;Anna;Actief\n2;b@x.nl\n")
+    frame = CsvParser(source="hr").parse_path(path).frame
+    assert frame["status"].tolist() == ["Actief", ""]
