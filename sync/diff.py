@@ -264,9 +264,9 @@ def _pairs_ops(
 ) -> list[Operation]:
     # Integer keys and isin instead of a merge on two string columns: a million
     # unchanged pairs cost a fraction of a second.
-    want_keys, have_keys = pair_keys(want), pair_keys(have)
-    added = want[~np.isin(want_keys, have_keys)]
-    removed = have[~np.isin(have_keys, want_keys)]
+    want_keys, have_keys = pd.Index(pair_keys(want)), pd.Index(pair_keys(have))
+    added = want[~want_keys.isin(have_keys)]
+    removed = have[~have_keys.isin(want_keys)]
     ops: list[Operation] = []
     for part, kind, verb in ((added, add, "add"), (removed, remove, "remove")):
         if part.empty:

@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -169,13 +170,17 @@ def plan_and_guard(
     from sync.pipeline import load
 
     t0 = time.monotonic()
-    loaded = load(config, today=today)
-    desired = loaded.desired
-    report.desired = desired
-    report.sources = loaded.sources
-    report.source_rows = dict(desired.source_rows)
-    t1 = time.monotonic()
-    state = read_state(store.engine)
+    # The store is read while the sources are read and mapped: both are mostly I/O and
+    # C code, and for a large organisation each takes seconds.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        state_future = pool.submit(read_state, store.engine)
+        loaded = load(config, today=today)
+        desired = loaded.desired
+        report.desired = desired
+        report.sources = loaded.sources
+        report.source_rows = dict(desired.source_rows)
+        t1 = time.monotonic()
+        state = state_future.result()
     options = DiffOptions(leavers=config.leavers)
     plan = diff(desired, state, options)
     creates = [(op.ref, op.data["fields"]["email"]) for op in plan if op.kind is Kind.CREATE_USER]

@@ -22,15 +22,19 @@ _HASH_KEY = "pluvo-sync-v1key"  # exactly 16 bytes, fixed so stored hashes stay 
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: multiplication permutes uint64
 
 
-def hash_strings(values: pd.Series | Sequence[str]) -> np.ndarray:
-    """int64 hashes of strings (stable across processes and versions of this module)."""
+def hash_strings(values: pd.Series | Sequence[str], *, few: bool = False) -> np.ndarray:
+    """int64 hashes of strings (stable across processes and versions of this module).
+
+    `few`: the column repeats a handful of values (category refs, group refs); hashing
+    its distinct values once is then cheaper. The result is the same either way.
+    """
     array = np.asarray(values, dtype=object)
     if len(array) == 0:
         return np.zeros(0, dtype=np.int64)
-    return hash_array(array, hash_key=_HASH_KEY, categorize=False).view(np.int64)
+    return hash_array(array, hash_key=_HASH_KEY, categorize=few).view(np.int64)
 
 
-def combine(*columns: pd.Series | Sequence[str]) -> np.ndarray:
+def combine(*columns: pd.Series | Sequence[str], few: Sequence[int] = ()) -> np.ndarray:
     """int64 hash of several string columns, row by row, without joining the strings.
 
     Joining a million rows of five columns into one string costs seconds; hashing each
@@ -38,8 +42,8 @@ def combine(*columns: pd.Series | Sequence[str]) -> np.ndarray:
     (a, b) != (b, a), which a field-by-field record needs.
     """
     mixed: np.ndarray | None = None
-    for column in columns:
-        hashed = hash_strings(column).view(np.uint64)
+    for position, column in enumerate(columns):
+        hashed = hash_strings(column, few=position in few).view(np.uint64)
         mixed = hashed if mixed is None else (mixed * _MIX) ^ hashed
     if mixed is None:
         raise ValueError("nothing to hash")
@@ -58,27 +62,29 @@ def _set_hash(keys: pd.Series, hashed: np.ndarray) -> pd.Series:
     if len(keys) == 0:
         return pd.Series([], dtype=np.int64)
     # uint64 wrap-around sums are order independent; viewed back as int64 for storage.
-    series = pd.Series(hashed.view(np.uint64), index=pd.Index(keys.to_numpy(), name="ref"))
-    summed = series.groupby(level=0, sort=False).sum()
-    return pd.Series(summed.to_numpy().astype(np.uint64).view(np.int64), index=summed.index)
+    codes, uniques = pd.factorize(np.asarray(keys, dtype=object), sort=False)
+    summed = pd.Series(hashed.view(np.uint64)).groupby(codes, sort=False).sum()
+    index = pd.Index(np.asarray(uniques, dtype=object)[summed.index.to_numpy()], name="ref")
+    return pd.Series(summed.to_numpy().astype(np.uint64).view(np.int64), index=index)
 
 
 def extras_hash(values: pd.DataFrame) -> pd.Series:
     """Per user_ref: hash of its (category_ref, value) set."""
     if len(values) == 0:
         return pd.Series([], dtype=np.int64)
-    return _set_hash(values["user_ref"], combine(values["category_ref"], values["value"]))
+    elements = combine(values["category_ref"], values["value"], few=(0,))
+    return _set_hash(values["user_ref"], elements)
 
 
 def groups_hash(memberships: pd.DataFrame) -> pd.Series:
     """Per user_ref: hash of its set of groups."""
     if len(memberships) == 0:
         return pd.Series([], dtype=np.int64)
-    return _set_hash(memberships["user_ref"], hash_strings(memberships["group_ref"]))
+    return _set_hash(memberships["user_ref"], hash_strings(memberships["group_ref"], few=True))
 
 
 def pair_keys(pairs: pd.DataFrame) -> np.ndarray:
     """One int64 per (group_ref, user_ref) row, for set comparisons without a merge."""
     if len(pairs) == 0:
         return np.zeros(0, dtype=np.int64)
-    return combine(pairs["group_ref"], pairs["user_ref"])
+    return combine(pairs["group_ref"], pairs["user_ref"], few=(0,))
