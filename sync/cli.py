@@ -119,21 +119,6 @@ def sandbox(**options: Any) -> int:
 _GUARD_CHOICES = click.Choice(["all", "leavers", "changes", "source-shrink", "empty-source"])
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Reports hold personal data: created readable by the owner only."""
-    import os
-
-    from sync.errors import SyncError as _SyncError
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise _SyncError(f"cannot write {path}: {exc.strerror}") from None
-
-
 def _check_report_dir(folder: Path) -> None:
     """Fail before applying anything when the report cannot be written afterwards."""
     import os
@@ -153,18 +138,19 @@ def _check_report_dir(folder: Path) -> None:
 def _save_report(config: Any, report: Any, out: Path | None) -> None:
     import json
 
+    from sync.files import write_private
     from sync.logs import redact
 
     text = redact(json.dumps(report.to_json(), indent=2, default=str, ensure_ascii=False))
     if out is not None:
-        _write_private(out, text)
+        write_private(out, text)
     if report.mode == "run":
         path = config.report.dir / f"run-{report.run_id}.json"
-        _write_private(path, text)
+        write_private(path, text)
         report.report_file = path
         desired = report.desired
         if desired is not None and not desired.rejections.empty:
-            _write_private(
+            write_private(
                 config.report.dir / f"rejected-{report.run_id}.csv",
                 desired.rejections.to_csv(index=False),
             )

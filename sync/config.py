@@ -155,16 +155,18 @@ def interpolate(tree: Any, env: dict[str, str] | None = None) -> Any:
     return result
 
 
-def format_validation_error(error: ValidationError, *, source: str) -> str:
-    """`sources[1].host: Field required` lines, never echoing the offending value."""
+def validation_lines(error: ValidationError, *, tags: frozenset[str] = frozenset()) -> list[str]:
+    """`sources[1].host: Field required` lines, never echoing the offending value.
+
+    Tagged unions insert their tag after the list index (`sources[1].sftp.host`); users
+    know the entry by its position, so a tag in `tags` is dropped from the path.
+    """
     lines = []
     for item in error.errors(include_url=False, include_input=False):
         path = ""
         previous: object = None
         for part in item["loc"]:
-            # Discriminated unions insert the tag (`sources[1].sftp.host`); users
-            # know the entry by its index, so the tag is dropped.
-            if isinstance(previous, int) and part in _SOURCE_TAGS:
+            if isinstance(previous, int) and part in tags:
                 previous = part
                 continue
             previous = part
@@ -172,7 +174,13 @@ def format_validation_error(error: ValidationError, *, source: str) -> str:
                 path += f"[{part}]"
             else:
                 path += f".{part}" if path else str(part)
-        lines.append(f"{path or '<root>'}: {item['msg']}")
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{path or '<root>'}: {message}")
+    return lines
+
+
+def format_validation_error(error: ValidationError, *, source: str) -> str:
+    lines = validation_lines(error, tags=_SOURCE_TAGS)
     return f"invalid configuration in {source}:\n  " + "\n  ".join(lines)
 
 

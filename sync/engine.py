@@ -101,7 +101,7 @@ class Report:
         return data
 
 
-def _source_history(store: StateStore, runs: int) -> dict[str, list[int]]:
+def source_history(store: StateStore, runs: int) -> dict[str, list[int]]:
     with store.session() as session:
         rows = session.scalars(
             select(RunRow.source_rows)
@@ -198,7 +198,7 @@ def plan_and_guard(
         plan,
         config.safety,
         source_rows=desired.source_rows,
-        history=_source_history(store, config.safety.source_history_runs),
+        history=source_history(store, config.safety.source_history_runs),
         overrides=overrides,
     )
     report.guards = [str(t) for t in tripped]

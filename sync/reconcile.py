@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Collection, Mapping
@@ -41,8 +40,10 @@ from sync import guards
 from sync.adopt import Adoption, Match, adopt_in_plan, reject_ambiguous
 from sync.config import Config, LeaverConfig
 from sync.diff import UNMANAGED_WHEN_EMPTY, DiffOptions, StateView, diff
+from sync.engine import source_history
 from sync.errors import ExitCode, SyncError
 from sync.executor import Execution, Executor, journal_plan, settle_dead_runs
+from sync.files import write_private
 from sync.hashing import extras_hash, fields_hash, groups_hash
 from sync.live import PAIR_COLUMNS, VALUE_COLUMNS, LiveSnapshot, read_live
 from sync.logs import redact
@@ -54,9 +55,9 @@ from sync.state.models import (
     GroupRow,
     ManagerRow,
     MembershipRow,
-    RunRow,
     UserRow,
 )
+from sync.state.read import read_frame
 from sync.state.store import StateStore, now, require_current
 
 log = logging.getLogger(__name__)
@@ -93,14 +94,8 @@ class Owned:
     extra_values: pd.DataFrame  # user_ref, category_ref, category_type, value
 
 
-def _frame(engine: Engine, query: Any) -> pd.DataFrame:
-    with engine.connect() as conn:
-        result = conn.execute(query)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
 def read_owned(engine: Engine) -> Owned:
-    users = _frame(
+    users = read_frame(
         engine,
         select(
             UserRow.ref,
@@ -116,13 +111,15 @@ def read_owned(engine: Engine) -> Owned:
     users["archived"] = users["archived"].astype(bool)
     users["missing_runs"] = users["missing_runs"].astype("int64")
     users["left_action"] = users["left_action"].astype(object)
-    groups = _frame(engine, select(GroupRow.ref, GroupRow.pluvo_id, GroupRow.name)).set_index("ref")
+    groups = read_frame(engine, select(GroupRow.ref, GroupRow.pluvo_id, GroupRow.name)).set_index(
+        "ref"
+    )
     return Owned(
         users=users,
         groups=groups,
-        memberships=_frame(engine, select(MembershipRow.group_ref, MembershipRow.user_ref)),
-        managers=_frame(engine, select(ManagerRow.group_ref, ManagerRow.user_ref)),
-        extra_values=_frame(
+        memberships=read_frame(engine, select(MembershipRow.group_ref, MembershipRow.user_ref)),
+        managers=read_frame(engine, select(ManagerRow.group_ref, ManagerRow.user_ref)),
+        extra_values=read_frame(
             engine,
             select(
                 ExtraValueRow.user_ref,
@@ -642,22 +639,6 @@ class ReconcileReport:
         return data
 
 
-def _source_history(store: StateStore, runs: int) -> dict[str, list[int]]:
-    """Source sizes of the last successful runs, for the shrinking-source guard."""
-    with store.session() as session:
-        rows = session.scalars(
-            select(RunRow.source_rows)
-            .where(RunRow.mode == "run", RunRow.status.in_(["succeeded", "partial"]))
-            .order_by(RunRow.started_at.desc())
-            .limit(runs)
-        ).all()
-    history: dict[str, list[int]] = {}
-    for counts in reversed(rows):
-        for name, count in (counts or {}).items():
-            history.setdefault(name, []).append(int(count))
-    return history
-
-
 async def _read(config: Config, report: ReconcileReport) -> LiveSnapshot:
     from sync.pluvo.client import PluvoClient
 
@@ -725,7 +706,7 @@ def _compare(
         plan,
         config.safety,
         source_rows=desired.source_rows,
-        history=_source_history(store, config.safety.source_history_runs),
+        history=source_history(store, config.safety.source_history_runs),
         overrides=overrides,
     )
     report.guards = [str(t) for t in tripped]
@@ -945,17 +926,6 @@ def render_reconcile(report: ReconcileReport, *, verbose: bool = False) -> str:
     return "\n".join(out)
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Reports hold personal data: readable by the owner only."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise SyncError(f"cannot write {path}: {exc.strerror}") from None
-
-
 def reconcile_command(
     config: Config,
     *,
@@ -969,9 +939,9 @@ def reconcile_command(
     report = reconcile(config, apply=apply, overrides=overrides)
     text = redact(json.dumps(report.to_json(), indent=2, default=str, ensure_ascii=False))
     if out is not None:
-        _write_private(out, text)
+        write_private(out, text)
     if apply:
-        _write_private(config.report.dir / f"reconcile-{report.run_id}.json", text)
+        write_private(config.report.dir / f"reconcile-{report.run_id}.json", text)
     sys.stdout.write(render_reconcile(report, verbose=verbose) + "\n")
     sys.stdout.flush()
     return int(report.exit_code)

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from sync.config import validation_lines
 from sync.errors import ConfigError
 from sync.mapping.template import Template, TemplateError, parse_template
 
@@ -363,23 +364,7 @@ class MappingSpec(_Strict):
 
 
 def _format_error(error: ValidationError, source: str) -> str:
-    lines = []
-    for item in error.errors(include_url=False, include_input=False):
-        path = ""
-        previous: object = None
-        for part in item["loc"]:
-            # Tagged unions insert their tag after the list index; the user knows the
-            # transform by its position, so the tag is dropped from the path.
-            if isinstance(previous, int) and part in TRANSFORM_TAGS:
-                previous = part
-                continue
-            previous = part
-            if isinstance(part, int):
-                path += f"[{part}]"
-            else:
-                path += f".{part}" if path else str(part)
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{path or '<root>'}: {message}")
+    lines = validation_lines(error, tags=TRANSFORM_TAGS)
     return f"invalid mapping file {source}:\n  " + "\n  ".join(lines)
 
 

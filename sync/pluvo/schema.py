@@ -18,12 +18,11 @@ from typing import Literal
 from graphql import GraphQLObjectType, GraphQLSchema, build_schema
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
-_SANDBOX_SCHEMA_FILE = Path(__file__).resolve().parents[1] / "sandbox" / "schema.graphql"
 
 
 def schema_file() -> Path:
-    """The bundled schema; the sandbox's copy if an install left ours out."""
-    return SCHEMA_FILE if SCHEMA_FILE.exists() else _SANDBOX_SCHEMA_FILE
+    """The bundled schema: the client's contract, and what the sandbox serves."""
+    return SCHEMA_FILE
 
 
 @cache

@@ -54,7 +54,8 @@ from sync.sandbox.store import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
+# One contract file for the client and its look-alike, so they cannot drift apart.
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "pluvo" / "schema.graphql"
 
 Resolver = Callable[..., Any]
 Info: TypeAlias = "GraphQLResolveInfo[Any]"

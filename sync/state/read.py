@@ -21,7 +21,7 @@ def _chunks(refs: list[str]) -> Iterator[list[str]]:
         yield refs[start : start + CHUNK]
 
 
-def _frame(engine: Engine, query: Select[*tuple[Any, ...]]) -> pd.DataFrame:
+def read_frame(engine: Engine, query: Select[*tuple[Any, ...]]) -> pd.DataFrame:
     with engine.connect() as conn:
         if query.whereclause is None:
             # Whole-table reads (a million users) skip SQLAlchemy's Row wrapping.
@@ -45,14 +45,14 @@ def _frame(engine: Engine, query: Select[*tuple[Any, ...]]) -> pd.DataFrame:
 def _by_refs(
     engine: Engine, column: Any, base: Select[*tuple[Any, ...]], refs: list[str]
 ) -> pd.DataFrame:
-    frames = [_frame(engine, base.where(column.in_(chunk))) for chunk in _chunks(refs)]
+    frames = [read_frame(engine, base.where(column.in_(chunk))) for chunk in _chunks(refs)]
     if not frames:
-        return _frame(engine, base.where(column.in_([])))
+        return read_frame(engine, base.where(column.in_([])))
     return pd.concat(frames, ignore_index=True)
 
 
 def read_state(engine: Engine) -> StateView:
-    users = _frame(
+    users = read_frame(
         engine,
         select(
             UserRow.ref,
@@ -70,8 +70,10 @@ def read_state(engine: Engine) -> StateView:
     users["archived"] = users["archived"].astype(bool)
     for column in ("fields_hash", "extras_hash", "groups_hash", "missing_runs"):
         users[column] = users[column].astype("int64")
-    groups = _frame(engine, select(GroupRow.ref, GroupRow.name, GroupRow.pluvo_id)).set_index("ref")
-    managers = _frame(engine, select(ManagerRow.group_ref, ManagerRow.user_ref))
+    groups = read_frame(engine, select(GroupRow.ref, GroupRow.name, GroupRow.pluvo_id)).set_index(
+        "ref"
+    )
+    managers = read_frame(engine, select(ManagerRow.group_ref, ManagerRow.user_ref))
 
     def load_fields(refs: list[str]) -> pd.DataFrame:
         base = select(UserRow.ref, *(getattr(UserRow, f) for f in USER_FIELDS))

@@ -24,7 +24,7 @@ from tests.integration.conftest import SftpServer, sftp_server
 
 __all__ = ["sftp_server"]  # the loopback SFTP server fixture, used below
 
-SCHEMA_FILE = ROOT / "sync" / "sandbox" / "schema.graphql"
+SCHEMA_FILE = ROOT / "sync" / "pluvo" / "schema.graphql"
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ def test_every_error_reported_with_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(data, base_dir=tmp_path, env={"SECRET": "topsecret"})
     text = str(info.value)
-    assert "pluvo.url: Value error, must start with http:// or https://" in text
+    assert "pluvo.url: must start with http:// or https://" in text
     assert "pluvo.client_id: Field required" in text
     assert "sources[1].host: Field required" in text
     assert "bogus: Extra inputs are not permitted" in text

@@ -1,6 +1,6 @@
 """Doctor's document validation: the engine's documents against variants of the schema.
 
-The schemas are the bundled contract (sync/sandbox/schema.graphql) edited the way a
+The schemas are the bundled contract (sync/pluvo/schema.graphql) edited the way a
 live Pluvo generation may differ, so each test shows one difference being caught
 (or, for the membership spelling, adapted to).
 """
@@ -25,7 +25,7 @@ from sync.doctor_checks.documents import (
 from sync.mapping.spec import MappingSpec, parse_mapping
 from sync.pluvo.results import ExtraCategory
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sync" / "sandbox" / "schema.graphql"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sync" / "pluvo" / "schema.graphql"
 SCHEMA_TEXT = SCHEMA_FILE.read_text(encoding="utf-8")
 
 

@@ -23,7 +23,7 @@ from sync.pluvo import ops
 from sync.pluvo.ops import Call, Enum, render_document, render_value
 from sync.pluvo.results import BulkResult, MembershipResult, UpsertResult
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sync" / "sandbox" / "schema.graphql"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sync" / "pluvo" / "schema.graphql"
 
 
 @pytest.fixture(scope="module")
