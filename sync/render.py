@@ -80,8 +80,15 @@ def _rejections(report: Report) -> list[str]:
     desired = report.desired
     if desired is None or desired.rejections.empty:
         return []
+    from sync.mapping.merge import is_warning
+
     rows = desired.rejections
-    out = ["", f"Rejected rows: {len(rows)} (they are not synced; fix them in the HR system)"]
+    warnings = int(is_warning(rows).sum())
+    errors = len(rows) - warnings
+    title = f"Rejected rows: {errors} (they are not synced; fix them in the HR system)"
+    if warnings:
+        title += f"; {warnings} warning(s) (the row syncs, one link is dropped)"
+    out = ["", title]
     for rec in rows.head(SHOWN_RECORDS).to_dict(orient="records"):
         column = f" {rec['column']}" if rec.get("column") else ""
         out.append(f"  {rec['file']}:{rec['line']}{column}: {rec['reason']}")
