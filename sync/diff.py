@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sync.config import LeaverConfig
-from sync.hashing import extras_hash, fields_hash, groups_hash, pair_keys
+from sync.hashing import extras_hash_at, fields_hash, groups_hash_at, pair_keys
 from sync.model import USER_FIELDS, Desired
 from sync.plan import Change, Kind, Operation, Plan
 
@@ -74,26 +74,30 @@ def diff(desired: Desired, state: StateView, options: DiffOptions | None = None)
 
     want = desired.users
     have = state.users
-    d_fields = fields_hash(want)
-    d_extras = extras_hash(desired.extra_values).reindex(want.index, fill_value=0)
-    d_groups = groups_hash(desired.memberships).reindex(want.index, fill_value=0)
+    d_fields = fields_hash(want).to_numpy()
+    d_extras = extras_hash_at(desired.extra_values, want.index)
+    d_groups = groups_hash_at(desired.memberships, want.index)
 
-    known = want.index.isin(have.index)
+    # One hash lookup aligns the two sides; everything after is positional.
+    position = have.index.get_indexer(want.index)
+    known = position >= 0
+    at = position[known]
     new_refs = want.index[~known]
     common = want.index[known]
-    h = have.reindex(common)
-    fields_changed = common[(d_fields.loc[common].to_numpy() != h["fields_hash"].to_numpy())]
-    left = common[h["left_action"].notna().to_numpy()]
-    extras_changed = common[(d_extras.loc[common].to_numpy() != h["extras_hash"].to_numpy())]
-    groups_changed = common[(d_groups.loc[common].to_numpy() != h["groups_hash"].to_numpy())]
+    fields_changed = common[d_fields[known] != have["fields_hash"].to_numpy()[at]]
+    left = common[pd.notna(have["left_action"].to_numpy()[at])]
+    extras_changed = common[d_extras[known] != have["extras_hash"].to_numpy()[at]]
+    groups_changed = common[d_groups[known] != have["groups_hash"].to_numpy()[at]]
+    matched = np.zeros(len(have), dtype=bool)
+    matched[at] = True
 
     ops += _user_ops(want, new_refs, fields_changed, left, state)
-    extras_refs = _union(new_refs[d_extras.loc[new_refs].to_numpy() != 0], extras_changed)
+    extras_refs = _union(new_refs[d_extras[~known] != 0], extras_changed)
     ops += _extra_ops(desired, extras_refs, state)
-    group_refs = _union(new_refs[d_groups.loc[new_refs].to_numpy() != 0], groups_changed)
+    group_refs = _union(new_refs[d_groups[~known] != 0], groups_changed)
     ops += _membership_ops(desired, group_refs, state)
     held = held_refs(desired)
-    leavers = _leaver_ops(desired, state, options, held)
+    leavers = _leaver_ops(desired, state, options, held, matched)
     leaving = {op.ref for op in leavers}
     ops += _manager_ops(desired, state, leaving)
     ops += leavers
@@ -328,14 +332,20 @@ def _manager_ops(desired: Desired, state: StateView, leaving: set[str]) -> list[
 
 
 def _leaver_ops(
-    desired: Desired, state: StateView, options: DiffOptions, held: pd.Index
+    desired: Desired,
+    state: StateView,
+    options: DiffOptions,
+    held: pd.Index,
+    matched: np.ndarray,
 ) -> list[Operation]:
+    """`matched`: per state user (by position), whether the desired state has it."""
     config = options.leavers
     if config.action == "ignore" or len(state.users) == 0:
         return []
     have = state.users
-    active = have[have["left_action"].isna()]
-    gone = ~active.index.isin(desired.users.index) & ~active.index.isin(held)
+    is_active = have["left_action"].isna().to_numpy()
+    active = have[is_active]
+    gone = ~matched[is_active] & ~active.index.isin(held)
     ended = active.index.isin(desired.ended.index)
     now = options.now or pd.Timestamp.now(tz="UTC").to_pydatetime()
     since = pd.to_datetime(active["missing_since"], utc=True)

@@ -68,6 +68,37 @@ def _set_hash(keys: pd.Series, hashed: np.ndarray) -> pd.Series:
     return pd.Series(summed.to_numpy().astype(np.uint64).view(np.int64), index=index)
 
 
+def _set_hash_at(keys: pd.Series, hashed: np.ndarray, index: pd.Index) -> np.ndarray:
+    """Like `_set_hash`, but aligned to `index` by position (0 for keys without elements).
+
+    Looking each element's key up in `index` replaces both the factorisation of the
+    keys and the later realignment: one hash pass instead of two at a million users.
+    """
+    out = np.zeros(len(index), dtype=np.uint64)
+    if len(keys):
+        codes = index.get_indexer(pd.Index(np.asarray(keys, dtype=object)))
+        found = codes >= 0
+        summed = pd.Series(hashed.view(np.uint64)[found]).groupby(codes[found], sort=False).sum()
+        out[summed.index.to_numpy()] = summed.to_numpy().astype(np.uint64)
+    return out.view(np.int64)
+
+
+def extras_hash_at(values: pd.DataFrame, index: pd.Index) -> np.ndarray:
+    """`extras_hash` of every ref in `index`, by position."""
+    if len(values) == 0:
+        return np.zeros(len(index), dtype=np.int64)
+    elements = combine(values["category_ref"], values["value"], few=(0,))
+    return _set_hash_at(values["user_ref"], elements, index)
+
+
+def groups_hash_at(memberships: pd.DataFrame, index: pd.Index) -> np.ndarray:
+    """`groups_hash` of every ref in `index`, by position."""
+    if len(memberships) == 0:
+        return np.zeros(len(index), dtype=np.int64)
+    hashed = hash_strings(memberships["group_ref"], few=True)
+    return _set_hash_at(memberships["user_ref"], hashed, index)
+
+
 def extras_hash(values: pd.DataFrame) -> pd.Series:
     """Per user_ref: hash of its (category_ref, value) set."""
     if len(values) == 0:
