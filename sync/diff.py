@@ -35,7 +35,7 @@ RefLoader = Callable[[list[str]], pd.DataFrame]
 class StateView:
     """What the diff needs from the store; details are loaded only for changed refs.
 
-    users: index ref; pluvo_id, fields_hash, extras_hash, groups_hash, owned, archived
+    users: index ref; fields_hash, extras_hash, groups_hash, archived
     (bool), left_action, missing_since (datetime or NaT), missing_runs (int).
     groups: index ref; name. managers: group_ref, user_ref.
     """
@@ -46,6 +46,7 @@ class StateView:
     load_fields: RefLoader  # index ref; USER_FIELDS
     load_extras: RefLoader  # user_ref, category_ref, category_type, value
     load_memberships: RefLoader  # group_ref, user_ref (for the given user refs)
+    load_ids: RefLoader | None = None  # index ref; pluvo_id (when users lacks the column)
 
 
 @dataclass
@@ -99,7 +100,8 @@ def diff(desired: Desired, state: StateView, options: DiffOptions | None = None)
     held = held_refs(desired)
     leavers = _leaver_ops(desired, state, options, held, matched)
     leaving = {op.ref for op in leavers}
-    ops += _manager_ops(desired, state, leaving)
+    unsynced = set(have.index[~matched]) - leaving
+    ops += _manager_ops(desired, state, unsynced)
     ops += leavers
 
     ops.sort(key=lambda op: (op.phase, op.kind, op.ref))
@@ -321,13 +323,12 @@ def held_refs(desired: Desired) -> pd.Index:
     return held
 
 
-def _manager_ops(desired: Desired, state: StateView, leaving: set[str]) -> list[Operation]:
+def _manager_ops(desired: Desired, state: StateView, unsynced: set[str]) -> list[Operation]:
     """Manager links follow the desired state, except for people who are neither synced
     nor leaving now (rejected, pre-hires, missing within the grace): theirs stay."""
     have = state.managers
-    if len(have):
-        synced = have["user_ref"].isin(desired.users.index) | have["user_ref"].isin(leaving)
-        have = have[synced.to_numpy()]
+    if len(have) and unsynced:
+        have = have[~have["user_ref"].isin(unsynced).to_numpy()]
     return _pairs_ops(desired.managers, have, Kind.ADD_MANAGERS, Kind.REMOVE_MANAGERS, "manager")
 
 
@@ -359,6 +360,14 @@ def _leaver_ops(
         & (days_missing >= config.grace_days).to_numpy()
     )
     candidates = active[due | ended]
+    if "pluvo_id" not in candidates.columns:
+        # Pluvo ids are read for the few leavers only, not for a million stayers.
+        ids = (
+            state.load_ids(list(candidates.index))["pluvo_id"]
+            if state.load_ids is not None and len(candidates)
+            else pd.Series(dtype=object)
+        )
+        candidates = candidates.assign(pluvo_id=ids.reindex(candidates.index).to_numpy())
     ops = []
     kind = Kind.ARCHIVE_USER if config.action == "archive" else Kind.DEACTIVATE_USER
     ended_set = set(desired.ended.index)

@@ -170,8 +170,8 @@ def plan_and_guard(
     from sync.pipeline import load
 
     t0 = time.monotonic()
-    # The store is read while the sources are read and mapped: both are mostly I/O and
-    # C code, and for a large organisation each takes seconds.
+    # The store is read while the sources are read and mapped (the SQLite driver
+    # releases the GIL while it steps): about a second saved at a million users.
     with ThreadPoolExecutor(max_workers=1) as pool:
         state_future = pool.submit(read_state, store.engine)
         loaded = load(config, today=today)

@@ -30,13 +30,18 @@ def read_frame(engine: Engine, query: Select[*tuple[Any, ...]]) -> pd.DataFrame:
             try:
                 cursor.execute(str(compiled))
                 names = [d[0] for d in cursor.description]
-                rows = cursor.fetchall()
+                # In slices: a million rows as one list of tuples costs hundreds of MB.
+                parts = []
+                while batch := cursor.fetchmany(200_000):
+                    parts.append(pd.DataFrame(batch, columns=names))
             finally:
                 cursor.close()
-        else:
-            result = conn.execute(query)
-            names = list(result.keys())
-            rows = [tuple(row) for row in result.fetchall()]
+            if not parts:
+                return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
+            return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        result = conn.execute(query)
+        names = list(result.keys())
+        rows = [tuple(row) for row in result.fetchall()]
     if not rows:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
     return pd.DataFrame(rows, columns=names)
@@ -56,11 +61,9 @@ def read_state(engine: Engine) -> StateView:
         engine,
         select(
             UserRow.ref,
-            UserRow.pluvo_id,
             UserRow.fields_hash,
             UserRow.extras_hash,
             UserRow.groups_hash,
-            UserRow.owned,
             UserRow.archived,
             UserRow.left_action,
             UserRow.missing_since,
@@ -74,6 +77,10 @@ def read_state(engine: Engine) -> StateView:
         "ref"
     )
     managers = read_frame(engine, select(ManagerRow.group_ref, ManagerRow.user_ref))
+
+    def load_ids(refs: list[str]) -> pd.DataFrame:
+        base = select(UserRow.ref, UserRow.pluvo_id)
+        return _by_refs(engine, UserRow.ref, base, refs).set_index("ref")
 
     def load_fields(refs: list[str]) -> pd.DataFrame:
         base = select(UserRow.ref, *(getattr(UserRow, f) for f in USER_FIELDS))
@@ -92,4 +99,6 @@ def read_state(engine: Engine) -> StateView:
         base = select(MembershipRow.group_ref, MembershipRow.user_ref)
         return _by_refs(engine, MembershipRow.user_ref, base, refs)
 
-    return StateView(users, groups, managers, load_fields, load_extras, load_memberships)
+    return StateView(
+        users, groups, managers, load_fields, load_extras, load_memberships, load_ids=load_ids
+    )
