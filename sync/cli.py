@@ -119,6 +119,15 @@ def sandbox(**options: Any) -> int:
 _GUARD_CHOICES = click.Choice(["all", "leavers", "changes", "source-shrink", "empty-source"])
 
 
+def _override_option(help_text: str) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        return click.option(
+            "--override", "overrides", multiple=True, type=_GUARD_CHOICES, help=help_text
+        )(func)
+
+    return decorate
+
+
 def _check_report_dir(folder: Path) -> None:
     """Fail before applying anything when the report cannot be written afterwards."""
     import os
@@ -192,13 +201,7 @@ class _Progress:
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the plan as JSON."
 )
-@click.option(
-    "--override",
-    "overrides",
-    multiple=True,
-    type=_GUARD_CHOICES,
-    help="Let this safety guard pass for this run (repeatable).",
-)
+@_override_option("Let this safety guard pass for this run (repeatable).")
 @click.pass_context
 @_guarded
 def plan(
@@ -217,13 +220,7 @@ def plan(
 
 @cli.command("run")
 @_config_option
-@click.option(
-    "--override",
-    "overrides",
-    multiple=True,
-    type=_GUARD_CHOICES,
-    help="Let this safety guard pass for this run (repeatable).",
-)
+@_override_option("Let this safety guard pass for this run (repeatable).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -292,13 +289,7 @@ def history(
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the drift report as JSON."
 )
-@click.option(
-    "--override",
-    "overrides",
-    multiple=True,
-    type=_GUARD_CHOICES,
-    help="Let this safety guard pass for --apply (repeatable).",
-)
+@_override_option("Let this safety guard pass for --apply (repeatable).")
 @click.pass_context
 @_guarded
 def reconcile(
