@@ -100,7 +100,7 @@ def run_demo(workdir: Path, *, verbose: bool = False) -> int:
     if ok:
         click.echo(
             f"demo complete: {report.rejected} sample row(s) were rejected on purpose "
-            "(see the report); the second plan is empty."
+            "(listed above, with file and line); the second plan is empty."
         )
         return 0
     click.echo("demo did not converge; see the output above", err=True)
