@@ -7,11 +7,13 @@ the dry run and the real run share every step up to the first request.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -160,6 +162,33 @@ def _exit_code(report: Report) -> ExitCode:
 
 
 def plan_and_guard(
+    config: Config,
+    store: StateStore,
+    report: Report,
+    *,
+    overrides: Collection[str],
+    today: date | None,
+) -> Plan:
+    """Read, map, diff and guard: everything a run does before its first request."""
+    with _no_cyclic_gc():
+        return _plan_and_guard(config, store, report, overrides=overrides, today=today)
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Reading, mapping and diffing allocate millions of small objects and no cycles:
+    the cyclic collector would scan them over and over (about 2 s at a million users)
+    to find nothing; reference counting frees them all the same."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _plan_and_guard(
     config: Config,
     store: StateStore,
     report: Report,
