@@ -149,7 +149,10 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
 
     from sync.files import write_private
     from sync.logs import redact
+    from sync.mapping.merge import write_rejections
 
+    if out is None and report.mode != "run":
+        return  # a plain `plan` writes nothing: no JSON to build
     text = redact(json.dumps(report.to_json(), indent=2, default=str, ensure_ascii=False))
     if out is not None:
         write_private(out, text)
@@ -159,10 +162,7 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
         report.report_file = path
         desired = report.desired
         if desired is not None and not desired.rejections.empty:
-            write_private(
-                config.report.dir / f"rejected-{report.run_id}.csv",
-                desired.rejections.to_csv(index=False),
-            )
+            write_rejections(desired, config.report.dir / f"rejected-{report.run_id}.csv")
 
 
 class _Progress:

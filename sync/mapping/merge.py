@@ -205,10 +205,15 @@ def format_rejection(row: pd.Series) -> str:
 
 
 def write_rejections(desired: Desired, path: str | Path) -> Path:
-    """Rejections as a CSV an HR administrator can open in a spreadsheet."""
+    """Rejections as a CSV an HR administrator can open in a spreadsheet.
+
+    It names people and their emails, so it is created readable by the owner only.
+    """
+    from sync.files import write_private
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    desired.rejections.reindex(columns=list(REJECTION_COLUMNS)).to_csv(
-        target, index=False, encoding="utf-8", quoting=csv.QUOTE_MINIMAL
+    text = desired.rejections.reindex(columns=list(REJECTION_COLUMNS)).to_csv(
+        index=False, quoting=csv.QUOTE_MINIMAL
     )
+    write_private(target, text)
     return target
