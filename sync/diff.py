@@ -22,7 +22,7 @@ import pandas as pd
 
 from sync.config import LeaverConfig
 from sync.hashing import extras_hash_at, fields_hash, groups_hash_at, pair_keys
-from sync.model import USER_FIELDS, Desired
+from sync.model import EXTRAS_HASH, GROUPS_HASH, USER_FIELDS, Desired
 from sync.plan import Change, Kind, Operation, Plan
 
 MEMBERS_PER_CALL = 100
@@ -76,11 +76,21 @@ def diff(desired: Desired, state: StateView, options: DiffOptions | None = None)
     want = desired.users
     have = state.users
     d_fields = fields_hash(want).to_numpy()
-    d_extras = extras_hash_at(desired.extra_values, want.index)
-    d_groups = groups_hash_at(desired.memberships, want.index)
+    if EXTRAS_HASH in want:
+        d_extras = want[EXTRAS_HASH].to_numpy(dtype=np.int64)
+    else:
+        d_extras = extras_hash_at(desired.extra_values, want.index)
+    if GROUPS_HASH in want:
+        d_groups = want[GROUPS_HASH].to_numpy(dtype=np.int64)
+    else:
+        d_groups = groups_hash_at(desired.memberships, want.index)
 
-    # One hash lookup aligns the two sides; everything after is positional.
-    position = have.index.get_indexer(want.index)
+    # One hash lookup aligns the two sides; everything after is positional. The
+    # lookup goes into want's hash table, which merge usually built already.
+    found = want.index.get_indexer(have.index)
+    position = np.full(len(want), -1, dtype=np.intp)
+    hit = found >= 0
+    position[found[hit]] = np.flatnonzero(hit)
     known = position >= 0
     at = position[known]
     new_refs = want.index[~known]

@@ -8,13 +8,17 @@ elements' hashes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pandas.util import hash_array
 
 from sync.model import USER_FIELDS
+
+Strings: TypeAlias = pd.Series | Sequence[str] | npt.NDArray[np.object_]
 
 _HASH_KEY = "pluvo-sync-v1key"  # exactly 16 bytes, fixed so stored hashes stay valid
 
@@ -22,7 +26,7 @@ _HASH_KEY = "pluvo-sync-v1key"  # exactly 16 bytes, fixed so stored hashes stay 
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: multiplication permutes uint64
 
 
-def hash_strings(values: pd.Series | Sequence[str], *, few: bool = False) -> np.ndarray:
+def hash_strings(values: Strings, *, few: bool = False) -> np.ndarray:
     """int64 hashes of strings (stable across processes and versions of this module).
 
     `few`: the column repeats a handful of values (category refs, group refs); hashing
@@ -34,7 +38,7 @@ def hash_strings(values: pd.Series | Sequence[str], *, few: bool = False) -> np.
     return hash_array(array, hash_key=_HASH_KEY, categorize=few).view(np.int64)
 
 
-def combine(*columns: pd.Series | Sequence[str], few: Sequence[int] = ()) -> np.ndarray:
+def combine(*columns: Strings, few: Sequence[int] = ()) -> np.ndarray:
     """int64 hash of several string columns, row by row, without joining the strings.
 
     Joining a million rows of five columns into one string costs seconds; hashing each
@@ -48,6 +52,33 @@ def combine(*columns: pd.Series | Sequence[str], few: Sequence[int] = ()) -> np.
     if mixed is None:
         raise ValueError("nothing to hash")
     return mixed.view(np.int64)
+
+
+def keyed(key: str, values: Strings) -> np.ndarray:
+    """`combine` of a constant first column `key` and `values`, as uint64.
+
+    The mapper has each extra category's values as one column: hashing the category
+    once instead of once per row gives the very numbers `extras_hash` computes.
+    """
+    prefix: np.ndarray = hash_strings([key]).view(np.uint64) * _MIX  # an array: wraps silently
+    hashed: np.ndarray = hash_strings(values).view(np.uint64)
+    mixed: np.ndarray = hashed ^ prefix[0]
+    return mixed
+
+
+def row_set_hash(
+    length: int, parts: Iterable[tuple[npt.NDArray[np.intp], np.ndarray]]
+) -> np.ndarray:
+    """Per row, the `_set_hash` of its elements, given (row positions, element hashes).
+
+    For sets whose elements all come from one source row (a user's extra values and
+    groups do: see sync.mapping.merge), summing straight into the row avoids looking
+    millions of keys up again in the diff. Each row must get each element once.
+    """
+    out = np.zeros(length, dtype=np.uint64)
+    for rows, hashed in parts:
+        out[rows] += hashed.view(np.uint64)
+    return out.view(np.int64)
 
 
 def fields_hash(users: pd.DataFrame) -> pd.Series:

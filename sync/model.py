@@ -12,6 +12,10 @@ is the empty string):
 users          index `ref` (unique). email (lower-cased), name, language (enum name,
                e.g. NL), roles (enum names sorted and joined with ","), is_active
                ("true"/"false"), plus provenance: _source, _file, _line (int).
+               Optionally _extras_hash and _groups_hash (int64): the user's
+               `extras_hash` / `groups_hash` over the frames below, which the mapper
+               computes row by row (cheaper than the diff's lookups by ref). Code that
+               edits a user's values or memberships must drop or recompute them.
 extra_values   user_ref, category_ref, category_type (string|datetime|boolean|choice|
                multiselect), value (canonical: string as is; datetime ISO 8601
                "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SS+00:00"; boolean "true"/"false";
@@ -37,6 +41,8 @@ import pandas as pd
 
 USER_FIELDS = ("email", "name", "language", "roles", "is_active")
 PROVENANCE = ("_source", "_file", "_line")
+EXTRAS_HASH = "_extras_hash"
+GROUPS_HASH = "_groups_hash"
 EXTRA_TYPES = ("string", "datetime", "boolean", "choice", "multiselect")
 
 REJECTION_COLUMNS = ("source", "file", "line", "column", "ref", "reason")

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from sync.errors import SourceError
+from sync.hashing import hash_strings, keyed, row_set_hash
 from sync.mapping.spec import (
     LANGUAGES,
     ROLES,
@@ -52,9 +53,25 @@ from sync.mapping.transforms import (
     text_op,
     validate_emails,
 )
-from sync.model import PROVENANCE, REJECTION_COLUMNS, USER_FIELDS, empty_frame
+from sync.model import (
+    EXTRAS_HASH,
+    GROUPS_HASH,
+    PROVENANCE,
+    REJECTION_COLUMNS,
+    USER_FIELDS,
+    empty_frame,
+)
 
-ROW_COLUMNS = ("ref", *USER_FIELDS, "status", "start_date", "end_date", *PROVENANCE)
+ROW_COLUMNS = (
+    "ref",
+    *USER_FIELDS,
+    "status",
+    "start_date",
+    "end_date",
+    *PROVENANCE,
+    EXTRAS_HASH,
+    GROUPS_HASH,
+)
 EXTRA_COLUMNS = ("user_ref", "category_ref", "category_type", "value", *PROVENANCE)
 LINK_COLUMNS = ("group_ref", "user_ref", "member_ref", "_file", "_line", "column")
 
@@ -434,8 +451,10 @@ def _map_source(source: str, frame: pd.DataFrame, spec: MappingSpec, today: date
     result.stats.ended = int((accepted & (status == STATUS_ENDED)).sum())
 
     live = accepted & (status == STATUS_USER)
-    result.extra_values = _extra_frame(extras, ref, live, provenance)
-    _groups(result, spec, rows, ref, live, files, lines)
+    result.extra_values, extras_hash = _extra_frame(extras, ref, live, provenance)
+    groups_hash = _groups(result, spec, rows, ref, live, files, lines)
+    result.rows[EXTRAS_HASH] = extras_hash[accepted]
+    result.rows[GROUPS_HASH] = groups_hash[accepted]
     return result
 
 
@@ -467,8 +486,9 @@ def _extra_frame(
     ref: pd.Series[str],
     live: npt.NDArray[np.bool_],
     provenance: dict[str, object],
-) -> pd.DataFrame:
-    """The long (user, category, value) frame, built with one take per column.
+) -> tuple[pd.DataFrame, npt.NDArray[np.int64]]:
+    """The long (user, category, value) frame, built with one take per column, and
+    each row's `extras_hash`.
 
     With a million users and six categories this frame has millions of rows, so it
     is assembled from integer positions rather than by concatenating per-category
@@ -484,8 +504,15 @@ def _extra_frame(
             positions.append(keep)
             values.append(raw[keep])
             specs.append(spec)
+    row_hash = row_set_hash(
+        len(live),
+        (
+            (keep, keyed(spec.category, kept))
+            for spec, keep, kept in zip(specs, positions, values, strict=True)
+        ),
+    )
     if not positions:
-        return empty_frame(EXTRA_COLUMNS)
+        return empty_frame(EXTRA_COLUMNS), row_hash
     rows = np.concatenate(positions)
     # Constant-per-category columns are filled slice by slice: references to one
     # string object, rather than a gather over millions of rows.
@@ -508,7 +535,7 @@ def _extra_frame(
             columns[key] = filled(rows.size, value[0]) if single else value[rows]
         else:
             columns[key] = value
-    return frame_of(columns)
+    return frame_of(columns), row_hash
 
 
 def _groups(
@@ -519,12 +546,15 @@ def _groups(
     live: npt.NDArray[np.bool_],
     files: npt.NDArray[np.object_],
     lines: npt.NDArray[np.int64],
-) -> None:
+) -> npt.NDArray[np.int64]:
+    """Groups, memberships and manager links into `result`; returns each row's `groups_hash`."""
     refs = ref.to_numpy(dtype=object)
     groups: list[pd.DataFrame] = []
     members: list[pd.DataFrame] = []
     links: list[pd.DataFrame] = []
     rule_refs: dict[str, tuple[npt.NDArray[np.object_], npt.NDArray[np.bool_]]] = {}
+    # Per rule or static group: the group ref of each row, and which rows are members.
+    row_groups: list[tuple[npt.NDArray[np.object_], npt.NDArray[np.bool_]]] = []
     for rule in spec.groups.rules:
         group_ref, ref_empty = render_template(
             parse_template(rule.ref), rows.column, rows.length, strip=True
@@ -545,10 +575,12 @@ def _groups(
             ).drop_duplicates("ref")
         )
         members.append(frame_of({"group_ref": ref_values[has], "user_ref": refs[has]}))
+        row_groups.append((ref_values, has))
     live_refs = refs[live]
     for static in spec.groups.static:
         groups.append(frame_of({"ref": [static.ref], "name": [static.name], "_source": "static"}))
         members.append(frame_of({"group_ref": static.ref, "user_ref": live_refs}))
+        row_groups.append((filled(len(refs), static.ref), live))
     for manager in spec.managers:
         group_values, has = rule_refs[manager.group]
         if manager.column is not None:
@@ -577,6 +609,7 @@ def _groups(
         )
     if groups:
         result.groups = pd.concat(groups, ignore_index=True).drop_duplicates("ref")
+    overlap = False
     if members:
         memberships = pd.concat(members, ignore_index=True)
         # Each rule gives a user one group, so pairs repeat only when two rules (or a
@@ -584,8 +617,28 @@ def _groups(
         # otherwise.
         rule_groups = [set(g["ref"]) for g in groups]
         total = sum(len(g) for g in rule_groups)
-        if len(set().union(*rule_groups)) < total:
+        overlap = len(set().union(*rule_groups)) < total
+        if overlap:
             memberships = memberships.drop_duplicates(ignore_index=True)
         result.memberships = memberships
     if links:
         result.manager_links = pd.concat(links, ignore_index=True)
+    return _groups_hash(row_groups, len(refs), dedupe=overlap)
+
+
+def _groups_hash(
+    row_groups: list[tuple[npt.NDArray[np.object_], npt.NDArray[np.bool_]]],
+    length: int,
+    *,
+    dedupe: bool,
+) -> npt.NDArray[np.int64]:
+    """Each row's set-of-groups hash; a group two rules give one row counts once."""
+    parts = []
+    for number, (values, has) in enumerate(row_groups):
+        if dedupe:
+            has = has.copy()
+            for earlier, earlier_has in row_groups[:number]:
+                has &= ~(earlier_has & (earlier == values))
+        rows = np.flatnonzero(has)
+        parts.append((rows, hash_strings(values[rows], few=True)))
+    return row_set_hash(length, parts)

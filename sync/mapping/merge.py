@@ -26,6 +26,8 @@ from sync.mapping.mapper import (
 from sync.mapping.transforms import frame_of
 from sync.model import (
     CONFLICT_COLUMNS,
+    EXTRAS_HASH,
+    GROUPS_HASH,
     PROVENANCE,
     REJECTION_COLUMNS,
     USER_FIELDS,
@@ -129,7 +131,10 @@ def merge(results: Sequence[SourceMapping]) -> Desired:
         part = winners[winners["status"] == status]
         return part.set_index("ref")[list(columns)]
 
-    desired.users = by_status(STATUS_USER, [*USER_FIELDS, *PROVENANCE])
+    # Each user's values and groups come from its one winning row (see the module
+    # docstring), so the row hashes the mapper computed are the user's.
+    derived = [c for c in (EXTRAS_HASH, GROUPS_HASH) if all(c in r.rows for r in results)]
+    desired.users = by_status(STATUS_USER, [*USER_FIELDS, *PROVENANCE, *derived])
     desired.pending = by_status(STATUS_PENDING, ["start_date"])
     desired.ended = by_status(STATUS_ENDED, ["end_date"])
     user_refs = desired.users.index
