@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Boolean, Column, Engine, Integer, func, or_, select
 from sqlalchemy.sql import Select
 
 from sync.diff import StateView
@@ -47,6 +48,53 @@ def read_frame(engine: Engine, query: Select[*tuple[Any, ...]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=names)
 
 
+_UNIT = "\x1f"  # ASCII unit separator: not a character HR refs are made of
+
+
+def read_columns(engine: Engine, columns: Sequence[Any]) -> pd.DataFrame | None:
+    """A whole table's NOT NULL text and integer columns, one aggregated string each.
+
+    Fetching a million rows makes a million tuples and millions of Python objects, all
+    under the GIL, while the plan reads and maps the sources beside it. SQLite's
+    `group_concat` builds each column's text inside `sqlite3_step`, which runs without
+    the GIL, and splitting the text back is one C call per column. The aggregates of
+    one SELECT step through the same scan together, so the columns line up row by row.
+
+    None when this does not apply (another backend, a nullable column, a text value
+    holding the separator): the caller reads rows instead.
+    """
+    if engine.dialect.name != "sqlite" or any(c.nullable for c in _columns(columns)):
+        return None
+    text = [not isinstance(c.type, Integer | Boolean) for c in _columns(columns)]
+    parts = [
+        func.group_concat(column, _UNIT if is_text else ",")
+        for column, is_text in zip(columns, text, strict=True)
+    ]
+    with engine.connect() as conn:
+        row = conn.execute(select(func.count(), *parts)).one()
+    count, values = int(row[0]), row[1:]
+    data: dict[str, np.ndarray] = {}
+    for column, is_text, value in zip(columns, text, values, strict=True):
+        if is_text:
+            items = value.split(_UNIT) if count else []
+            array = np.array(items, dtype=object)
+            # np.array of a list keeps the str objects as they are (no copies).
+        else:
+            array = (
+                np.fromstring(value or "", dtype=np.int64, sep=",")
+                if count
+                else np.zeros(0, dtype=np.int64)
+            )
+        if len(array) != count:
+            return None
+        data[column.key] = array
+    return pd.DataFrame({k: pd.Series(v, dtype=v.dtype, copy=False) for k, v in data.items()})
+
+
+def _columns(columns: Sequence[Any]) -> list[Column[Any]]:
+    return [c.property.columns[0] if hasattr(c, "property") else c for c in columns]
+
+
 def _by_refs(
     engine: Engine, column: Any, base: Select[*tuple[Any, ...]], refs: list[str]
 ) -> pd.DataFrame:
@@ -56,27 +104,55 @@ def _by_refs(
     return pd.concat(frames, ignore_index=True)
 
 
-def read_state(engine: Engine) -> StateView:
-    users = read_frame(
+def _whole(engine: Engine, columns: Sequence[Any]) -> pd.DataFrame:
+    frame = read_columns(engine, columns)
+    return read_frame(engine, select(*columns)) if frame is None else frame
+
+
+def _users(engine: Engine) -> pd.DataFrame:
+    """Every user's hashes; the leaver bookkeeping only from the rows that have any.
+
+    Those columns are set for a few leavers at most, so reading them for a million
+    present users would be a million rows of Nones and zeros.
+    """
+    users = _whole(
         engine,
-        select(
+        [
             UserRow.ref,
             UserRow.fields_hash,
             UserRow.extras_hash,
             UserRow.groups_hash,
             UserRow.archived,
-            UserRow.left_action,
-            UserRow.missing_since,
-            UserRow.missing_runs,
-        ),
+        ],
     ).set_index("ref")
     users["archived"] = users["archived"].astype(bool)
-    for column in ("fields_hash", "extras_hash", "groups_hash", "missing_runs"):
+    for column in ("fields_hash", "extras_hash", "groups_hash"):
         users[column] = users[column].astype("int64")
+    leaving = read_frame(
+        engine,
+        select(UserRow.ref, UserRow.left_action, UserRow.missing_since, UserRow.missing_runs).where(
+            or_(
+                UserRow.left_action.is_not(None),
+                UserRow.missing_since.is_not(None),
+                UserRow.missing_runs != 0,
+            )
+        ),
+    )
+    at = users.index.get_indexer(pd.Index(leaving["ref"], dtype=object))
+    found = at >= 0  # a user deleted between the two reads is simply gone
+    for column, default in (("left_action", None), ("missing_since", None), ("missing_runs", 0)):
+        values = np.full(len(users), default, dtype=object if default is None else np.int64)
+        values[at[found]] = leaving[column].to_numpy(dtype=values.dtype)[found]
+        users[column] = pd.Series(values, index=users.index, dtype=values.dtype, copy=False)
+    return users
+
+
+def read_state(engine: Engine) -> StateView:
+    users = _users(engine)
     groups = read_frame(engine, select(GroupRow.ref, GroupRow.name, GroupRow.pluvo_id)).set_index(
         "ref"
     )
-    managers = read_frame(engine, select(ManagerRow.group_ref, ManagerRow.user_ref))
+    managers = _whole(engine, [ManagerRow.group_ref, ManagerRow.user_ref])
 
     def load_ids(refs: list[str]) -> pd.DataFrame:
         base = select(UserRow.ref, UserRow.pluvo_id)
