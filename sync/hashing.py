@@ -30,12 +30,27 @@ def hash_strings(values: Strings, *, few: bool = False) -> np.ndarray:
     """int64 hashes of strings (stable across processes and versions of this module).
 
     `few`: the column repeats a handful of values (category refs, group refs); hashing
-    its distinct values once is then cheaper. The result is the same either way.
+    its distinct values once is then cheaper. Without it, a sample decides (most HR
+    columns are departments, titles, flags). The result is the same either way.
     """
     array = np.asarray(values, dtype=object)
     if len(array) == 0:
         return np.zeros(0, dtype=np.int64)
+    few = few or _repetitive(array)
     return hash_array(array, hash_key=_HASH_KEY, categorize=few).view(np.int64)
+
+
+_SAMPLE = 4096
+
+
+def _repetitive(array: npt.NDArray[np.object_]) -> bool:
+    """At most one distinct value in 16 among the first rows: worth hashing per value."""
+    if len(array) <= _SAMPLE:
+        return False
+    try:
+        return len(set(array[:_SAMPLE].tolist())) <= _SAMPLE // 16
+    except TypeError:  # unhashable values: hash_array reports them itself
+        return False
 
 
 def combine(*columns: Strings, few: Sequence[int] = ()) -> np.ndarray:

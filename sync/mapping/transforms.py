@@ -211,7 +211,12 @@ def factorize(array: npt.NDArray[np.object_]) -> _Factorized:
         hit = cache.get(key)
         if hit is not None:
             return hit[1]
-    codes, uniques = pd.factorize(array, use_na_sentinel=False)
+    # Mapped columns hold only strings, and with the NA sentinel pandas skips a
+    # missing-value pass over the whole column (a third of the cost); a column that
+    # does hold a missing value is factorized again keeping it as a value.
+    codes, uniques = pd.factorize(array)
+    if len(codes) and codes.min() < 0:
+        codes, uniques = pd.factorize(array, use_na_sentinel=False)
     result = (codes, np.asarray(uniques, dtype=object))
     if cache is not None:
         cache[key] = (array, result)
