@@ -79,12 +79,13 @@ def read_columns(engine: Engine, columns: Sequence[Any]) -> pd.DataFrame | None:
             items = value.split(_UNIT) if count else []
             array = np.array(items, dtype=object)
             # np.array of a list keeps the str objects as they are (no copies).
+        elif not count:
+            array = np.zeros(0, dtype=np.int64)
         else:
-            array = (
-                np.fromstring(value or "", dtype=np.int64, sep=",")
-                if count
-                else np.zeros(0, dtype=np.int64)
-            )
+            try:
+                array = np.fromstring(value, dtype=np.int64, sep=",")
+            except ValueError:  # SQLite stores what it is given: a stray non-integer
+                return None
         if len(array) != count:
             return None
         data[column.key] = array

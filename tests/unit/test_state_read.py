@@ -96,3 +96,11 @@ def test_empty_tables_read_as_empty_frames(tmp_path: Path, columns: list[Any]) -
 def test_nullable_columns_are_read_as_rows(tmp_path: Path) -> None:
     store = _store(tmp_path, [_user(1, "E1")])
     assert read_columns(store.engine, [UserRow.ref, UserRow.left_action]) is None
+
+
+def test_a_non_integer_in_an_integer_column_falls_back_to_rows(tmp_path: Path) -> None:
+    store = _store(tmp_path, [_user(1, "E1"), _user(2, "E2")])
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE users SET fields_hash = 1.5 WHERE ref = 'E2'")
+    assert read_columns(store.engine, DENSE) is None
+    assert sorted(read_frame(store.engine, select(*DENSE))["ref"]) == ["E1", "E2"]
