@@ -640,5 +640,5 @@ def _groups_hash(
             for earlier, earlier_has in row_groups[:number]:
                 has &= ~(earlier_has & (earlier == values))
         rows = np.flatnonzero(has)
-        parts.append((rows, hash_strings(values[rows], few=True)))
+        parts.append((rows, hash_strings(values[rows])))
     return row_set_hash(length, parts)

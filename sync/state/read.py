@@ -76,9 +76,8 @@ def read_columns(engine: Engine, columns: Sequence[Any]) -> pd.DataFrame | None:
     data: dict[str, np.ndarray] = {}
     for column, is_text, value in zip(columns, text, values, strict=True):
         if is_text:
-            items = value.split(_UNIT) if count else []
-            array = np.array(items, dtype=object)
-            # np.array of a list keeps the str objects as they are (no copies).
+            # An object array of the split list holds those very str objects: no copies.
+            array = np.array(value.split(_UNIT) if count else [], dtype=object)
         elif not count:
             array = np.zeros(0, dtype=np.int64)
         else:
@@ -113,8 +112,9 @@ def _whole(engine: Engine, columns: Sequence[Any]) -> pd.DataFrame:
 def _users(engine: Engine) -> pd.DataFrame:
     """Every user's hashes; the leaver bookkeeping only from the rows that have any.
 
-    Those columns are set for a few leavers at most, so reading them for a million
-    present users would be a million rows of Nones and zeros.
+    Those columns are set only for users who left (or are missing from HR), a small
+    share of the store: reading them for every present user would be a million rows
+    of Nones and zeros.
     """
     users = _whole(
         engine,
