@@ -56,6 +56,7 @@ from sync.pluvo.http import (
     AdaptiveLimiter,
     Pacer,
     Throttled,
+    Unavailable,
     backoff_delay,
     parse_retry_after,
     redirect_error,
@@ -424,6 +425,9 @@ class PluvoClient:
                 delay = backoff_delay(
                     failures - 1, base=config.backoff_base, cap=config.backoff_max
                 )
+                if isinstance(exc, Unavailable):
+                    delay = max(delay, exc.retry_after)
+                    self._pacer.pause(delay)
                 self.counters.retries += 1
                 log.info("%s: %s; retry %d in %.1f s", label, exc.message, failures, delay)
                 await asyncio.sleep(delay)
@@ -468,6 +472,9 @@ class PluvoClient:
                 self.limiter.on_throttle(generation)
                 raise Throttled(f"{label}: 429", retry_after=parse_retry_after(retry_after))
             if status >= 500:
+                wait = parse_retry_after(retry_after) if status == 503 else None
+                if wait is not None:
+                    raise Unavailable(f"Pluvo answered {status}", retry_after=wait)
                 raise TransientError(f"Pluvo answered {status}")
             body = _json_object(text)
             if body is None:

@@ -25,9 +25,21 @@ RETRY_AFTER_CAP = 300.0
 
 
 class Throttled(TransientError):
-    """A 429 (or a Retry-After on 503): wait at least `retry_after` seconds."""
+    """A 429: wait at least `retry_after` seconds; it does not count as a failure."""
 
     def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(TransientError):
+    """A 503 that says when to come back (Retry-After), as during maintenance.
+
+    Unlike a 429 it counts toward the retries, so an outage still ends the run; but
+    the retry waits at least that long, and so does every other request of the client.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 

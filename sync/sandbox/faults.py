@@ -50,6 +50,8 @@ class Faults:
     """Share of requests executed (mutations applied) and then dropped."""
     fail_all: bool = False
     """Every GraphQL request answers 503: an outage from this moment on."""
+    unavailable_retry_after: float | None = None
+    """Seconds a 503 (fail_all or the error share) announces in `Retry-After`; None: none."""
     token_lifetime: float = 86400.0
     """Seconds a new token lives (`expires_in`)."""
     membership_delay: float = 0.0
@@ -99,6 +101,13 @@ def _check(name: str, value: Any) -> Any:
         seconds = number()
         if seconds < 0:
             raise ValueError(f"{name}: must not be negative, got {value!r}")
+        return seconds
+    if name == "unavailable_retry_after":
+        if value is None:
+            return None
+        seconds = number()
+        if seconds < 0:
+            raise ValueError(f"{name}: must not be negative or must be null, got {value!r}")
         return seconds
     if name == "rate_limit":
         if value is None:

@@ -342,7 +342,7 @@ class SandboxServer:
         counted = self.counters.faults
         if faults.fail_all:
             counted["fail_all"] += 1
-            return self._server_error(503)
+            return self._server_error(503, faults.unavailable_retry_after)
         if faults.rate_limit is not None:
             wait = self.dice.rate_limited(faults, time.monotonic())
             if wait is not None:
@@ -354,17 +354,21 @@ class SandboxServer:
             return self._drop(request)
         if verdict == "error":
             counted["error"] += 1
-            return self._server_error(self.dice.error_status(faults))
+            status = self.dice.error_status(faults)
+            return self._server_error(status, faults.unavailable_retry_after)
         if verdict == "throttle":
             counted["throttle"] += 1
             return self._throttled(faults.retry_after)
         return None
 
     @staticmethod
-    def _server_error(status: int) -> web.Response:
+    def _server_error(status: int, retry_after: float | None = None) -> web.Response:
         text = _STATUS_TEXT.get(status, "Server Error")
         body = f"<html><body><h1>{status} {text}</h1></body></html>\n"
-        return web.Response(text=body, status=status, content_type="text/html")
+        headers = {}
+        if status == 503 and retry_after is not None:
+            headers["Retry-After"] = str(math.ceil(retry_after))
+        return web.Response(text=body, status=status, content_type="text/html", headers=headers)
 
     @staticmethod
     def _throttled(wait: float) -> web.Response:

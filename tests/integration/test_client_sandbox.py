@@ -197,6 +197,20 @@ async def test_retries_exhausted_give_transient_error_on_every_call(
         assert_clean(result.error)
 
 
+async def test_a_503_with_retry_after_is_waited_out_and_still_counts_as_a_failure(
+    sandbox: SandboxServer,
+) -> None:
+    sandbox.control.set_faults(fail_all=True, unavailable_retry_after=1)
+    config = make_config(sandbox, batch_size=5, max_retries=2)
+    async with PluvoClient(config) as client:
+        start = time.monotonic()
+        results = await client.run_calls(people(5))
+        elapsed = time.monotonic() - start
+        assert client.counters.requests == 3  # the outage still ends after the retries
+    assert all(isinstance(r.error, TransientError) for r in results)
+    assert elapsed >= 2.0  # two retries, each after the announced second
+
+
 async def test_wrong_secret_is_fatal_and_secret_free(sandbox: SandboxServer) -> None:
     config = make_config(sandbox, client_secret="wrong-secret-4711")
     async with PluvoClient(config) as client:

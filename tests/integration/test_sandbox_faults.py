@@ -80,6 +80,20 @@ def test_throttle_answers_429_with_retry_after(
     assert sandbox.control.counters()["faults"] == {"throttle": 1}
 
 
+def test_a_503_announces_retry_after_when_asked(
+    sandbox: SandboxServer, sandbox_http: SandboxHttp
+) -> None:
+    token = sandbox_http.token()
+    sandbox.control.set_faults(fail_all=True)
+    assert "Retry-After" not in sandbox_http.post_graphql(READ, token=token).headers
+    sandbox.control.set_faults(unavailable_retry_after=1.2)
+    response = sandbox_http.post_graphql(READ, token=token)
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "2"
+    sandbox.control.set_faults(fail_all=False, error_rate=1.0, error_status=500)
+    assert "Retry-After" not in sandbox_http.post_graphql(READ, token=token).headers
+
+
 def test_rate_limit_over_a_sliding_second(
     sandbox: SandboxServer, sandbox_http: SandboxHttp
 ) -> None:
