@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,8 @@ class Report:
     guards: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     source_rows: dict[str, int] = field(default_factory=dict)
+    mapping: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per source: rows read, users, pre-hires, ended, filtered out and rejected."""
     requests: int = 0
     report_file: Path | None = None
     sources: list[Any] = field(default_factory=list)
@@ -84,6 +86,7 @@ class Report:
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "source_rows": self.source_rows,
+            "mapping": self.mapping,
             "guards": self.guards,
             "requests": self.requests,
         }
@@ -207,6 +210,7 @@ def _plan_and_guard(
         desired = loaded.desired
         report.desired = desired
         report.sources = loaded.sources
+        report.mapping = {name: asdict(stats) for name, stats in loaded.stats.items()}
         report.source_rows = dict(desired.source_rows)
         t1 = time.monotonic()
         state = state_future.result()

@@ -53,6 +53,7 @@ def render_plan(report: Report, *, verbose: bool = False) -> str:
     )
     for kind, count in counts.items():
         out.append(f"  {kind:<18} {count:>8}")
+    out.extend(_sources(report.mapping))
     if plan.adopted:
         how: dict[str, int] = {}
         for op in plan.operations:
@@ -74,6 +75,23 @@ def render_plan(report: Report, *, verbose: bool = False) -> str:
         out.append("STOPPED by safety guard(s), nothing applied:")
         out.extend(f"  {g}" for g in report.guards)
     return "\n".join(out)
+
+
+def _sources(mapping: dict[str, dict[str, int]]) -> list[str]:
+    """Where every row went, so rows that silently vanish (filters) are seen too."""
+    lines = []
+    for name, stats in mapping.items():
+        parts = [f"{stats.get('users', 0)} user(s)"]
+        for key, label in (
+            ("pending", "pre-hire(s) not yet due"),
+            ("ended", "past their end date"),
+            ("filtered", "filtered out"),
+            ("rejected", "rejected"),
+        ):
+            if stats.get(key):
+                parts.append(f"{stats[key]} {label}")
+        lines.append(f"  source {name}: {stats.get('rows', 0)} row(s): {', '.join(parts)}")
+    return lines
 
 
 def _rejections(report: Report) -> list[str]:

@@ -159,9 +159,15 @@ def _rejected_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
 def test_invalid_emails_are_rejected_and_nobody_is_archived(case: Case) -> None:
     result = case.run("invalid_emails.csv")
     assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
-    rejected = _rejected_lines(case.report())
+    report = case.report()
+    rejected = _rejected_lines(report)
     assert len(rejected) == 20
     assert all("mail" in str(r).lower() for r in rejected), rejected[:3]
+    # The report accounts for every row of the export.
+    (stats,) = report["mapping"].values()
+    assert stats["rejected"] == 20
+    outcomes = ("users", "pending", "ended", "filtered", "rejected")
+    assert stats["rows"] == sum(stats[k] for k in outcomes) > 20
     case.assert_nobody_archived()
     assert case.users()[ref_of(10)]["email"] == "user10@voorbeeld-bv.nl"
 

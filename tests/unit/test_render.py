@@ -97,6 +97,10 @@ def sample_report() -> Report:
         started_at=datetime(2026, 11, 24, 6, 0, tzinfo=UTC),
         plan=plan,
         desired=desired,
+        mapping={
+            "hr": {"rows": 45, "filtered": 2, "rejected": 1, "users": 41, "pending": 1,
+                   "ended": 0},
+        },
     )  # fmt: skip
 
 
