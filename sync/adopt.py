@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from sync.model import REJECTION_COLUMNS, Desired
+from sync.model import ERROR, REJECTION_COLUMNS, Desired
 from sync.plan import Kind, Operation, Plan
 from sync.pluvo import ops as calls
 
@@ -99,6 +99,7 @@ def reject_ambiguous(desired: Desired, ambiguous: dict[str, str]) -> None:
                 "line": row.get("_line", 0),
                 "column": "email",
                 "ref": ref,
+                "severity": ERROR,
                 "reason": reason,
             }
         )

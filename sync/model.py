@@ -26,8 +26,10 @@ memberships    group_ref, user_ref (unique pairs).
 managers       group_ref, user_ref (unique pairs).
 ended          index `ref`: users whose end date has passed (leavers by date); end_date.
 pending        index `ref`: pre-hires whose start is beyond the lead time; start_date.
-rejections     source, file, line (int), column, ref, reason: one row per rejected row
-               and reason.
+rejections     source, file, line (int), column, ref, severity, reason: one row per
+               rejected row and reason. severity "error": the row is not synced;
+               "warning": it syncs, but one thing it asked for was dropped (a manager
+               link to someone who is not a synced user).
 conflicts      ref, field, kept_source, kept_value, other_source, other_value: a ref
                present in several sources with different values (the earlier source
                in the config wins; reported, not rejected).
@@ -45,7 +47,8 @@ EXTRAS_HASH = "_extras_hash"
 GROUPS_HASH = "_groups_hash"
 EXTRA_TYPES = ("string", "datetime", "boolean", "choice", "multiselect")
 
-REJECTION_COLUMNS = ("source", "file", "line", "column", "ref", "reason")
+REJECTION_COLUMNS = ("source", "file", "line", "column", "ref", "severity", "reason")
+ERROR, WARNING = "error", "warning"  # rejection severities
 CONFLICT_COLUMNS = ("ref", "field", "kept_source", "kept_value", "other_source", "other_value")
 
 

@@ -98,7 +98,7 @@ def _rejections(report: Report) -> list[str]:
     desired = report.desired
     if desired is None or desired.rejections.empty:
         return []
-    from sync.mapping.merge import is_warning
+    from sync.mapping.merge import is_warning, shown_reason
 
     rows = desired.rejections
     warnings = int(is_warning(rows).sum())
@@ -109,7 +109,7 @@ def _rejections(report: Report) -> list[str]:
     out = ["", title]
     for rec in rows.head(SHOWN_RECORDS).to_dict(orient="records"):
         column = f" {rec['column']}" if rec.get("column") else ""
-        out.append(f"  {rec['file']}:{rec['line']}{column}: {rec['reason']}")
+        out.append(f"  {rec['file']}:{rec['line']}{column}: {shown_reason(rec)}")
     if len(rows) > SHOWN_RECORDS:
         out.append(f"  … and {len(rows) - SHOWN_RECORDS} more in the report")
     return out

@@ -54,6 +54,7 @@ from sync.mapping.transforms import (
     validate_emails,
 )
 from sync.model import (
+    ERROR,
     EXTRAS_HASH,
     GROUPS_HASH,
     PROVENANCE,
@@ -475,6 +476,7 @@ def _rejection_frame(
             "line": lines[positions],
             "column": np.concatenate([filled(p.positions.size, p.column) for p in problems]),
             "ref": ref.to_numpy(dtype=object)[positions],
+            "severity": ERROR,
             "reason": np.concatenate([p.reasons for p in problems]),
         }
     )

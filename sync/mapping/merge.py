@@ -11,8 +11,9 @@ explain in a plan, so it is deliberately not done.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,24 +27,25 @@ from sync.mapping.mapper import (
 from sync.mapping.transforms import frame_of
 from sync.model import (
     CONFLICT_COLUMNS,
+    ERROR,
     EXTRAS_HASH,
     GROUPS_HASH,
     PROVENANCE,
     REJECTION_COLUMNS,
     USER_FIELDS,
+    WARNING,
     Desired,
     empty_frame,
 )
-
-WARNING_PREFIX = "warning: "
-"""Rejection rows whose reason starts with this did not reject their row (see is_warning)."""
 
 _CONFLICT_FIELDS = (*USER_FIELDS, "status")
 
 
 def is_warning(rejections: pd.DataFrame) -> pd.Series[bool]:
     """Rows of `Desired.rejections` that only dropped a link; their user still syncs."""
-    return rejections["reason"].astype(str).str.startswith(WARNING_PREFIX)
+    if "severity" not in rejections:
+        return pd.Series(False, index=rejections.index)
+    return rejections["severity"] == WARNING
 
 
 def _owned(frame: pd.DataFrame, lost: set[str], key: str) -> pd.DataFrame:
@@ -99,6 +101,7 @@ def _cross_source_emails(winners: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
             "line": clash["_line"].to_numpy(dtype=np.int64),
             "column": "email",
             "ref": clash["ref"].to_numpy(dtype=object),
+            "severity": ERROR,
             "reason": reasons,
         }
     )
@@ -181,9 +184,9 @@ def merge(results: Sequence[SourceMapping]) -> Desired:
                         "line": dropped["_line"].to_numpy(dtype=np.int64),
                         "column": dropped["column"].to_numpy(dtype=object),
                         "ref": dropped["member_ref"].to_numpy(dtype=object),
+                        "severity": WARNING,
                         "reason": (
-                            WARNING_PREFIX
-                            + "manager '"
+                            "manager '"
                             + dropped["user_ref"].astype(str)
                             + "' is not a synced user; manager link to group '"
                             + dropped["group_ref"].astype(str)
@@ -206,7 +209,13 @@ def format_rejection(row: pd.Series) -> str:
     """One line a human can act on: `hr.csv:12 [email] ref 1001: invalid email ...`."""
     file = Path(str(row["file"])).name or str(row["source"])
     ref = f" ref {row['ref']}" if row["ref"] else ""
-    return f"{file}:{row['line']} [{row['column']}]{ref}: {row['reason']}"
+    return f"{file}:{row['line']} [{row['column']}]{ref}: {shown_reason(row)}"
+
+
+def shown_reason(row: Mapping[Any, Any] | pd.Series) -> str:
+    """The reason as people read it: a warning says so, an error needs no label."""
+    reason = str(row["reason"])
+    return f"warning: {reason}" if row.get("severity") == WARNING else reason
 
 
 def write_rejections(desired: Desired, path: str | Path) -> Path:

@@ -195,8 +195,10 @@ def test_rejections_export_as_csv(tmp_path: Path) -> None:
     _, desired = run(spec(), [person("1") | {"mail": "x"}])
     path = write_rejections(desired, tmp_path / "out" / "rejections.csv")
     written = pd.read_csv(path, dtype=str, keep_default_na=False)
-    assert list(written.columns) == ["source", "file", "line", "column", "ref", "reason"]
+    columns = ["source", "file", "line", "column", "ref", "severity", "reason"]
+    assert list(written.columns) == columns
     assert written.iloc[0]["line"] == "2"
+    assert written.iloc[0]["severity"] == "error"
     assert written.iloc[0]["reason"].startswith("invalid email 'x'")
 
 
@@ -329,7 +331,8 @@ def test_managers_from_column_and_from_flag() -> None:
     warnings = desired.rejections[is_warning(desired.rejections)]
     assert list(warnings["line"]) == [4, 5]
     assert list(warnings["column"]) == ["boss", "boss"]
-    assert "manager '404' is not a synced user" in warnings.iloc[0]["reason"]
+    assert warnings.iloc[0]["reason"].startswith("manager '404' is not a synced user")
+    assert format_rejection(warnings.iloc[0]).startswith("hr.csv:4 [boss] ref 3: warning: ")
     # Users with a dropped manager link still sync; user 5 (bad email) does not.
     assert sorted(desired.users.index) == ["1", "2", "3", "4"]
 

@@ -88,7 +88,27 @@ def sample_report() -> Report:
     )
     desired = Desired()
     desired.rejections = pd.DataFrame(
-        [["hr", "hr/hr.csv", 27, "E-mailadres", "1026", "invalid email 'gijs@voorbeeld'"]],
+        [
+            [
+                "hr",
+                "hr/hr.csv",
+                27,
+                "E-mailadres",
+                "1026",
+                "error",
+                "invalid email 'gijs@voorbeeld'",
+            ],
+            [
+                "hr",
+                "hr/hr.csv",
+                31,
+                "Leidinggevende",
+                "1030",
+                "warning",
+                "manager '999' is not a synced user; manager link to group 'dept-ict' dropped "
+                "(the user still syncs)",
+            ],
+        ],
         columns=list(REJECTION_COLUMNS),
     )
     return Report(
