@@ -36,15 +36,16 @@ def hash_strings(values: Strings, *, few: bool = False) -> np.ndarray:
     array = np.asarray(values, dtype=object)
     if len(array) == 0:
         return np.zeros(0, dtype=np.int64)
-    few = few or _repetitive(array)
+    few = few or repetitive(array)
     return hash_array(array, hash_key=_HASH_KEY, categorize=few).view(np.int64)
 
 
 _SAMPLE = 4096
 
 
-def _repetitive(array: npt.NDArray[np.object_]) -> bool:
-    """At most one distinct value in 16 among the first rows: worth hashing per value."""
+def repetitive(array: npt.NDArray[np.object_]) -> bool:
+    """At most one distinct value in 16 among the first rows: a column (departments,
+    dates, flags) worth processing per distinct value rather than per row."""
     if len(array) <= _SAMPLE:
         return False
     try:

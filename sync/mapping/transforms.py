@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 from email_validator import EmailNotValidError, validate_email
 
+from sync.hashing import repetitive
 from sync.mapping.spec import (
     DateTransform,
     DefaultTransform,
@@ -137,9 +138,6 @@ def _joined(array: npt.NDArray[np.object_]) -> str | None:
     return joined if joined.count(_SEP) == len(array) - 1 else None
 
 
-_SAMPLE = 4096
-
-
 def strip_all(series: pd.Series[str]) -> pd.Series[str]:
     """Strip every value.
 
@@ -149,7 +147,7 @@ def strip_all(series: pd.Series[str]) -> pd.Series[str]:
     array = series.to_numpy(dtype=object)
     if len(array) == 0:
         return series
-    if len(array) > _SAMPLE and len(set(array[:_SAMPLE])) <= _SAMPLE // 16:
+    if repetitive(array):
         # A repetitive column (departments, dates): strip its distinct values; the
         # factorization is shared with the per-value steps that follow.
         codes, uniques = factorize(array)
