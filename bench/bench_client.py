@@ -30,9 +30,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sync.config.pluvo import PluvoConfig  # noqa: E402
 from sync.pluvo import ops  # noqa: E402
 from sync.pluvo.client import PluvoClient  # noqa: E402
-from sync.pluvo.config import PluvoConfig  # noqa: E402
 
 ROLES = ["PARTICIPANT", "MANAGER,PARTICIPANT", "TRAINER", "PLANNER"]
 SKILLS = [["Python"], ["SQL", "Excel"], ["Leadership"], ["Sales", "Design"]]

@@ -72,9 +72,9 @@ def seed_state(config_file: Path) -> dict[str, int]:
     from sqlalchemy import insert
 
     from sync.config import load_config
+    from sync.core.load import load_desired
     from sync.hashing import extras_hash, fields_hash, groups_hash
     from sync.model import USER_FIELDS
-    from sync.pipeline import load_desired
     from sync.state.models import ExtraValueRow, GroupRow, ManagerRow, MembershipRow, UserRow
     from sync.state.store import StateStore, upgrade
 

@@ -67,11 +67,11 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
 
 def measure(csv_path: Path) -> dict[str, float]:
     """One run in this process: read with the CSV adapter, then map + merge."""
-    from sync.mapping.mapper import check_columns, map_source
-    from sync.mapping.merge import merge
-    from sync.mapping.spec import load_mapping
-    from sync.sources import open_source
-    from sync.sources.config import CsvSourceConfig
+    from sync.config.sources import CsvSourceConfig
+    from sync.core.mapping.mapper import check_columns, map_source
+    from sync.core.mapping.merge import merge
+    from sync.core.mapping.spec import load_mapping
+    from sync.core.sources import open_source
 
     spec = load_mapping(ROOT / "mappings" / "example.yaml")
     config = CsvSourceConfig(

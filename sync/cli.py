@@ -149,7 +149,7 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
 
     from sync.files import write_private
     from sync.logs import redact
-    from sync.mapping.merge import write_rejections
+    from sync.model import write_rejections
 
     if out is None and report.mode != "run":
         return  # a plain `plan` writes nothing: no JSON to build
@@ -208,8 +208,8 @@ def plan(
     ctx: click.Context, config_file: Path | None, out: Path | None, overrides: tuple[str, ...]
 ) -> int:
     """Dry run: read, map, diff and guard; print what would change. Sends no mutation."""
-    from sync import engine
-    from sync.render import render_plan
+    from sync.commands.render import render_plan
+    from sync.core import engine
 
     config = _load(ctx, config_file)
     report = engine.run(config, dry=True, overrides=overrides)
@@ -232,9 +232,9 @@ def run_command(
     ctx: click.Context, config_file: Path | None, overrides: tuple[str, ...], out: Path | None
 ) -> int:
     """Plan, then apply: the cron command."""
-    from sync import engine
+    from sync.commands.render import render_plan, render_report
+    from sync.core import engine
     from sync.errors import GuardError
-    from sync.render import render_plan, render_report
 
     config = _load(ctx, config_file)
     _check_report_dir(config.report.dir)
@@ -259,7 +259,7 @@ def run_command(
 @_guarded
 def status(ctx: click.Context, config_file: Path | None, limit: int) -> int:
     """The last runs, operations pending or failed, and the state store's counts."""
-    from sync import admin
+    from sync.commands import admin
 
     config = _load(ctx, config_file)
     click.echo(admin.status(config, limit=limit))
@@ -276,7 +276,7 @@ def history(
     ctx: click.Context, config_file: Path | None, run_id: str | None, only_failed: bool
 ) -> int:
     """The journal of a run (default: the last one): each operation, outcome and error."""
-    from sync import admin
+    from sync.commands import admin
 
     config = _load(ctx, config_file)
     click.echo(admin.history(config, run_id, only_failed=only_failed))
@@ -300,7 +300,7 @@ def reconcile(
     overrides: tuple[str, ...],
 ) -> int:
     """Read live Pluvo and report drift from the desired state; --apply corrects it."""
-    from sync.reconcile import reconcile_command
+    from sync.commands.reconcile import reconcile_command
 
     config = _load(ctx, config_file)
     return reconcile_command(
@@ -314,7 +314,7 @@ def reconcile(
 @_guarded
 def doctor(ctx: click.Context, config_file: Path | None) -> int:
     """Check config, sources, credentials, scopes, live schema and state store."""
-    from sync.doctor import run_doctor
+    from sync.commands.doctor import run_doctor
 
     return run_doctor(config_file, verbose=ctx.obj["verbose"])
 
@@ -359,7 +359,7 @@ def db_upgrade(ctx: click.Context, config_file: Path | None) -> int:
 @_guarded
 def demo(ctx: click.Context, workdir: Path) -> int:
     """Run the whole engine on the bundled sample HR data against a local sandbox."""
-    from sync.demo import run_demo
+    from sync.commands.demo import run_demo
 
     return run_demo(workdir, verbose=ctx.obj["verbose"])
 

@@ -88,7 +88,7 @@ def row_set_hash(
     """Per row, the `_set_hash` of its elements, given (row positions, element hashes).
 
     For sets whose elements all come from one source row (a user's extra values and
-    groups do: see sync.mapping.merge), summing straight into the row avoids looking
+    groups do: see sync.core.mapping.merge), summing straight into the row avoids looking
     millions of keys up again in the diff. Each row must get each element once.
     """
     out = np.zeros(length, dtype=np.uint64)

@@ -37,9 +37,15 @@ conflicts      ref, field, kept_source, kept_value, other_source, other_value: a
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+from sync.files import write_private
 
 USER_FIELDS = ("email", "name", "language", "roles", "is_active")
 PROVENANCE = ("_source", "_file", "_line")
@@ -82,3 +88,57 @@ class Desired:
     """Raw data rows read per source name, for the shrinking-source guard."""
     source_files: dict[str, list[str]] = field(default_factory=dict)
     """Files each source read (for reports and post-run archiving)."""
+
+
+def is_warning(rejections: pd.DataFrame) -> pd.Series[bool]:
+    """Rows of `Desired.rejections` that only dropped a link; their user still syncs."""
+    if "severity" not in rejections:
+        return pd.Series(False, index=rejections.index)
+    return rejections["severity"] == WARNING
+
+
+def format_rejection(row: pd.Series) -> str:
+    """One line a human can act on: `hr.csv:12 [email] ref 1001: invalid email ...`."""
+    file = Path(str(row["file"])).name or str(row["source"])
+    ref = f" ref {row['ref']}" if row["ref"] else ""
+    return f"{file}:{row['line']} [{row['column']}]{ref}: {shown_reason(row)}"
+
+
+def shown_reason(row: Mapping[Any, Any] | pd.Series) -> str:
+    """The reason as people read it: a warning says so, an error needs no label."""
+    reason = str(row["reason"])
+    return f"warning: {reason}" if row.get("severity") == WARNING else reason
+
+
+def write_rejections(desired: Desired, path: str | Path) -> Path:
+    """Rejections as a CSV an HR administrator can open in a spreadsheet.
+
+    It names people and their emails, so it is created readable by the owner only.
+    """
+    target = Path(path)
+    text = desired.rejections.reindex(columns=list(REJECTION_COLUMNS)).to_csv(
+        index=False, quoting=csv.QUOTE_MINIMAL
+    )
+    write_private(target, text)
+    return target
+
+
+RefLoader = Callable[[list[str]], pd.DataFrame]
+
+
+@dataclass
+class StateView:
+    """What the diff needs from the store; details are loaded only for changed refs.
+
+    users: index ref; fields_hash, extras_hash, groups_hash, archived
+    (bool), left_action, missing_since (datetime or NaT), missing_runs (int).
+    groups: index ref; name. managers: group_ref, user_ref.
+    """
+
+    users: pd.DataFrame
+    groups: pd.DataFrame
+    managers: pd.DataFrame
+    load_fields: RefLoader  # index ref; USER_FIELDS
+    load_extras: RefLoader  # user_ref, category_ref, category_type, value
+    load_memberships: RefLoader  # group_ref, user_ref (for the given user refs)
+    load_ids: RefLoader | None = None  # index ref; pluvo_id (when users lacks the column)

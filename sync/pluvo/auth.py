@@ -19,9 +19,9 @@ from typing import Any
 
 import aiohttp
 
+from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError, TransientError
 from sync.logs import redact, register_secret
-from sync.pluvo.config import PluvoConfig
 from sync.pluvo.http import Throttled, parse_retry_after, redirect_error, safe_url
 
 log = logging.getLogger("sync.pluvo.auth")

@@ -47,11 +47,11 @@ import aiohttp
 from gql import gql
 from graphql import FieldNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
 
+from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError, PluvoError, RecordError, TransientError
 from sync.logs import redact
 from sync.pluvo import ops
 from sync.pluvo.auth import TokenProvider
-from sync.pluvo.config import PluvoConfig
 from sync.pluvo.http import (
     AdaptiveLimiter,
     Pacer,

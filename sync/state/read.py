@@ -10,8 +10,7 @@ import pandas as pd
 from sqlalchemy import Boolean, Column, Engine, Integer, func, or_, select
 from sqlalchemy.sql import Select
 
-from sync.diff import StateView
-from sync.model import USER_FIELDS
+from sync.model import USER_FIELDS, StateView
 from sync.state.models import ExtraValueRow, GroupRow, ManagerRow, MembershipRow, UserRow
 
 CHUNK = 900  # stays under every backend's bound-parameter limit

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.doctor import run_doctor
+from sync.commands.doctor import run_doctor
 from sync.sandbox import SandboxServer
 from sync.state.store import StateStore, upgrade
 from tests.e2e.workspace import ROOT, SECRET_ENV, Workspace, employee

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
+from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError
 from sync.pluvo import ops
 from sync.pluvo.client import PluvoClient
-from sync.pluvo.config import PluvoConfig
 
 SECRET = "http-test-secret-91c2"
 TOKEN = "http-test-token-5d7e"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError, PluvoError, RecordError, TransientError
 from sync.pluvo import ops
 from sync.pluvo.client import PluvoClient
-from sync.pluvo.config import PluvoConfig
 from sync.sandbox.server import SandboxServer
 
 CLIENT_ID = "sandbox-client"

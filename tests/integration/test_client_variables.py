@@ -19,10 +19,10 @@ import pytest
 from aiohttp import web
 from graphql import build_schema
 
+from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError, RecordError
 from sync.pluvo import ops
 from sync.pluvo.client import PluvoClient
-from sync.pluvo.config import PluvoConfig
 from sync.pluvo.schema import SCHEMA_FILE
 from sync.sandbox.server import SandboxServer
 

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from sync.config.sources import DatabaseSourceConfig
+from sync.core.sources import open_source
 from sync.errors import SourceError
-from sync.sources import open_source
-from sync.sources.config import DatabaseSourceConfig
 
 pytestmark = pytest.mark.postgres
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from sync.config.sources import SftpSourceConfig
+from sync.core.sources import open_source
+from sync.core.sources.sftp import SftpCsvSource
 from sync.errors import SourceError
-from sync.sources import open_source
-from sync.sources.config import SftpSourceConfig
-from sync.sources.sftp import SftpCsvSource
 from tests.integration.conftest import SftpServer
 
 pytestmark = pytest.mark.sftp

@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from sync.mapping.mapper import SourceMapping, map_source
-from sync.mapping.merge import merge
-from sync.mapping.spec import MappingSpec, parse_mapping
+from sync.core.mapping.mapper import SourceMapping, map_source
+from sync.core.mapping.merge import merge
+from sync.core.mapping.spec import MappingSpec, parse_mapping
 from sync.model import Desired
 
 TODAY = date(2025, 6, 1)

@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync.config import LeaverConfig
-from sync.diff import DiffOptions, diff
-from sync.executor import Executor, journal_plan
+from sync.core.diff import DiffOptions, diff
+from sync.core.executor import Executor, journal_plan
+from sync.core.plan import Kind, Plan
 from sync.model import Desired
-from sync.plan import Kind, Plan
 from sync.pluvo.ops import Call
 from sync.pluvo.results import CallResult
 from sync.state.read import read_state

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from graphql import GraphQLSchema, build_schema
 
-from sync.doctor_checks.documents import (
+from sync.commands.doctor.documents import (
     EngineDocument,
     category_problems,
     choose_membership,
@@ -22,7 +22,7 @@ from sync.doctor_checks.documents import (
     validate_documents,
     write_documents,
 )
-from sync.mapping.spec import MappingSpec, parse_mapping
+from sync.core.mapping.spec import MappingSpec, parse_mapping
 from sync.pluvo.results import ExtraCategory
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sync" / "pluvo" / "schema.graphql"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from sync.doctor import collect, exit_code, render, render_lines
-from sync.doctor_checks import Status, fail, ok, skip, warn
-from sync.doctor_checks.remote import NEEDED_SCOPES, scope_result
+from sync.commands.doctor import collect, exit_code, render, render_lines
+from sync.commands.doctor.checks import Status, fail, ok, skip, warn
+from sync.commands.doctor.remote import NEEDED_SCOPES, scope_result
+from sync.config.pluvo import PluvoConfig
 from sync.logs import register_secret
-from sync.pluvo.config import PluvoConfig
 
 
 def test_failure_shows_remedy_after_a_dash() -> None:

@@ -7,12 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sync.core.mapping.mapper import check_columns, map_source
+from sync.core.mapping.merge import merge
+from sync.core.mapping.spec import load_mapping, parse_mapping
+from sync.core.mapping.template import TemplateError, parse_template
+from sync.core.mapping.transforms import slugify, validate_emails
 from sync.errors import ConfigError, SourceError
-from sync.mapping.mapper import check_columns, map_source
-from sync.mapping.merge import format_rejection, is_warning, merge, write_rejections
-from sync.mapping.spec import load_mapping, parse_mapping
-from sync.mapping.template import TemplateError, parse_template
-from sync.mapping.transforms import slugify, validate_emails
+from sync.model import format_rejection, is_warning, write_rejections
 from tests.unit.mapping_helpers import BASE, TODAY, frame, person, reasons, run, spec
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync.mapping.template import parse_template
-from sync.mapping.transforms import (
+from sync.core.mapping.template import parse_template
+from sync.core.mapping.transforms import (
     factorize,
     filled,
     render_template,

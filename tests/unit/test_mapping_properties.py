@@ -6,11 +6,11 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sync.core.mapping.mapper import map_source
+from sync.core.mapping.merge import merge
+from sync.core.mapping.spec import parse_mapping
 from sync.hashing import extras_hash, groups_hash
-from sync.mapping.mapper import map_source
-from sync.mapping.merge import is_warning, merge
-from sync.mapping.spec import parse_mapping
-from sync.model import EXTRAS_HASH, GROUPS_HASH
+from sync.model import EXTRAS_HASH, GROUPS_HASH, is_warning
 from tests.unit.mapping_helpers import TODAY
 
 COLUMNS = [

@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from sync.config import parse_config
+from sync.core.load import load, load_desired
+from sync.core.mapping.merge import merge
 from sync.errors import ConfigError, SourceError
-from sync.mapping.merge import is_warning, merge
-from sync.pipeline import load, load_desired
+from sync.model import is_warning
 from tests.unit.mapping_helpers import TODAY, frame, person, spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +124,7 @@ def test_same_email_on_different_refs_across_sources_rejects_both() -> None:
     mapping = spec()
     a = frame([person("1") | {"mail": "same@x.nl"}, person("2")], file="a.csv")
     b = frame([person("9") | {"mail": "SAME@x.nl"}], file="b.csv")
-    from sync.mapping.mapper import map_source
+    from sync.core.mapping.mapper import map_source
 
     desired = merge(
         [map_source("a", a, mapping, today=TODAY), map_source("b", b, mapping, today=TODAY)]

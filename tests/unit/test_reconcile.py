@@ -8,9 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sync.config import LeaverConfig
-from sync.diff import DiffOptions, diff
-from sync.live import (
+from sync.commands.live import (
     LiveSnapshot,
     build_snapshot,
     canonical_datetime,
@@ -18,16 +16,18 @@ from sync.live import (
     canonical_values,
     page_calls,
 )
-from sync.model import USER_FIELDS, Desired
-from sync.plan import Kind
-from sync.pluvo.results import GroupInfo, Member
-from sync.reconcile import (
+from sync.commands.reconcile import (
     Owned,
     adoption_from_live,
     compute_drift,
     live_view,
     plan_refresh,
 )
+from sync.config import LeaverConfig
+from sync.core.diff import DiffOptions, diff
+from sync.core.plan import Kind
+from sync.model import USER_FIELDS, Desired
+from sync.pluvo.results import GroupInfo, Member
 
 FIELDS = {"language": "NL", "roles": "PARTICIPANT", "is_active": "true"}
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from sync.engine import Report
-from sync.executor import Execution, Failure
+from sync.commands.render import render_plan, render_report
+from sync.core.engine import Report
+from sync.core.executor import Execution, Failure
+from sync.core.plan import Change, Kind, Operation, Plan
 from sync.model import REJECTION_COLUMNS, Desired
-from sync.plan import Change, Kind, Operation, Plan
-from sync.render import render_plan, render_report
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sync.config.sources import CsvSourceConfig
+from sync.core.sources import open_source
+from sync.core.sources.csv import CsvParser, _fast_parse, sniff_delimiter
 from sync.errors import SourceError
-from sync.sources import open_source
-from sync.sources.config import CsvSourceConfig
-from sync.sources.csv import CsvParser, _fast_parse, sniff_delimiter
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sources"
 

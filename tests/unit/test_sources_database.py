@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from sync.config.sources import DatabaseSourceConfig
+from sync.core.sources import open_source
+from sync.core.sources.database import to_text
 from sync.errors import SourceError
-from sync.sources import open_source
-from sync.sources.config import DatabaseSourceConfig
-from sync.sources.database import to_text
 
 
 @pytest.mark.parametrize(

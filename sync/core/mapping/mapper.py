@@ -20,9 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from sync.errors import SourceError
-from sync.hashing import hash_strings, keyed, row_set_hash
-from sync.mapping.spec import (
+from sync.core.mapping.spec import (
     LANGUAGES,
     ROLES,
     BooleanWords,
@@ -33,8 +31,8 @@ from sync.mapping.spec import (
     RolesSpec,
     ValueSpec,
 )
-from sync.mapping.template import parse_template
-from sync.mapping.transforms import (
+from sync.core.mapping.template import parse_template
+from sync.core.mapping.transforms import (
     Problem,
     apply_transforms,
     as_text,
@@ -53,6 +51,8 @@ from sync.mapping.transforms import (
     text_op,
     validate_emails,
 )
+from sync.errors import SourceError
+from sync.hashing import hash_strings, keyed, row_set_hash
 from sync.model import (
     ERROR,
     EXTRAS_HASH,

@@ -12,7 +12,7 @@ added by hand in Pluvo is never even seen here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,32 +21,12 @@ import numpy as np
 import pandas as pd
 
 from sync.config import LeaverConfig
+from sync.core.plan import Change, Kind, Operation, Plan
 from sync.hashing import extras_hash_at, fields_hash, groups_hash_at, pair_keys
-from sync.model import EXTRAS_HASH, GROUPS_HASH, USER_FIELDS, Desired
-from sync.plan import Change, Kind, Operation, Plan
+from sync.model import EXTRAS_HASH, GROUPS_HASH, USER_FIELDS, Desired, StateView
 
 MEMBERS_PER_CALL = 100
 UNMANAGED_WHEN_EMPTY = frozenset({"language", "roles"})
-
-RefLoader = Callable[[list[str]], pd.DataFrame]
-
-
-@dataclass
-class StateView:
-    """What the diff needs from the store; details are loaded only for changed refs.
-
-    users: index ref; fields_hash, extras_hash, groups_hash, archived
-    (bool), left_action, missing_since (datetime or NaT), missing_runs (int).
-    groups: index ref; name. managers: group_ref, user_ref.
-    """
-
-    users: pd.DataFrame
-    groups: pd.DataFrame
-    managers: pd.DataFrame
-    load_fields: RefLoader  # index ref; USER_FIELDS
-    load_extras: RefLoader  # user_ref, category_ref, category_type, value
-    load_memberships: RefLoader  # group_ref, user_ref (for the given user refs)
-    load_ids: RefLoader | None = None  # index ref; pluvo_id (when users lacks the column)
 
 
 @dataclass
@@ -326,7 +306,7 @@ def held_refs(desired: Desired) -> pd.Index:
     rejections = desired.rejections
     refs = rejections["ref"].astype(str) if len(rejections) else pd.Series([], dtype=object)
     if len(rejections):
-        from sync.mapping.merge import is_warning
+        from sync.model import is_warning
 
         refs = refs[~is_warning(rejections).to_numpy() & (refs != "").to_numpy()]
     held: pd.Index = pd.Index(refs.unique()).union(desired.pending.index)

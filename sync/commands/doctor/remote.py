@@ -14,9 +14,8 @@ from collections.abc import Mapping
 import aiohttp
 from graphql import GraphQLError, GraphQLSchema, build_client_schema, get_introspection_query
 
-from sync.config import Config
-from sync.doctor_checks import CheckResult, fail, ok, skip, warn
-from sync.doctor_checks.documents import (
+from sync.commands.doctor.checks import CheckResult, fail, ok, skip, warn
+from sync.commands.doctor.documents import (
     MEMBERSHIP_LABELS,
     category_problems,
     choose_membership,
@@ -25,11 +24,12 @@ from sync.doctor_checks.documents import (
     validate_documents,
     write_documents,
 )
+from sync.config import Config
+from sync.config.pluvo import DEFAULT_SCOPES, PluvoConfig
+from sync.core.mapping.spec import MappingSpec
 from sync.errors import PluvoError
-from sync.mapping.spec import MappingSpec
 from sync.pluvo.auth import TokenProvider
 from sync.pluvo.client import PluvoClient
-from sync.pluvo.config import DEFAULT_SCOPES, PluvoConfig
 from sync.pluvo.http import safe_url
 
 NEEDED_SCOPES: tuple[str, ...] = tuple(DEFAULT_SCOPES)

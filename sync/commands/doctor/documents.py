@@ -20,8 +20,8 @@ from typing import Literal
 
 from graphql import GraphQLError, GraphQLSchema, parse, validate
 
-from sync.mapping.spec import MappingSpec
-from sync.plan import user_input, value_input
+from sync.core.mapping.spec import MappingSpec
+from sync.core.plan import user_input, value_input
 from sync.pluvo import ops
 from sync.pluvo.client import MAX_PAGE
 from sync.pluvo.ops import Call, MembershipFields

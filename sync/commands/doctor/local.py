@@ -12,13 +12,13 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from sync.commands.doctor.checks import CheckResult, fail, ok, skip
 from sync.config import Config
-from sync.doctor_checks import CheckResult, fail, ok, skip
+from sync.core.load import load_mapping_for
+from sync.core.mapping.mapper import check_columns
+from sync.core.mapping.spec import MappingSpec
+from sync.core.sources import open_source
 from sync.errors import SyncError
-from sync.mapping.mapper import check_columns
-from sync.mapping.spec import MappingSpec
-from sync.pipeline import load_mapping_for
-from sync.sources import open_source
 from sync.state.store import StateStore, current_revision, head_revision, safe_url
 
 UPGRADE = "run `pluvo-sync db upgrade`"

@@ -21,10 +21,10 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from sync.config.sources import DatabaseSourceConfig
+from sync.core.sources.base import META_COLUMNS, SourceData, empty_frame, with_meta
 from sync.errors import SourceError
 from sync.logs import redact, register_secret
-from sync.sources.base import META_COLUMNS, SourceData, empty_frame, with_meta
-from sync.sources.config import DatabaseSourceConfig
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 10_000

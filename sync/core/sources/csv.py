@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sync.core.sources.base import LINE_COLUMN, META_COLUMNS, with_meta
 from sync.errors import SourceError
-from sync.sources.base import LINE_COLUMN, META_COLUMNS, with_meta
 
 QUOTE = '"'
 DELIMITERS = (",", ";", "\t", "|")

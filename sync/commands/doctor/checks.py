@@ -2,7 +2,7 @@
 
 A check never raises for an expected problem: it returns a failed `CheckResult`
 with a remedy, so one broken piece (a source, a scope) does not hide what else is
-wrong. `sync.doctor` runs them in order and renders the list.
+wrong. `sync.commands.doctor` runs them in order and renders the list.
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from sync.config.sources import SftpSourceConfig
+from sync.core.sources.base import SourceData, concat_frames
+from sync.core.sources.csv import CsvParser
+from sync.core.sources.local import pick_files
 from sync.errors import SourceError
 from sync.logs import redact, register_secret
-from sync.sources.base import SourceData, concat_frames
-from sync.sources.config import SftpSourceConfig
-from sync.sources.csv import CsvParser
-from sync.sources.local import pick_files
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

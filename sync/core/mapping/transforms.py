@@ -23,15 +23,15 @@ import numpy.typing as npt
 import pandas as pd
 from email_validator import EmailNotValidError, validate_email
 
-from sync.hashing import repetitive
-from sync.mapping.spec import (
+from sync.core.mapping.spec import (
     DateTransform,
     DefaultTransform,
     MapTransform,
     ReplaceTransform,
     Transform,
 )
-from sync.mapping.template import Placeholder, Template
+from sync.core.mapping.template import Placeholder, Template
+from sync.hashing import repetitive
 
 
 @dataclass

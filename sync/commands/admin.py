@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from sync.commands.render import table
 from sync.config import Config
 from sync.errors import SyncError
-from sync.render import table
 from sync.state.models import GroupRow, ManagerRow, MembershipRow, OperationRow, RunRow, UserRow
 from sync.state.store import StateStore, require_current
 

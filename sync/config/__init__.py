@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from sync.config.paths import ConfigPath
+from sync.config.pluvo import PluvoConfig
+from sync.config.sources import CsvSourceConfig, DatabaseSourceConfig, SftpSourceConfig
 from sync.errors import ConfigError
-from sync.paths import ConfigPath
-from sync.pluvo.config import PluvoConfig
-from sync.sources.config import CsvSourceConfig, DatabaseSourceConfig, SftpSourceConfig
 
 DEFAULT_CONFIG = "config.yaml"
 CONFIG_ENV = "PLUVO_SYNC_CONFIG"

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from sync.paths import ConfigPath
+from sync.config.paths import ConfigPath
 
 
 class _SourceBase(BaseModel):

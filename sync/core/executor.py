@@ -20,8 +20,8 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from sync.core.plan import PHASE_NAMES, USER_UPSERTS, Kind, Operation, Plan
 from sync.errors import FatalError, PluvoError, RecordError, TransientError
-from sync.plan import PHASE_NAMES, USER_UPSERTS, Kind, Operation, Plan
 from sync.pluvo.results import CallResult
 from sync.state import write
 from sync.state.models import ManagerRow, MembershipRow, OperationRow

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import click
 
+from sync.commands.doctor.checks import CheckResult, Status, fail, ok, skip
+from sync.commands.doctor.local import check_mappings, check_sources, check_state
+from sync.commands.doctor.remote import check_pluvo
 from sync.config import Config, load_config
-from sync.doctor_checks import CheckResult, Status, fail, ok, skip
-from sync.doctor_checks.local import check_mappings, check_sources, check_state
-from sync.doctor_checks.remote import check_pluvo
 from sync.errors import ConfigError, ExitCode
 from sync.logs import redact, register_secret
 

@@ -22,14 +22,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from sync import guards
-from sync.adopt import Adoption, adopt_in_plan, look_up, reject_ambiguous
 from sync.config import Config
-from sync.diff import DiffOptions, diff, held_refs
+from sync.core import guards
+from sync.core.adopt import Adoption, adopt_in_plan, look_up, reject_ambiguous
+from sync.core.diff import DiffOptions, diff, held_refs
+from sync.core.executor import Execution, Executor, journal_plan, settle_dead_runs
+from sync.core.plan import Kind, Plan
 from sync.errors import ExitCode, GuardError, StateError, SyncError
-from sync.executor import Execution, Executor, journal_plan, settle_dead_runs
 from sync.model import Desired
-from sync.plan import Kind, Plan
 from sync.state.models import RunRow, UserRow
 from sync.state.read import read_state
 from sync.state.store import StateStore, now, require_current, safe_url
@@ -71,7 +71,7 @@ class Report:
         """Rejected rows; warnings (e.g. a dropped manager link) do not count."""
         if self.desired is None or self.desired.rejections.empty:
             return 0
-        from sync.mapping.merge import is_warning
+        from sync.model import is_warning
 
         return int((~is_warning(self.desired.rejections)).sum())
 
@@ -199,7 +199,7 @@ def _plan_and_guard(
     overrides: Collection[str],
     today: date | None,
 ) -> Plan:
-    from sync.pipeline import load
+    from sync.core.load import load
 
     t0 = time.monotonic()
     # The store is read while the sources are read and mapped (the SQLite driver

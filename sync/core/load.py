@@ -15,12 +15,12 @@ from datetime import date
 from pathlib import Path
 
 from sync.config import Config
-from sync.mapping.mapper import MappingStats, SourceMapping, check_columns, map_source
-from sync.mapping.merge import merge
-from sync.mapping.spec import MappingSpec, load_mapping
+from sync.config.sources import SourceConfig
+from sync.core.mapping.mapper import MappingStats, SourceMapping, check_columns, map_source
+from sync.core.mapping.merge import merge
+from sync.core.mapping.spec import MappingSpec, load_mapping
+from sync.core.sources import Source, SourceData, open_source
 from sync.model import Desired
-from sync.sources import Source, SourceData, open_source
-from sync.sources.config import SourceConfig
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from sync.config import Limit, SafetyConfig
-from sync.plan import LEAVER_KINDS, Kind, Operation, Plan
+from sync.core.plan import LEAVER_KINDS, Kind, Operation, Plan
 
 GUARDS = ("leavers", "changes", "source-shrink", "empty-source")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sync.engine import Report
-from sync.plan import Kind, Operation
+from sync.core.engine import Report
+from sync.core.plan import Kind, Operation
 
 SHOWN_RECORDS = 25
 
@@ -98,7 +98,7 @@ def _rejections(report: Report) -> list[str]:
     desired = report.desired
     if desired is None or desired.rejections.empty:
         return []
-    from sync.mapping.merge import is_warning, shown_reason
+    from sync.model import is_warning, shown_reason
 
     rows = desired.rejections
     warnings = int(is_warning(rows).sum())

@@ -10,15 +10,15 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from sync.config.sources import SourceConfig
+from sync.core.sources.base import FILE_COLUMN, LINE_COLUMN, Source, SourceData
 from sync.errors import ConfigError
-from sync.sources.base import FILE_COLUMN, LINE_COLUMN, Source, SourceData
-from sync.sources.config import SourceConfig
 
 # type -> "module:Class"; the class takes (config, *, base_dir=...).
 REGISTRY: dict[str, str] = {
-    "csv": "sync.sources.local:LocalCsvSource",
-    "sftp": "sync.sources.sftp:SftpCsvSource",
-    "database": "sync.sources.database:DatabaseSource",
+    "csv": "sync.core.sources.local:LocalCsvSource",
+    "sftp": "sync.core.sources.sftp:SftpCsvSource",
+    "database": "sync.core.sources.database:DatabaseSource",
 }
 
 

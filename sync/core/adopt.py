@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from sync.core.plan import Kind, Operation, Plan
 from sync.model import ERROR, REJECTION_COLUMNS, Desired
-from sync.plan import Kind, Operation, Plan
 from sync.pluvo import ops as calls
 
 LOOKUP_SELECTION = "id ref email archived isActive"

@@ -25,8 +25,8 @@ from pydantic import (
 )
 
 from sync.config import validation_lines
+from sync.core.mapping.template import Template, TemplateError, parse_template
 from sync.errors import ConfigError
-from sync.mapping.template import Template, TemplateError, parse_template
 
 ROLES = ("PARTICIPANT", "TRAINER", "AUTHOR", "PLANNER", "MANAGER", "OWNER")
 LANGUAGES = ("NL", "EN", "DE", "FR")

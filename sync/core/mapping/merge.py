@@ -10,21 +10,18 @@ explain in a plan, so it is deliberately not done.
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from sync.mapping.mapper import (
+from sync.core.mapping.mapper import (
     STATUS_ENDED,
     STATUS_PENDING,
     STATUS_USER,
     SourceMapping,
 )
-from sync.mapping.transforms import frame_of
+from sync.core.mapping.transforms import frame_of
 from sync.model import (
     CONFLICT_COLUMNS,
     ERROR,
@@ -39,13 +36,6 @@ from sync.model import (
 )
 
 _CONFLICT_FIELDS = (*USER_FIELDS, "status")
-
-
-def is_warning(rejections: pd.DataFrame) -> pd.Series[bool]:
-    """Rows of `Desired.rejections` that only dropped a link; their user still syncs."""
-    if "severity" not in rejections:
-        return pd.Series(False, index=rejections.index)
-    return rejections["severity"] == WARNING
 
 
 def _owned(frame: pd.DataFrame, lost: set[str], key: str) -> pd.DataFrame:
@@ -203,31 +193,3 @@ def merge(results: Sequence[SourceMapping]) -> Desired:
     )
     desired.source_rows = {r.source: r.stats.rows for r in results}
     return desired
-
-
-def format_rejection(row: pd.Series) -> str:
-    """One line a human can act on: `hr.csv:12 [email] ref 1001: invalid email ...`."""
-    file = Path(str(row["file"])).name or str(row["source"])
-    ref = f" ref {row['ref']}" if row["ref"] else ""
-    return f"{file}:{row['line']} [{row['column']}]{ref}: {shown_reason(row)}"
-
-
-def shown_reason(row: Mapping[Any, Any] | pd.Series) -> str:
-    """The reason as people read it: a warning says so, an error needs no label."""
-    reason = str(row["reason"])
-    return f"warning: {reason}" if row.get("severity") == WARNING else reason
-
-
-def write_rejections(desired: Desired, path: str | Path) -> Path:
-    """Rejections as a CSV an HR administrator can open in a spreadsheet.
-
-    It names people and their emails, so it is created readable by the owner only.
-    """
-    from sync.files import write_private
-
-    target = Path(path)
-    text = desired.rejections.reindex(columns=list(REJECTION_COLUMNS)).to_csv(
-        index=False, quoting=csv.QUOTE_MINIMAL
-    )
-    write_private(target, text)
-    return target

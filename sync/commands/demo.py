@@ -14,10 +14,10 @@ from pathlib import Path
 
 import click
 
-from sync import engine
+from sync.commands.render import render_plan, render_report
 from sync.config import load_config
+from sync.core import engine
 from sync.errors import ExitCode
-from sync.render import render_plan, render_report
 from sync.state.store import StateStore, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,11 +12,11 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sync.config.paths import resolve_glob
+from sync.config.sources import CsvSourceConfig
+from sync.core.sources.base import SourceData, concat_frames
+from sync.core.sources.csv import CsvParser
 from sync.errors import SourceError
-from sync.paths import resolve_glob
-from sync.sources.base import SourceData, concat_frames
-from sync.sources.config import CsvSourceConfig
-from sync.sources.csv import CsvParser
 
 log = logging.getLogger(__name__)
 

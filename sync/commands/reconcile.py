@@ -36,19 +36,19 @@ import pandas as pd
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
-from sync import guards
-from sync.adopt import Adoption, Match, adopt_in_plan, reject_ambiguous
+from sync.commands.live import PAIR_COLUMNS, VALUE_COLUMNS, LiveSnapshot, read_live
 from sync.config import Config, LeaverConfig
-from sync.diff import UNMANAGED_WHEN_EMPTY, DiffOptions, StateView, diff
-from sync.engine import source_history
+from sync.core import guards
+from sync.core.adopt import Adoption, Match, adopt_in_plan, reject_ambiguous
+from sync.core.diff import UNMANAGED_WHEN_EMPTY, DiffOptions, diff
+from sync.core.engine import source_history
+from sync.core.executor import Execution, Executor, journal_plan, settle_dead_runs
+from sync.core.plan import Kind, Plan
 from sync.errors import ExitCode, SyncError
-from sync.executor import Execution, Executor, journal_plan, settle_dead_runs
 from sync.files import write_private
 from sync.hashing import extras_hash, fields_hash, groups_hash
-from sync.live import PAIR_COLUMNS, VALUE_COLUMNS, LiveSnapshot, read_live
 from sync.logs import redact
-from sync.model import USER_FIELDS, Desired
-from sync.plan import Kind, Plan
+from sync.model import USER_FIELDS, Desired, StateView
 from sync.state import write
 from sync.state.models import (
     ExtraValueRow,
@@ -375,7 +375,7 @@ def live_view(
 
 
 def adoption_from_live(plan: Plan, live: LiveSnapshot, match: Collection[str]) -> Adoption:
-    """sync.adopt's matching, answered from the snapshot instead of one lookup per user.
+    """sync.core.adopt's matching, answered from the snapshot instead of one lookup per user.
 
     A creation whose ref Pluvo already has is an adoption by ref; one whose email
     belongs to a Pluvo user without a ref is an adoption by email; an email held by a
@@ -668,11 +668,11 @@ def _compare(
     overrides: Collection[str],
     today: date | None,
 ) -> tuple[Desired, Owned, LiveSnapshot, Plan]:
-    from sync.pipeline import load
+    from sync.core.load import load
 
     t0 = time.monotonic()
     desired = load(config, today=today).desired
-    from sync.mapping.merge import is_warning
+    from sync.model import is_warning
 
     if not desired.rejections.empty:
         report.rejected = int((~is_warning(desired.rejections)).sum())
@@ -721,7 +721,7 @@ def reconcile(
     today: date | None = None,
 ) -> ReconcileReport:
     """Report drift between live Pluvo, HR and the store; with `apply`, correct it."""
-    from sync.engine import new_run_id
+    from sync.core.engine import new_run_id
 
     report = ReconcileReport(run_id=new_run_id(), apply=apply, started_at=now())
     store = StateStore(config.state_url())
@@ -864,7 +864,7 @@ def _example(kind: str, rec: Mapping[Any, Any]) -> str:
 
 
 def render_reconcile(report: ReconcileReport, *, verbose: bool = False) -> str:
-    from sync.render import render_operation
+    from sync.commands.render import render_operation
 
     title = "Reconcile --apply" if report.apply else "Reconcile (report only, nothing sent)"
     live = report.live_counts
