@@ -82,6 +82,7 @@ MAX_PAGE = 50
 """Pluvo caps `first` at 50 on paginated fields."""
 
 OnResult = Callable[[int, CallResult], Awaitable[None] | None]
+BeforeSend = Callable[[Sequence[int]], Awaitable[None] | None]
 
 # Which scope each root field needs (any one of the tuple). Which one
 # updateExtraCategoryValues needs is undocumented, hence two candidates.
@@ -227,13 +228,19 @@ class PluvoClient:
         return _data_or_raise(body, label)
 
     async def run_calls(
-        self, calls: Sequence[Call], *, on_result: OnResult | None = None
+        self,
+        calls: Sequence[Call],
+        *,
+        on_result: OnResult | None = None,
+        before_send: BeforeSend | None = None,
     ) -> list[CallResult]:
         """Send calls as aliased batches; one CallResult per call, in input order.
 
         Chunks of `batch_size` calls go out concurrently (the limiter bounds them);
-        `on_result` sees each call's result as soon as its chunk is back, so the
-        executor can journal it before the next chunk returns.
+        `before_send` sees the indexes of a chunk just before its first request, so
+        the executor can journal them `started` and a killed run's successor knows
+        which calls never left; `on_result` sees each call's result as soon as its
+        chunk is back, so the executor can journal it before the next chunk returns.
         """
         calls = list(calls)
         if not calls:
@@ -255,6 +262,10 @@ class PluvoClient:
                 if fatal is not None:
                     chunk_results = [CallResult(c, None, fatal) for c in chunk]
                 else:
+                    if before_send is not None:
+                        announced = before_send(indexes)
+                        if inspect.isawaitable(announced):
+                            await announced
                     chunk_results = await self._run_chunk(chunk)
                     first = chunk_results[0].error
                     if isinstance(first, FatalError) and all(
@@ -765,4 +776,4 @@ def _data_or_raise(body: Mapping[str, Any], label: str) -> dict[str, Any]:
     return data
 
 
-__all__ = ["CallResult", "ClientCounters", "OnResult", "PluvoClient"]
+__all__ = ["BeforeSend", "CallResult", "ClientCounters", "OnResult", "PluvoClient"]

@@ -1,0 +1,37 @@
+"""What the engine needs from Pluvo, as a protocol.
+
+The executor, adoption and the live reads depend on this, not on `PluvoClient`:
+the real client sends the calls over HTTP, and a test can hand them an in-memory
+fake that answers (or fails) call by call, so failure paths are tested without a
+server and without patching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from sync.pluvo.client import BeforeSend, ClientCounters, OnResult
+from sync.pluvo.ops import Call
+from sync.pluvo.results import CallResult
+
+
+class PluvoApi(Protocol):
+    """Batched calls with per-call results, plus the one count the engine asks for."""
+
+    @property
+    def counters(self) -> ClientCounters: ...
+
+    async def run_calls(
+        self,
+        calls: Sequence[Call],
+        *,
+        on_result: OnResult | None = None,
+        before_send: BeforeSend | None = None,
+    ) -> list[CallResult]:
+        """One CallResult per call, in input order; calls of one kind (all mutations or
+        all queries). `before_send` is told the indexes of each batch just before it is
+        sent, `on_result` each result as soon as it is known."""
+        ...
+
+    async def count_users(self, *, archived: bool | None = None) -> int: ...
