@@ -64,15 +64,10 @@ from sync.pluvo.http import (
 )
 from sync.pluvo.ops import Call, MembershipFields
 from sync.pluvo.results import (
-    BulkResult,
     CallResult,
     ExtraCategory,
     GroupInfo,
-    GroupRecord,
     Member,
-    MembershipResult,
-    UpsertResult,
-    UserRecord,
 )
 from sync.pluvo.schema import ArgumentTypes, argument_types
 
@@ -539,65 +534,6 @@ class PluvoClient:
         self._session_or_fail()
         assert self._auth is not None
         return self._auth
-
-    # ------------------------------------------------------------------ typed writes
-
-    async def _one(self, call: Call) -> Any:
-        result = (await self.run_calls([call]))[0]
-        if result.error is not None:
-            raise result.error
-        if result.data is None:
-            raise RecordError(f"{call.field}: Pluvo returned no result")
-        return result.data
-
-    async def upsert_user(
-        self, ref: str, user: Mapping[str, Any], *, send_invite: bool | None = None
-    ) -> UpsertResult:
-        invite = self.config.send_invite if send_invite is None else send_invite
-        return UpsertResult.parse(await self._one(ops.upsert_user(ref, user, send_invite=invite)))
-
-    async def update_user(
-        self, *, ref: str | None = None, id: str | None = None, user: Mapping[str, Any]
-    ) -> UserRecord:
-        data = await self._one(ops.update_user(ref=ref, id=id, user=user))
-        return UserRecord.parse(data["user"])
-
-    async def archive_users(self, ids: Sequence[str], *, archive: bool = True) -> BulkResult:
-        return BulkResult.parse(await self._one(ops.archive_users(ids, archive=archive)))
-
-    async def create_group(self, ref: str, name: str) -> GroupRecord:
-        return GroupRecord.parse(await self._one(ops.create_group(ref, name)))
-
-    async def update_group(self, ref: str, *, name: str) -> GroupRecord:
-        return GroupRecord.parse(await self._one(ops.update_group(ref, name=name)))
-
-    async def add_users_to_group(
-        self, group_ref: str, user_refs: Sequence[str]
-    ) -> MembershipResult:
-        call = ops.add_users_to_group(
-            group_ref, user_refs, result_fields=self.membership_result_fields
-        )
-        return MembershipResult.parse(await self._one(call))
-
-    async def remove_users_from_group(
-        self, group_ref: str, user_refs: Sequence[str]
-    ) -> MembershipResult:
-        call = ops.remove_users_from_group(
-            group_ref, user_refs, result_fields=self.membership_result_fields
-        )
-        return MembershipResult.parse(await self._one(call))
-
-    async def add_managers_to_group(self, group_ref: str, user_refs: Sequence[str]) -> BulkResult:
-        return BulkResult.parse(await self._one(ops.add_managers_to_group(group_ref, user_refs)))
-
-    async def remove_managers_from_group(
-        self, group_ref: str, user_refs: Sequence[str]
-    ) -> BulkResult:
-        call = ops.remove_managers_from_group(group_ref, user_refs)
-        return BulkResult.parse(await self._one(call))
-
-    async def set_extra_values(self, user_ref: str, values: Sequence[Mapping[str, Any]]) -> Any:
-        return await self._one(ops.set_extra_values(user_ref, values))
 
     # ------------------------------------------------------------------ reads
 

@@ -13,6 +13,7 @@ from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError, PluvoError, RecordError, TransientError
 from sync.pluvo import ops
 from sync.pluvo.client import PluvoClient
+from sync.pluvo.results import BulkResult, CallResult, MembershipResult, UpsertResult
 from sync.sandbox.server import SandboxServer
 
 CLIENT_ID = "sandbox-client"
@@ -44,6 +45,19 @@ def people(n: int, prefix: str = "E") -> list[ops.Call]:
     ]
 
 
+async def send(client: PluvoClient, call: ops.Call) -> CallResult:
+    """One call as a request of its own; its result, error included."""
+    (result,) = await client.run_calls([call])
+    return result
+
+
+async def data_of(client: PluvoClient, call: ops.Call) -> Any:
+    """The data of one call sent on its own, which must succeed."""
+    result = await send(client, call)
+    assert result.error is None, str(result.error)
+    return result.data
+
+
 def assert_clean(error: BaseException | None, *tokens: str) -> None:
     """No secret, token or Authorization header ever reaches an error message."""
     text = repr(error) + str(error)
@@ -59,7 +73,9 @@ async def test_batched_upserts_map_back_in_order(sandbox: SandboxServer) -> None
         results = await client.run_calls(calls, on_result=lambda i, r: seen.append(i))
         assert client.counters.requests == 3
         assert client.counters.mutations == 7
-        again = await client.upsert_user("E0003", {"name": "Renamed"})
+        again = UpsertResult.parse(
+            await data_of(client, ops.upsert_user("E0003", {"name": "Renamed"}, send_invite=False))
+        )
         fetched = await client.get_user(ref="E0003")
     assert sorted(seen) == list(range(7))
     assert all(r.ok for r in results)
@@ -78,15 +94,15 @@ async def test_one_failing_alias_keeps_the_others(sandbox: SandboxServer) -> Non
     async with PluvoClient(make_config(sandbox, batch_size=10)) as client:
         results = await client.run_calls(calls)
         assert client.counters.requests == 1
-        with pytest.raises(RecordError) as info:
-            await client.update_user(ref="NOBODY", user={"name": "x"})
+        alone = await send(client, ops.update_user(ref="NOBODY", user={"name": "x"}))
     assert [r.ok for r in results] == [True, False, True, True, False]
     assert isinstance(results[1].error, RecordError)
     assert "email" in str(results[1].error)
     assert results[1].call is bad
     assert isinstance(results[4].error, RecordError)
     assert results[4].error.code == "NotFound"
-    assert info.value.code == "NotFound"
+    assert isinstance(alone.error, RecordError)
+    assert alone.error.code == "NotFound"
     assert results[2].data["user"]["ref"] == "E0001"
 
 
@@ -109,12 +125,17 @@ async def test_pagination_reads_every_user_once(sandbox: SandboxServer) -> None:
 async def test_groups_members_and_managers(sandbox: SandboxServer) -> None:
     async with PluvoClient(make_config(sandbox)) as client:
         await client.run_calls(people(60))
-        await client.create_group("G1", "Sales")
-        await client.create_group("G2", "Ops")
-        added = await client.add_users_to_group("G1", [f"E{i:04d}" for i in range(55)] + ["NOPE"])
-        again = await client.add_users_to_group("G1", ["E0000"])
-        managers = await client.add_managers_to_group("G2", ["E0001", "E0002"])
-        await client.remove_users_from_group("G1", ["E0054"])
+        await data_of(client, ops.create_group("G1", "Sales"))
+        await data_of(client, ops.create_group("G2", "Ops"))
+        refs = [f"E{i:04d}" for i in range(55)] + ["NOPE"]
+        added = MembershipResult.parse(await data_of(client, ops.add_users_to_group("G1", refs)))
+        again = MembershipResult.parse(
+            await data_of(client, ops.add_users_to_group("G1", ["E0000"]))
+        )
+        managers = BulkResult.parse(
+            await data_of(client, ops.add_managers_to_group("G2", ["E0001", "E0002"]))
+        )
+        await data_of(client, ops.remove_users_from_group("G1", ["E0054"]))
         sandbox.control.set_faults(membership_delay=0)
         groups = {g.ref: g for g in await client.list_groups()}
         categories = await client.list_extra_categories()
@@ -232,11 +253,11 @@ async def test_missing_scope_is_named(sandbox: SandboxServer) -> None:
         assert await client.count_users() >= 0
         assert client.granted_scopes == frozenset({"users.read"})
         results = await client.run_calls(people(3))
-        with pytest.raises(FatalError) as info:
-            await client.create_group("G1", "Sales")
+        group = await send(client, ops.create_group("G1", "Sales"))
     assert all(isinstance(r.error, FatalError) for r in results)
     assert "missing Pluvo scope users.write" in str(results[0].error)
-    assert "missing Pluvo scope groups.write" in str(info.value)
+    assert isinstance(group.error, FatalError)
+    assert "missing Pluvo scope groups.write" in str(group.error)
 
 
 async def test_permission_denied_from_server_names_the_scope(sandbox: SandboxServer) -> None:
@@ -249,9 +270,9 @@ async def test_permission_denied_from_server_names_the_scope(sandbox: SandboxSer
         await client.count_users()
         assert client._auth is not None
         client._auth.granted_scopes = None  # as if the token answer carried no `scope`
-        with pytest.raises(FatalError) as info:
-            await client.create_group("G1", "Sales")
-    assert "groups.write" in str(info.value)
+        group = await send(client, ops.create_group("G1", "Sales"))
+    assert isinstance(group.error, FatalError)
+    assert "groups.write" in str(group.error)
 
 
 async def test_errors_never_carry_secrets_or_tokens(sandbox: SandboxServer) -> None:
@@ -272,7 +293,9 @@ async def test_errors_never_carry_secrets_or_tokens(sandbox: SandboxServer) -> N
 
 def _failing_actions(sandbox: SandboxServer, client: PluvoClient) -> list[Callable[[], Any]]:
     async def record() -> None:
-        await client.update_user(ref="NOBODY", user={"name": SECRET})
+        result = await send(client, ops.update_user(ref="NOBODY", user={"name": SECRET}))
+        assert result.error is not None
+        raise result.error
 
     async def outage() -> None:
         sandbox.control.set_faults(fail_all=True)

@@ -23,6 +23,7 @@ from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError, RecordError
 from sync.pluvo import ops
 from sync.pluvo.client import PluvoClient
+from sync.pluvo.results import GroupRecord, MembershipResult, UpsertResult
 from sync.pluvo.schema import SCHEMA_FILE
 from sync.sandbox.server import SandboxServer
 
@@ -139,9 +140,11 @@ async def test_values_round_trip_through_variables(sandbox: SandboxServer) -> No
         recording_proxy(sandbox.url) as (url, bodies),
         PluvoClient(make_config(url)) as client,
     ):
-        upserted = await client.upsert_user("Z1", user, send_invite=True)
-        await client.set_extra_values("Z1", values)
-    assert upserted.created
+        (upsert,) = await client.run_calls([ops.upsert_user("Z1", user, send_invite=True)])
+        (extra,) = await client.run_calls([ops.set_extra_values("Z1", values)])
+    assert upsert.ok, str(upsert.error)
+    assert extra.ok, str(extra.error)
+    assert UpsertResult.parse(upsert.data).created
     assert bodies[0]["variables"]["a0_user"]["roles"] == ["MANAGER", "TRAINER"]
     assert bodies[1]["variables"]["a0_contentType"] == "USER"
     stored = sandbox.control.user("Z1")
@@ -249,9 +252,15 @@ async def test_a_field_pluvo_lacks_still_fails_the_batch(sandbox: SandboxServer)
 async def test_reads_and_writes_agree_in_both_forms(sandbox: SandboxServer, inline: bool) -> None:
     async with PluvoClient(make_config(sandbox.url, inline_arguments=inline)) as client:
         await client.run_calls(people(3, roles=["PARTICIPANT"]))
-        group = await client.create_group("G1", "Sales")
-        added = await client.add_users_to_group("G1", ["E000", "E001", "NOBODY"])
+        (created,) = await client.run_calls([ops.create_group("G1", "Sales")])
+        (adding,) = await client.run_calls(
+            [ops.add_users_to_group("G1", ["E000", "E001", "NOBODY"])]
+        )
         fetched = await client.get_user(ref="E002")
+    assert created.ok, str(created.error)
+    assert adding.ok, str(adding.error)
+    group = GroupRecord.parse(created.data)
+    added = MembershipResult.parse(adding.data)
     assert group.ref == "G1"
     assert len(added.changed) == 2
     assert added.failed == ("NOBODY",)
