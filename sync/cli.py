@@ -128,22 +128,6 @@ def _override_option(help_text: str) -> Callable[[F], F]:
     return decorate
 
 
-def _check_report_dir(folder: Path) -> None:
-    """Fail before applying anything when the report cannot be written afterwards."""
-    import os
-
-    from sync.errors import SyncError as _SyncError
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _SyncError(
-            f"cannot write reports to {folder}: {exc.strerror} (nothing was applied)"
-        ) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise _SyncError(f"cannot write reports to {folder}: not writable (nothing was applied)")
-
-
 def _save_report(config: Any, report: Any, out: Path | None) -> None:
     import json
 
@@ -234,19 +218,20 @@ def run_command(
     """Plan, then apply: the cron command."""
     from sync.commands.render import render_plan, render_report
     from sync.core import engine
-    from sync.errors import GuardError
+    from sync.core.apply import check_report_dir
 
     config = _load(ctx, config_file)
-    _check_report_dir(config.report.dir)
+    check_report_dir(config.report.dir)
     progress = _Progress()
     try:
         report = engine.run(config, dry=False, overrides=overrides, progress=progress)
-    except GuardError:
-        raise
     finally:
         progress.close()
     _save_report(config, report, out)
     click.echo(render_plan(report, verbose=ctx.obj["verbose"]))
+    if report.guards:
+        click.echo(f"pluvo-sync: error: {redact(report.message or '')}", err=True)
+        return int(report.exit_code)
     click.echo("")
     click.echo(render_report(report))
     return int(report.exit_code)

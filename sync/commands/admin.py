@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
 from sync.commands.render import table
 from sync.config import Config
 from sync.errors import SyncError
-from sync.state.models import GroupRow, ManagerRow, MembershipRow, OperationRow, RunRow, UserRow
+from sync.state import journal
+from sync.state.read import store_counts
 from sync.state.store import StateStore, require_current
 
 
@@ -21,22 +20,9 @@ def status(config: Config, *, limit: int = 10) -> str:
     store = _open(config)
     try:
         with store.session() as session:
-            runs = session.scalars(
-                select(RunRow).order_by(RunRow.started_at.desc()).limit(limit)
-            ).all()
-            open_ops = session.execute(
-                select(OperationRow.status, func.count())
-                .where(OperationRow.status.in_(["pending", "started", "failed", "abandoned"]))
-                .group_by(OperationRow.status)
-            ).all()
-            users = session.execute(
-                select(UserRow.owned, UserRow.left_action, func.count()).group_by(
-                    UserRow.owned, UserRow.left_action
-                )
-            ).all()
-            groups = session.scalar(select(func.count()).select_from(GroupRow)) or 0
-            members = session.scalar(select(func.count()).select_from(MembershipRow)) or 0
-            managers = session.scalar(select(func.count()).select_from(ManagerRow)) or 0
+            runs = journal.recent_runs(session, limit)
+            open_ops = journal.needing_attention(session)
+        counts = store_counts(store.engine)
     finally:
         store.close()
     out = ["Last runs:"]
@@ -66,7 +52,7 @@ def status(config: Config, *, limit: int = 10) -> str:
     out.append("")
     out.append("State store:")
     total = {"active": 0, "archived": 0, "deactivated": 0, "adopted": 0}
-    for owned, left, count in users:
+    for owned, left, count in counts.users:
         key = {"archive": "archived", "deactivate": "deactivated"}.get(left or "", "active")
         total[key] += count
         if owned == "adopted":
@@ -75,7 +61,9 @@ def status(config: Config, *, limit: int = 10) -> str:
         f"  users: {total['active']} active, {total['archived']} archived, "
         f"{total['deactivated']} deactivated ({total['adopted']} adopted)"
     )
-    out.append(f"  groups: {groups}, memberships: {members}, managers: {managers}")
+    out.append(
+        f"  groups: {counts.groups}, memberships: {counts.memberships}, managers: {counts.managers}"
+    )
     return "\n".join(out)
 
 
@@ -83,20 +71,11 @@ def history(config: Config, run_id: str | None, *, only_failed: bool = False) ->
     store = _open(config)
     try:
         with store.session() as session:
-            if run_id is None:
-                run = session.scalars(select(RunRow).order_by(RunRow.started_at.desc())).first()
-            else:
-                run = session.get(RunRow, run_id)
-            if run is None:
-                raise SyncError(
-                    "no runs recorded yet" if run_id is None else f"no run with id {run_id}"
-                )
-            query = select(OperationRow).where(OperationRow.run_id == run.id)
-            if only_failed:
-                query = query.where(OperationRow.status.in_(["failed", "abandoned", "skipped"]))
-            ops = session.scalars(query.order_by(OperationRow.seq)).all()
+            run, ops = journal.run_operations(session, run_id, only_failed=only_failed)
     finally:
         store.close()
+    if run is None:
+        raise SyncError("no runs recorded yet" if run_id is None else f"no run with id {run_id}")
     out = [
         f"Run {run.id} ({run.mode}): {run.status}, exit {run.exit_code}, "
         f"started {run.started_at:%Y-%m-%d %H:%M:%S}",

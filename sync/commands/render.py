@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sync.core.engine import Report
-from sync.core.plan import Kind, Operation
+from sync.core.plan import AdoptUser, GroupLinks, Kind, Operation
+from sync.core.report import Report
 
 SHOWN_RECORDS = 25
 
@@ -28,8 +28,8 @@ def render_operation(op: Operation) -> list[str]:
         origin = op.changes[0].origin if op.changes else ""
         lines.append(f"      {values}" + (f"   [{origin}]" if origin else ""))
         return lines
-    if op.kind.value.endswith(("_members", "_managers")):
-        users = list(op.data.get("users", ()))
+    if isinstance(op, GroupLinks):
+        users = list(op.users)
         more = f" … +{len(users) - 8}" if len(users) > 8 else ""
         lines.append(f"      users: {', '.join(users[:8])}{more}")
         return lines
@@ -57,8 +57,8 @@ def render_plan(report: Report, *, verbose: bool = False) -> str:
     if plan.adopted:
         how: dict[str, int] = {}
         for op in plan.operations:
-            if op.data.get("match"):
-                how[op.data["match"]] = how.get(op.data["match"], 0) + 1
+            if isinstance(op, AdoptUser):
+                how[op.matched_by] = how.get(op.matched_by, 0) + 1
         matched = ", ".join(f"{n} by {k}" for k, n in sorted(how.items()))
         out.append(f"  existing Pluvo users taken over: {len(plan.adopted)} (matched {matched})")
     if total:

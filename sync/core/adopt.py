@@ -12,15 +12,15 @@ Only reads are sent here; the adoption itself is an ordinary upsert in the plan.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from sync.core.plan import Kind, Operation, Plan
+from sync.core.plan import AdoptUser, CreateUser, MatchedBy, Operation, Plan
 from sync.model import ERROR, REJECTION_COLUMNS, Desired
 from sync.pluvo import ops as calls
+from sync.pluvo.api import PluvoApi
 
 LOOKUP_SELECTION = "id ref email archived isActive"
 
@@ -28,9 +28,18 @@ LOOKUP_SELECTION = "id ref email archived isActive"
 @dataclass(frozen=True)
 class Match:
     ref: str
-    how: str  # "ref" | "email"
+    how: MatchedBy
     pluvo_id: str
     pluvo_ref: str | None
+    archived: bool
+
+
+@dataclass(frozen=True)
+class PluvoUser:
+    """What matching needs of a user Pluvo already has."""
+
+    pluvo_id: str
+    ref: str | None
     archived: bool
 
 
@@ -40,48 +49,67 @@ class Adoption:
     ambiguous: dict[str, str]  # ref -> reason
 
 
-async def look_up(client: Any, people: Sequence[tuple[str, str]], match: Sequence[str]) -> Adoption:
-    """Find Pluvo users for (ref, email) pairs the plan would create."""
+def match_people(
+    people: Sequence[tuple[str, str]],
+    by_ref: Mapping[str, PluvoUser],
+    by_email: Mapping[str, PluvoUser],
+    match: Collection[str],
+) -> Adoption:
+    """The one matching rule, whatever the Pluvo users were read from.
+
+    For each (ref, email) the plan would create: a Pluvo user with that ref is adopted
+    by ref; else one with that email and no ref (or ours) is adopted by email; an
+    email held by a user with another ref is ambiguous and the row is rejected,
+    never merged.
+    """
     result = Adoption({}, {})
-    if not people:
-        return result
-    by_ref: dict[str, dict[str, Any]] = {}
-    by_email: dict[str, dict[str, Any]] = {}
-    lookups: list[tuple[str, str, str]] = []  # (kind, key, ref)
-    if "ref" in match:
-        lookups += [("ref", ref, ref) for ref, _ in people]
-    if "email" in match:
-        lookups += [("email", email, ref) for ref, email in people if email]
-    queries = [
-        calls.get_user(selection=LOOKUP_SELECTION, **{kind: key}) for kind, key, _ in lookups
-    ]
-    answers = await client.run_calls(queries)
-    for (kind, key, _), answer in zip(lookups, answers, strict=True):
-        if answer.error is not None:
-            raise answer.error
-        if answer.data:
-            (by_ref if kind == "ref" else by_email)[key] = answer.data
     for ref, email in people:
-        found = by_ref.get(ref)
+        found = by_ref.get(ref) if "ref" in match else None
         if found is not None:
-            result.matches[ref] = _match(ref, "ref", found)
+            result.matches[ref] = Match(ref, "ref", found.pluvo_id, found.ref, found.archived)
             continue
-        found = by_email.get(email) if email else None
+        found = by_email.get(email) if email and "email" in match else None
         if found is None:
             continue
-        other = found.get("ref")
-        if other and other != ref:
+        if found.ref and found.ref != ref:
             result.ambiguous[ref] = (
-                f"email {email} already belongs to Pluvo user with ref '{other}'; "
+                f"email {email} already belongs to Pluvo user with ref '{found.ref}'; "
                 "not adopted (fix the ref or the email in the HR system or in Pluvo)"
             )
         else:
-            result.matches[ref] = _match(ref, "email", found)
+            result.matches[ref] = Match(ref, "email", found.pluvo_id, found.ref, found.archived)
     return result
 
 
-def _match(ref: str, how: str, user: dict[str, Any]) -> Match:
-    return Match(ref, how, str(user["id"]), user.get("ref"), bool(user.get("archived")))
+def creations(plan: Plan) -> list[tuple[str, str]]:
+    """(ref, email) of every user the plan would create."""
+    return [(op.ref, op.fields.email) for op in plan if isinstance(op, CreateUser)]
+
+
+async def look_up(
+    api: PluvoApi, people: Sequence[tuple[str, str]], match: Collection[str]
+) -> Adoption:
+    """Find Pluvo users for (ref, email) pairs the plan would create, one read each."""
+    if not people:
+        return Adoption({}, {})
+    lookups: list[tuple[str, str]] = []  # (by, key)
+    if "ref" in match:
+        lookups += [("ref", ref) for ref, _ in people]
+    if "email" in match:
+        lookups += [("email", email) for _, email in people if email]
+    queries = [calls.get_user(selection=LOOKUP_SELECTION, **{by: key}) for by, key in lookups]
+    answers = await api.run_calls(queries)
+    by_ref: dict[str, PluvoUser] = {}
+    by_email: dict[str, PluvoUser] = {}
+    for (by, key), answer in zip(lookups, answers, strict=True):
+        if answer.error is not None:
+            raise answer.error
+        if answer.data:
+            user = PluvoUser(
+                str(answer.data["id"]), answer.data.get("ref"), bool(answer.data.get("archived"))
+            )
+            (by_ref if by == "ref" else by_email)[key] = user
+    return match_people(people, by_ref, by_email, match)
 
 
 def reject_ambiguous(desired: Desired, ambiguous: dict[str, str]) -> None:
@@ -114,33 +142,28 @@ def reject_ambiguous(desired: Desired, ambiguous: dict[str, str]) -> None:
         setattr(desired, name, frame[~frame["user_ref"].isin(refs)])
 
 
-def adopt_in_plan(plan: Plan, matches: dict[str, Match]) -> None:
-    """Turn the creations of matched users into adoptions (an upsert that takes over)."""
+def adopt_in_plan(plan: Plan, matches: Mapping[str, Match]) -> Plan:
+    """A new plan whose creations of matched users are adoptions (an upsert that takes
+    over the Pluvo user instead of creating a duplicate)."""
     if not matches:
-        return
+        return plan
     operations: list[Operation] = []
+    adopted: list[str] = []
     for op in plan.operations:
-        match = matches.get(op.ref) if op.kind is Kind.CREATE_USER else None
-        if match is None:
+        match = matches.get(op.ref) if isinstance(op, CreateUser) else None
+        if match is None or not isinstance(op, CreateUser):
             operations.append(op)
             continue
-        send = dict(op.data["send"])
-        if match.archived:
-            send["archived"] = "false"
         operations.append(
-            Operation(
-                Kind.ADOPT_USER,
-                op.ref,
-                f"adopt existing Pluvo user {op.ref} (matched by {match.how})",
-                op.changes,
-                {
-                    **op.data,
-                    "send": send,
-                    "match": match.how,
-                    "match_email": op.data["fields"]["email"] if match.how == "email" else None,
-                    "pluvo_id": match.pluvo_id,
-                },
+            AdoptUser(
+                ref=op.ref,
+                changes=op.changes,
+                fields=op.fields,
+                send=op.send,
+                matched_by=match.how,
+                pluvo_id=match.pluvo_id,
+                unarchive=match.archived,
             )
         )
-        plan.adopted.append(op.ref)
-    plan.operations = operations
+        adopted.append(op.ref)
+    return replace(plan, operations=tuple(operations), adopted=(*plan.adopted, *adopted))

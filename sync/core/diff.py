@@ -21,7 +21,26 @@ import numpy as np
 import pandas as pd
 
 from sync.config import LeaverConfig
-from sync.core.plan import Change, Kind, Operation, Plan
+from sync.core.plan import (
+    AddManagers,
+    AddMembers,
+    ArchiveUser,
+    Change,
+    CreateGroup,
+    CreateUser,
+    DeactivateUser,
+    ExtraValue,
+    GroupLinks,
+    Operation,
+    Plan,
+    RemoveManagers,
+    RemoveMembers,
+    RenameGroup,
+    RestoreUser,
+    SetExtraValues,
+    UpdateUser,
+    UserFields,
+)
 from sync.hashing import extras_hash_at, fields_hash, groups_hash_at, pair_keys
 from sync.model import EXTRAS_HASH, GROUPS_HASH, USER_FIELDS, Desired, StateView
 
@@ -48,8 +67,6 @@ def _records(frame: pd.DataFrame, refs: list[str]) -> dict[str, dict[str, Any]]:
 
 def diff(desired: Desired, state: StateView, options: DiffOptions | None = None) -> Plan:
     options = options or DiffOptions()
-    plan = Plan(state_users=int((~state.users["archived"]).sum()) if len(state.users) else 0)
-    plan.desired_users = len(desired.users)
     ops: list[Operation] = []
     ops += _group_ops(desired, state)
 
@@ -95,8 +112,11 @@ def diff(desired: Desired, state: StateView, options: DiffOptions | None = None)
     ops += leavers
 
     ops.sort(key=lambda op: (op.phase, op.kind, op.ref))
-    plan.operations = ops
-    return plan
+    return Plan(
+        operations=tuple(ops),
+        state_users=int((~state.users["archived"]).sum()) if len(state.users) else 0,
+        desired_users=len(desired.users),
+    )
 
 
 def _union(a: Iterable[str], b: Iterable[str]) -> list[str]:
@@ -104,7 +124,7 @@ def _union(a: Iterable[str], b: Iterable[str]) -> list[str]:
 
 
 def _group_ops(desired: Desired, state: StateView) -> list[Operation]:
-    ops = []
+    ops: list[Operation] = []
     old_names = state.groups[["name"]].rename(columns={"name": "name_old"})
     merged = (
         desired.groups[["name"]]
@@ -115,22 +135,14 @@ def _group_ops(desired: Desired, state: StateView) -> list[Operation]:
         old = row["name_old"]
         if isinstance(old, float) or old is None:
             ops.append(
-                Operation(
-                    Kind.CREATE_GROUP,
-                    str(ref),
-                    f"create group {ref} ({row['name']})",
-                    (Change("name", "", row["name"]),),
-                    {"name": row["name"]},
+                CreateGroup(
+                    ref=str(ref), changes=(Change("name", "", row["name"]),), name=row["name"]
                 )
             )
         elif old != row["name"]:
             ops.append(
-                Operation(
-                    Kind.UPDATE_GROUP,
-                    str(ref),
-                    f"rename group {ref}",
-                    (Change("name", old, row["name"]),),
-                    {"name": row["name"]},
+                RenameGroup(
+                    ref=str(ref), changes=(Change("name", old, row["name"]),), name=row["name"]
                 )
             )
     return ops
@@ -148,19 +160,12 @@ def _user_ops(
     for ref in new_refs:
         row = rows[ref]
         origin = _origin(row)
-        full = {f: str(row[f]) for f in USER_FIELDS}
-        changes = tuple(Change(f, "", full[f], origin) for f in USER_FIELDS if full[f])
+        full = UserFields.of(row)
+        values = full.as_dict()
+        changes = tuple(Change(f, "", values[f], origin) for f in USER_FIELDS if values[f])
         # An empty language or role list means "not managed by the mapping": not sent.
-        send = {f: v for f, v in full.items() if v or f not in UNMANAGED_WHEN_EMPTY}
-        ops.append(
-            Operation(
-                Kind.CREATE_USER,
-                str(ref),
-                f"create user {ref} <{full['email']}>",
-                changes,
-                {"send": send, "fields": full},
-            )
-        )
+        sent = tuple(f for f in USER_FIELDS if values[f] or f not in UNMANAGED_WHEN_EMPTY)
+        ops.append(CreateUser(ref=str(ref), changes=changes, fields=full, send=sent))
     touched = sorted(set(fields_changed) | set(left))
     if not touched:
         return ops
@@ -170,37 +175,30 @@ def _user_ops(
     for ref in touched:
         row = rows[ref]
         origin = _origin(row)
-        full = {f: str(row[f]) for f in USER_FIELDS}
+        full = UserFields.of(row)
+        values = full.as_dict()
         before = old.get(ref)
         changed: list[Change] = []
-        update: dict[str, str] = {}
+        send: list[str] = []
         for f in USER_FIELDS:
             previous = "" if before is None else str(before[f])
-            if previous != full[f]:
-                changed.append(Change(f, previous, full[f], origin))
-                if full[f] or f not in UNMANAGED_WHEN_EMPTY:
-                    update[f] = full[f]
+            if previous != values[f]:
+                changed.append(Change(f, previous, values[f], origin))
+                if values[f] or f not in UNMANAGED_WHEN_EMPTY:
+                    send.append(f)
         if ref in left_set:
-            update.update({"archived": "false", "is_active": full["is_active"]})
+            if "is_active" not in send:
+                send.append("is_active")
             ops.append(
-                Operation(
-                    Kind.RESTORE_USER,
-                    ref,
-                    f"restore returning user {ref}",
-                    (Change("archived", "true", "false", origin), *changed),
-                    {"send": update, "fields": full},
+                RestoreUser(
+                    ref=ref,
+                    changes=(Change("archived", "true", "false", origin), *changed),
+                    fields=full,
+                    send=tuple(f for f in USER_FIELDS if f in send),
                 )
             )
         elif changed:
-            ops.append(
-                Operation(
-                    Kind.UPDATE_USER,
-                    ref,
-                    f"update user {ref}: " + ", ".join(c.field for c in changed),
-                    tuple(changed),
-                    {"send": update, "fields": full},
-                )
-            )
+            ops.append(UpdateUser(ref=ref, changes=tuple(changed), fields=full, send=tuple(send)))
     return ops
 
 
@@ -217,7 +215,7 @@ def _extra_ops(desired: Desired, refs: list[str], state: StateView) -> list[Oper
         suffixes=("", "_old"),
     )
     merged = merged[merged["value"].fillna("\0") != merged["value_old"].fillna("\0")]
-    ops = []
+    ops: list[Operation] = []
     merged = merged.sort_values(["user_ref", "category_ref"], kind="stable")
     has_origin = "_file" in merged.columns
     grouped: dict[str, list[dict[str, Any]]] = {}
@@ -234,20 +232,12 @@ def _extra_ops(desired: Desired, refs: list[str], state: StateView) -> list[Oper
             kind = row["category_type"]
             if _missing(kind):
                 kind = row["category_type_old"]
-            send.append((row["category_ref"], str(kind), new))
+            send.append(ExtraValue(str(row["category_ref"]), str(kind), new))
             origin = ""
             if has_origin and not _missing(row["_file"]):
                 origin = f"{row['_file']}:{row['_line']}"
             changes.append(Change(str(row["category_ref"]), old, new or "", origin))
-        ops.append(
-            Operation(
-                Kind.SET_VALUES,
-                ref,
-                f"set {len(send)} extra value(s) of {ref}",
-                tuple(changes),
-                {"values": send},
-            )
-        )
+        ops.append(SetExtraValues(ref=ref, changes=tuple(changes), values=tuple(send)))
     return ops
 
 
@@ -256,7 +246,10 @@ def _missing(value: object) -> bool:
 
 
 def _pairs_ops(
-    want: pd.DataFrame, have: pd.DataFrame, add: Kind, remove: Kind, noun: str
+    want: pd.DataFrame,
+    have: pd.DataFrame,
+    add: type[GroupLinks],
+    remove: type[GroupLinks],
 ) -> list[Operation]:
     # Integer keys and isin instead of a merge on two string columns: a million
     # unchanged pairs cost a fraction of a second.
@@ -264,7 +257,7 @@ def _pairs_ops(
     added = want[~want_keys.isin(have_keys)]
     removed = have[~have_keys.isin(want_keys)]
     ops: list[Operation] = []
-    for part, kind, verb in ((added, add, "add"), (removed, remove, "remove")):
+    for part, kind in ((added, add), (removed, remove)):
         if part.empty:
             continue
         part = part[["group_ref", "user_ref"]].astype(str).drop_duplicates()
@@ -272,17 +265,14 @@ def _pairs_ops(
             refs = sorted(users)
             for start in range(0, len(refs), MEMBERS_PER_CALL):
                 chunk = refs[start : start + MEMBERS_PER_CALL]
+                noun = kind.noun
                 ops.append(
-                    Operation(
-                        kind,
-                        str(group_ref),
-                        f"{verb} {len(chunk)} {noun}(s) {'to' if verb == 'add' else 'from'} "
-                        f"group {group_ref}",
-                        tuple(
-                            Change(noun, "" if verb == "add" else u, u if verb == "add" else "")
-                            for u in chunk
+                    kind(
+                        ref=str(group_ref),
+                        changes=tuple(
+                            Change(noun, "", u) if kind.adds else Change(noun, u, "") for u in chunk
                         ),
-                        {"users": chunk},
+                        users=tuple(chunk),
                     )
                 )
     return ops
@@ -294,7 +284,7 @@ def _membership_ops(desired: Desired, refs: list[str], state: StateView) -> list
     members = desired.memberships
     want = members[members["user_ref"].isin(refs)]
     have = state.load_memberships(refs)
-    return _pairs_ops(want, have, Kind.ADD_MEMBERS, Kind.REMOVE_MEMBERS, "member")
+    return _pairs_ops(want, have, AddMembers, RemoveMembers)
 
 
 def held_refs(desired: Desired) -> pd.Index:
@@ -319,7 +309,7 @@ def _manager_ops(desired: Desired, state: StateView, unsynced: set[str]) -> list
     have = state.managers
     if len(have) and unsynced:
         have = have[~have["user_ref"].isin(unsynced).to_numpy()]
-    return _pairs_ops(desired.managers, have, Kind.ADD_MANAGERS, Kind.REMOVE_MANAGERS, "manager")
+    return _pairs_ops(desired.managers, have, AddManagers, RemoveManagers)
 
 
 def _leaver_ops(
@@ -358,28 +348,25 @@ def _leaver_ops(
             else pd.Series(dtype=object)
         )
         candidates = candidates.assign(pluvo_id=ids.reindex(candidates.index).to_numpy())
-    ops = []
-    kind = Kind.ARCHIVE_USER if config.action == "archive" else Kind.DEACTIVATE_USER
+    ops: list[Operation] = []
     ended_set = set(desired.ended.index)
     for ref, row in candidates.sort_index().iterrows():
         reason = "end date passed" if ref in ended_set else "gone from the sources"
-        ops.append(
-            Operation(
-                kind,
-                str(ref),
-                f"{config.action} leaver {ref} ({reason})",
-                (
-                    Change(
-                        "archived" if kind is Kind.ARCHIVE_USER else "is_active",
-                        "false" if kind is Kind.ARCHIVE_USER else "true",
-                        "true" if kind is Kind.ARCHIVE_USER else "false",
-                    ),
-                ),
-                {
-                    "method": config.archive_method,
-                    "pluvo_id": None if _missing(row["pluvo_id"]) else row["pluvo_id"],
-                    "reason": reason,
-                },
+        if config.action == "archive":
+            pluvo_id = None if _missing(row["pluvo_id"]) else str(row["pluvo_id"])
+            ops.append(
+                ArchiveUser(
+                    ref=str(ref),
+                    changes=(Change("archived", "false", "true"),),
+                    method=config.archive_method,
+                    pluvo_id=pluvo_id,
+                    reason=reason,
+                )
             )
-        )
+        else:
+            ops.append(
+                DeactivateUser(
+                    ref=str(ref), changes=(Change("is_active", "true", "false"),), reason=reason
+                )
+            )
     return ops

@@ -1,21 +1,27 @@
 """The plan is data: small frozen operations that the dry run prints and the run executes.
 
-Each operation knows its kind, the ref it concerns, a human description, the
-field-level changes (old → new, with the source line the new value came from) and
-the data the executor needs. The GraphQL call is derived from it in one place
-(`to_call`), so what `plan` shows is exactly what `run` sends.
+One frozen dataclass per kind of operation, every field typed, so what `plan` shows,
+what the journal stores, what a saved plan file holds and what `run` sends are the
+same object seen four ways. Each operation knows the ref it concerns, its field-level
+changes (old → new, with the source line the new value came from), a description for
+people, and the one GraphQL call it sends (`to_call`, defined per type). The JSON form
+is derived from the same field definitions, and read back by `operation_from_json`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from sync.model import USER_FIELDS
 from sync.pluvo import ops as calls
-from sync.pluvo.ops import Call
+from sync.pluvo.ops import Call, MembershipFields
 
 
 class Kind(StrEnum):
@@ -56,6 +62,9 @@ PHASE_NAMES = ("groups", "users", "extra values", "memberships", "managers", "le
 LEAVER_KINDS = frozenset({Kind.ARCHIVE_USER, Kind.DEACTIVATE_USER})
 USER_UPSERTS = frozenset({Kind.CREATE_USER, Kind.ADOPT_USER, Kind.UPDATE_USER, Kind.RESTORE_USER})
 
+ArchiveMethod = Literal["upsert", "update", "bulk"]
+MatchedBy = Literal["ref", "email"]
+
 USER_INPUT_NAMES = {
     "email": "email",
     "name": "name",
@@ -74,59 +83,54 @@ class Change:
 
 
 @dataclass(frozen=True)
+class UserFields:
+    """A user's canonical fields (sync.model), as HR gives them and the store records them."""
+
+    email: str
+    name: str
+    language: str
+    roles: str
+    is_active: str
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> UserFields:
+        return cls(**{f: str(row[f]) for f in USER_FIELDS})
+
+    def as_dict(self) -> dict[str, str]:
+        return {f: getattr(self, f) for f in USER_FIELDS}
+
+
+@dataclass(frozen=True)
+class ExtraValue:
+    """One extra-category value to set; `value` None clears it."""
+
+    category_ref: str
+    category_type: str
+    value: str | None
+
+    def to_input(self) -> dict[str, Any]:
+        return value_input(self.category_ref, self.category_type, self.value)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Operation:
-    kind: Kind
+    """Base of every operation: the ref it concerns and its field-level changes."""
+
+    kind: ClassVar[Kind]
     ref: str
-    description: str
     changes: tuple[Change, ...] = ()
-    data: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def phase(self) -> int:
         return PHASES[self.kind]
 
-    def to_call(self, *, send_invite: bool, membership_fields: str = "ids") -> Call:
+    @property
+    def description(self) -> str:
+        raise NotImplementedError
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
         """The one GraphQL call this operation sends."""
-        kind, data = self.kind, self.data
-        if kind is Kind.ADOPT_USER and data.get("match") == "email":
-            # The Pluvo user has no ref yet: select it by email and give it ours.
-            user = {"ref": self.ref, **user_input(data["send"])}
-            return Call(
-                "updateOrCreateUser",
-                {
-                    "email": data["match_email"],
-                    "sendInvite": send_invite,
-                    "user": calls.user_input(user),
-                },
-                calls.UPSERT_SELECTION,
-            )
-        if kind in USER_UPSERTS:
-            return calls.upsert_user(self.ref, user_input(data["send"]), send_invite=send_invite)
-        if kind is Kind.ARCHIVE_USER:
-            method = data.get("method", "upsert")
-            if method == "bulk" and data.get("pluvo_id"):
-                return calls.archive_users([data["pluvo_id"]], archive=True)
-            if method == "update":
-                return calls.update_user(ref=self.ref, user={"archived": True})
-            return calls.upsert_user(self.ref, {"archived": True}, send_invite=False)
-        if kind is Kind.DEACTIVATE_USER:
-            return calls.upsert_user(self.ref, {"isActive": False}, send_invite=False)
-        if kind is Kind.CREATE_GROUP:
-            return calls.create_group(self.ref, data["name"])
-        if kind is Kind.UPDATE_GROUP:
-            return calls.update_group(self.ref, name=data["name"])
-        if kind is Kind.SET_VALUES:
-            return calls.set_extra_values(self.ref, [value_input(*v) for v in data["values"]])
-        users = list(data["users"])
-        builder = {
-            Kind.ADD_MEMBERS: calls.add_users_to_group,
-            Kind.REMOVE_MEMBERS: calls.remove_users_from_group,
-            Kind.ADD_MANAGERS: calls.add_managers_to_group,
-            Kind.REMOVE_MANAGERS: calls.remove_managers_from_group,
-        }[kind]
-        if kind in (Kind.ADD_MEMBERS, Kind.REMOVE_MEMBERS):
-            return builder(self.ref, users, result_fields=membership_fields)  # type: ignore[call-arg]
-        return builder(self.ref, users)
+        raise NotImplementedError
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -134,21 +138,358 @@ class Operation:
             "ref": self.ref,
             "description": self.description,
         }
-        if self.changes:
-            out["changes"] = [
-                {"field": c.field, "old": c.old, "new": c.new, "origin": c.origin}
-                for c in self.changes
-            ]
-        out["data"] = _jsonable(self.data)
+        for item in dataclasses.fields(self):
+            if item.name != "ref":
+                out[item.name] = _encode(getattr(self, item.name))
         return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+# ------------------------------------------------------------------ groups
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateGroup(Operation):
+    kind = Kind.CREATE_GROUP
+    name: str
+
+    @property
+    def description(self) -> str:
+        return f"create group {self.ref} ({self.name})"
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        return calls.create_group(self.ref, self.name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenameGroup(Operation):
+    kind = Kind.UPDATE_GROUP
+    name: str
+
+    @property
+    def description(self) -> str:
+        return f"rename group {self.ref}"
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        return calls.update_group(self.ref, name=self.name)
+
+
+# ------------------------------------------------------------------ users
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserUpsert(Operation):
+    """An `updateOrCreateUser` by ref. `fields` is everything HR says (what the store
+    records once Pluvo acknowledges it); `send` names the fields that go out (an empty
+    language or role list is not managed by the mapping and is not sent)."""
+
+    fields: UserFields
+    send: tuple[str, ...]
+
+    def user_input(self) -> dict[str, Any]:
+        return user_input({f: getattr(self.fields, f) for f in self.send})
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        return calls.upsert_user(self.ref, self.user_input(), send_invite=send_invite)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateUser(UserUpsert):
+    kind = Kind.CREATE_USER
+
+    @property
+    def description(self) -> str:
+        return f"create user {self.ref} <{self.fields.email}>"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateUser(UserUpsert):
+    kind = Kind.UPDATE_USER
+
+    @property
+    def description(self) -> str:
+        return f"update user {self.ref}: " + ", ".join(c.field for c in self.changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreUser(UserUpsert):
+    """A leaver back in the sources: unarchived (and its fields brought up to date)."""
+
+    kind = Kind.RESTORE_USER
+
+    @property
+    def description(self) -> str:
+        return f"restore returning user {self.ref}"
+
+    def user_input(self) -> dict[str, Any]:
+        return {**super().user_input(), "archived": False}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdoptUser(UserUpsert):
+    """A creation that found the user already in Pluvo: an upsert that takes it over.
+
+    Matched by email, the Pluvo user has no ref yet, so it is selected by email and
+    given ours; an archived match is unarchived.
+    """
+
+    kind = Kind.ADOPT_USER
+    matched_by: MatchedBy
+    pluvo_id: str
+    unarchive: bool = False
+
+    @property
+    def description(self) -> str:
+        return f"adopt existing Pluvo user {self.ref} (matched by {self.matched_by})"
+
+    def user_input(self) -> dict[str, Any]:
+        out = super().user_input()
+        return {**out, "archived": False} if self.unarchive else out
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        if self.matched_by == "ref":
+            return super().to_call(send_invite=send_invite)
+        return Call(
+            "updateOrCreateUser",
+            {
+                "email": self.fields.email,
+                "sendInvite": send_invite,
+                "user": calls.user_input({"ref": self.ref, **self.user_input()}),
+            },
+            calls.UPSERT_SELECTION,
+        )
+
+
+# ------------------------------------------------------------------ extra values
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetExtraValues(Operation):
+    kind = Kind.SET_VALUES
+    values: tuple[ExtraValue, ...]
+
+    @property
+    def description(self) -> str:
+        return f"set {len(self.values)} extra value(s) of {self.ref}"
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        return calls.set_extra_values(self.ref, [v.to_input() for v in self.values])
+
+
+# ------------------------------------------------------------------ memberships and managers
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupLinks(Operation):
+    """Users added to or removed from one group (`ref`), as members or managers."""
+
+    users: tuple[str, ...]
+    noun: ClassVar[str] = "member"
+    adds: ClassVar[bool] = True
+
+    @property
+    def description(self) -> str:
+        verb, where = ("add", "to") if self.adds else ("remove", "from")
+        return f"{verb} {len(self.users)} {self.noun}(s) {where} group {self.ref}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddMembers(GroupLinks):
+    kind = Kind.ADD_MEMBERS
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        return calls.add_users_to_group(self.ref, list(self.users), result_fields=membership_fields)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveMembers(GroupLinks):
+    kind = Kind.REMOVE_MEMBERS
+    adds = False
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        return calls.remove_users_from_group(
+            self.ref, list(self.users), result_fields=membership_fields
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddManagers(GroupLinks):
+    kind = Kind.ADD_MANAGERS
+    noun = "manager"
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        return calls.add_managers_to_group(self.ref, list(self.users))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveManagers(GroupLinks):
+    kind = Kind.REMOVE_MANAGERS
+    noun = "manager"
+    adds = False
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        return calls.remove_managers_from_group(self.ref, list(self.users))
+
+
+# ------------------------------------------------------------------ leavers
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveUser(Operation):
+    kind = Kind.ARCHIVE_USER
+    method: ArchiveMethod = "upsert"
+    pluvo_id: str | None = None
+    reason: str = ""
+
+    @property
+    def description(self) -> str:
+        return f"archive leaver {self.ref} ({self.reason})"
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        if self.method == "bulk" and self.pluvo_id:
+            return calls.archive_users([self.pluvo_id], archive=True)
+        if self.method == "update":
+            return calls.update_user(ref=self.ref, user={"archived": True})
+        return calls.upsert_user(self.ref, {"archived": True}, send_invite=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeactivateUser(Operation):
+    kind = Kind.DEACTIVATE_USER
+    reason: str = ""
+
+    @property
+    def description(self) -> str:
+        return f"deactivate leaver {self.ref} ({self.reason})"
+
+    def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
+        return calls.upsert_user(self.ref, {"isActive": False}, send_invite=False)
+
+
+OPERATION_TYPES: dict[Kind, type[Operation]] = {
+    cls.kind: cls
+    for cls in (
+        CreateGroup,
+        RenameGroup,
+        CreateUser,
+        AdoptUser,
+        UpdateUser,
+        RestoreUser,
+        SetExtraValues,
+        RemoveMembers,
+        AddMembers,
+        RemoveManagers,
+        AddManagers,
+        ArchiveUser,
+        DeactivateUser,
+    )
+}
+
+
+# ------------------------------------------------------------------ the plan
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An immutable plan; steps that refine it (adoption) return a new one."""
+
+    operations: tuple[Operation, ...] = ()
+    state_users: int = 0
+    desired_users: int = 0
+    adopted: tuple[str, ...] = ()
+    verified_new: frozenset[str] = frozenset()
+    """Refs Pluvo was checked not to have before this plan: whatever a retried upsert
+    answers later (`created: false` after a lost answer), the engine made them."""
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self.operations)
+
+    def __len__(self) -> int:
+        return len(self.operations)
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(str(op.kind) for op in self.operations)
+        return {str(k): counter[str(k)] for k in Kind if counter[str(k)]}
+
+    def by_phase(self) -> list[tuple[int, list[Operation]]]:
+        phases: dict[int, list[Operation]] = {}
+        for op in self.operations:
+            phases.setdefault(op.phase, []).append(op)
+        return sorted(phases.items())
+
+    def leavers(self) -> tuple[Operation, ...]:
+        return tuple(op for op in self.operations if op.kind in LEAVER_KINDS)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts(),
+            "state_users": self.state_users,
+            "desired_users": self.desired_users,
+            "adopted": list(self.adopted),
+            "verified_new": sorted(self.verified_new),
+            "operations": [op.to_json() for op in self.operations],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            operations=tuple(operation_from_json(op) for op in data["operations"]),
+            state_users=int(data.get("state_users", 0)),
+            desired_users=int(data.get("desired_users", 0)),
+            adopted=tuple(data.get("adopted", ())),
+            verified_new=frozenset(data.get("verified_new", ())),
+        )
+
+
+def operation_from_json(data: Mapping[str, Any]) -> Operation:
+    """The operation a `to_json` dict describes; unknown kinds and fields are errors."""
+    cls = OPERATION_TYPES[Kind(data["kind"])]
+    op: Operation = _decode(
+        cls, {k: v for k, v in data.items() if k not in ("kind", "description")}
+    )
+    return op
+
+
+# ------------------------------------------------------------------ JSON from the types
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list | frozenset):
+        return [_encode(v) for v in value]
     return value
+
+
+def _decode(hint: Any, value: Any) -> Any:
+    """`value` (parsed JSON) as an instance of the type `hint`, checked on the way."""
+    origin = typing.get_origin(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        names = {f.name for f in dataclasses.fields(hint) if f.init}
+        unknown = set(value) - names
+        if unknown:
+            raise ValueError(f"{hint.__name__}: unknown field(s) {sorted(unknown)}")
+        return hint(**{k: _decode(hints[k], v) for k, v in value.items()})
+    if origin is tuple:
+        (item, _) = typing.get_args(hint)
+        return tuple(_decode(item, v) for v in value)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ValueError(f"{value!r} is not one of {typing.get_args(hint)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _decode(inner, value)
+    if hint in (str, int, bool):
+        if not isinstance(value, hint):
+            raise ValueError(f"{value!r} is not a {hint.__name__}")
+        return value
+    raise TypeError(f"no JSON decoding for {hint!r}")
+
+
+# ------------------------------------------------------------------ GraphQL inputs
 
 
 def user_input(fields: Mapping[str, str]) -> dict[str, Any]:
@@ -158,7 +499,7 @@ def user_input(fields: Mapping[str, str]) -> dict[str, Any]:
         name = USER_INPUT_NAMES.get(key, key)
         if key == "roles":
             out[name] = [r for r in value.split(",") if r]
-        elif key == "is_active" or key == "archived":
+        elif key in ("is_active", "archived"):
             out[name] = value == "true"
         else:
             out[name] = value
@@ -181,42 +522,3 @@ def value_input(category_ref: str, category_type: str, value: str | None) -> dic
     else:
         item["stringValue"] = "" if value is None else value
     return item
-
-
-@dataclass
-class Plan:
-    operations: list[Operation] = field(default_factory=list)
-    adopted: list[str] = field(default_factory=list)
-    verified_new: set[str] = field(default_factory=set)
-    """Refs Pluvo was checked not to have before this plan: whatever a retried upsert
-    answers later (`created: false` after a lost answer), the engine made them."""
-    notes: list[str] = field(default_factory=list)
-    state_users: int = 0
-    desired_users: int = 0
-
-    def __iter__(self) -> Iterator[Operation]:
-        return iter(self.operations)
-
-    def __len__(self) -> int:
-        return len(self.operations)
-
-    def counts(self) -> dict[str, int]:
-        counter = Counter(str(op.kind) for op in self.operations)
-        return {str(k): counter[str(k)] for k in Kind if counter[str(k)]}
-
-    def by_phase(self) -> list[tuple[int, list[Operation]]]:
-        phases: dict[int, list[Operation]] = {}
-        for op in self.operations:
-            phases.setdefault(op.phase, []).append(op)
-        return sorted(phases.items())
-
-    def leavers(self) -> Sequence[Operation]:
-        return [op for op in self.operations if op.kind in LEAVER_KINDS]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "counts": self.counts(),
-            "adopted": list(self.adopted),
-            "operations": [op.to_json() for op in self.operations],
-            "notes": list(self.notes),
-        }

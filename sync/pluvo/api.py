@@ -9,15 +9,29 @@ server and without patching.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from sync.pluvo.client import BeforeSend, ClientCounters, OnResult
 from sync.pluvo.ops import Call
-from sync.pluvo.results import CallResult
+from sync.pluvo.results import CallResult, GroupInfo
 
 
 class PluvoApi(Protocol):
-    """Batched calls with per-call results, plus the one count the engine asks for."""
+    """Batched calls with per-call results, plus the one count the engine asks for.
+
+    Used as an async context manager: the real client holds its connection pool and
+    token for that long.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
 
     @property
     def counters(self) -> ClientCounters: ...
@@ -35,3 +49,7 @@ class PluvoApi(Protocol):
         ...
 
     async def count_users(self, *, archived: bool | None = None) -> int: ...
+
+    async def list_groups(
+        self, *, members: bool = True, managers: bool = True
+    ) -> list[GroupInfo]: ...

@@ -118,7 +118,7 @@ class RunRow(Base):
 
 
 class OperationRow(Base):
-    """One journaled operation: pending → started → done | failed (or abandoned)."""
+    """One journaled operation; its states and transitions are in sync.state.journal."""
 
     __tablename__ = "operations"
 
@@ -131,6 +131,7 @@ class OperationRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,14 +12,8 @@ from sqlalchemy import Boolean, Column, Engine, Integer, func, or_, select
 from sqlalchemy.sql import Select
 
 from sync.model import USER_FIELDS, StateView
+from sync.state.batching import chunks
 from sync.state.models import ExtraValueRow, GroupRow, ManagerRow, MembershipRow, UserRow
-
-CHUNK = 900  # stays under every backend's bound-parameter limit
-
-
-def _chunks(refs: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(refs), CHUNK):
-        yield refs[start : start + CHUNK]
 
 
 def read_frame(engine: Engine, query: Select[*tuple[Any, ...]]) -> pd.DataFrame:
@@ -97,7 +92,7 @@ def _columns(columns: Sequence[Any]) -> list[Column[Any]]:
 def _by_refs(
     engine: Engine, column: Any, base: Select[*tuple[Any, ...]], refs: list[str]
 ) -> pd.DataFrame:
-    frames = [read_frame(engine, base.where(column.in_(chunk))) for chunk in _chunks(refs)]
+    frames = [read_frame(engine, base.where(column.in_(chunk))) for chunk in chunks(refs)]
     if not frames:
         return read_frame(engine, base.where(column.in_([])))
     return pd.concat(frames, ignore_index=True)
@@ -178,3 +173,76 @@ def read_state(engine: Engine) -> StateView:
     return StateView(
         users, groups, managers, load_fields, load_extras, load_memberships, load_ids=load_ids
     )
+
+
+# ------------------------------------------------------------------ the whole store
+
+
+@dataclass
+class Owned:
+    """The whole state store as frames (what the engine applied and owns)."""
+
+    users: pd.DataFrame  # index ref; pluvo_id, USER_FIELDS, owned, archived, left_action, ...
+    groups: pd.DataFrame  # index ref; pluvo_id, name
+    memberships: pd.DataFrame  # group_ref, user_ref
+    managers: pd.DataFrame  # group_ref, user_ref
+    extra_values: pd.DataFrame  # user_ref, category_ref, category_type, value
+
+
+def read_owned(engine: Engine) -> Owned:
+    users = read_frame(
+        engine,
+        select(
+            UserRow.ref,
+            UserRow.pluvo_id,
+            *(getattr(UserRow, f) for f in USER_FIELDS),
+            UserRow.owned,
+            UserRow.archived,
+            UserRow.left_action,
+            UserRow.missing_since,
+            UserRow.missing_runs,
+        ),
+    ).set_index("ref")
+    users["archived"] = users["archived"].astype(bool)
+    users["missing_runs"] = users["missing_runs"].astype("int64")
+    users["left_action"] = users["left_action"].astype(object)
+    groups = read_frame(engine, select(GroupRow.ref, GroupRow.pluvo_id, GroupRow.name)).set_index(
+        "ref"
+    )
+    return Owned(
+        users=users,
+        groups=groups,
+        memberships=read_frame(engine, select(MembershipRow.group_ref, MembershipRow.user_ref)),
+        managers=read_frame(engine, select(ManagerRow.group_ref, ManagerRow.user_ref)),
+        extra_values=read_frame(
+            engine,
+            select(
+                ExtraValueRow.user_ref,
+                ExtraValueRow.category_ref,
+                ExtraValueRow.category_type,
+                ExtraValueRow.value,
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    users: list[tuple[str, str | None, int]]  # (owned, left_action, count)
+    groups: int
+    memberships: int
+    managers: int
+
+
+def store_counts(engine: Engine) -> StoreCounts:
+    with engine.connect() as conn:
+        users = conn.execute(
+            select(UserRow.owned, UserRow.left_action, func.count()).group_by(
+                UserRow.owned, UserRow.left_action
+            )
+        ).all()
+        counts = [
+            conn.scalar(select(func.count()).select_from(table)) or 0
+            for table in (GroupRow, MembershipRow, ManagerRow)
+        ]
+    return StoreCounts([(str(o), left, int(n)) for o, left, n in users], *counts)

@@ -245,3 +245,18 @@ class StateStore:
             run.summary = summary
             run.source_rows = source_rows
             run.message = message
+
+    def source_history(self, runs: int) -> dict[str, list[int]]:
+        """Rows per source of the last successful runs, oldest first (shrink guard)."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(RunRow.source_rows)
+                .where(RunRow.mode == "run", RunRow.status.in_(["succeeded", "partial"]))
+                .order_by(RunRow.started_at.desc())
+                .limit(runs)
+            ).all()
+        history: dict[str, list[int]] = {}
+        for counts in reversed(rows):
+            for name, count in (counts or {}).items():
+                history.setdefault(name, []).append(int(count))
+        return history

@@ -8,7 +8,7 @@ from the stored rows in that same transaction, so they can never drift from the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from sync.hashing import extras_hash, fields_hash, groups_hash
 from sync.model import USER_FIELDS
+from sync.state.batching import chunks
 from sync.state.models import (
     Base,
     ExtraValueRow,
@@ -45,7 +46,7 @@ def _hashes(fields: list[Mapping[str, str]], refs: list[str]) -> list[int]:
 
 def record_users(
     session: Session,
-    users: list[tuple[str, Mapping[str, str], str | None, bool]],
+    users: Sequence[tuple[str, Mapping[str, str], str | None, bool]],
     now: datetime,
 ) -> None:
     """Users Pluvo confirmed with these fields: (ref, fields, pluvo id, created by us).
@@ -139,8 +140,7 @@ def record_values(session: Session, items: Sequence[tuple[str, Iterable[Any]]]) 
                     "value": value,
                 }
     keys = deletes + list(upserts)
-    for start in range(0, len(keys), 400):
-        chunk = keys[start : start + 400]
+    for chunk in chunks(keys, 400):  # two parameters a key
         session.execute(
             delete(ExtraValueRow).where(
                 tuple_(ExtraValueRow.user_ref, ExtraValueRow.category_ref).in_(chunk)
@@ -173,16 +173,14 @@ def record_pairs(
 
 def _existing(session: Session, refs: list[str]) -> list[str]:
     found: list[str] = []
-    for start in range(0, len(refs), 900):
-        chunk = refs[start : start + 900]
+    for chunk in chunks(refs):
         found.extend(session.scalars(select(UserRow.ref).where(UserRow.ref.in_(chunk))))
     return found
 
 
 def _rows_of(session: Session, columns: tuple[Any, ...], key: Any, refs: list[str]) -> list[Any]:
     rows: list[Any] = []
-    for start in range(0, len(refs), 900):
-        chunk = refs[start : start + 900]
+    for chunk in chunks(refs):
         rows.extend(session.execute(select(*columns).where(key.in_(chunk))).all())
     return rows
 
@@ -207,3 +205,58 @@ def rehash_groups(session: Session, refs: list[str]) -> None:
     frame = pd.DataFrame(rows, columns=["group_ref", "user_ref"])
     hashes = groups_hash(frame).reindex(refs, fill_value=0)
     session.execute(update(UserRow), [{"ref": r, "groups_hash": int(h)} for r, h in hashes.items()])
+
+
+def record_presence(session: Session, present: Collection[str], stamp: datetime) -> None:
+    """Count missing runs for users gone from the sources; reset the returners."""
+    rows = session.execute(
+        select(UserRow.ref, UserRow.missing_runs).where(UserRow.left_action.is_(None))
+    ).all()
+    gone = [r.ref for r in rows if r.ref not in present]
+    back = [r.ref for r in rows if r.ref in present and r.missing_runs > 0]
+    for part in chunks(gone):
+        session.execute(
+            update(UserRow)
+            .where(UserRow.ref.in_(part))
+            .values(missing_runs=UserRow.missing_runs + 1)
+        )
+        session.execute(
+            update(UserRow)
+            .where(UserRow.ref.in_(part), UserRow.missing_since.is_(None))
+            .values(missing_since=stamp)
+        )
+    for part in chunks(back):
+        session.execute(
+            update(UserRow).where(UserRow.ref.in_(part)).values(missing_runs=0, missing_since=None)
+        )
+    session.execute(
+        update(UserRow)
+        .where(UserRow.left_action.is_(None), UserRow.missing_runs == 0)
+        .values(last_seen=stamp)
+    )
+
+
+def record_pluvo_ids(session: Session, ids: Sequence[tuple[str, str]]) -> None:
+    """(ref, Pluvo id) pairs read live: ids the store had wrong or did not know."""
+    if ids:
+        session.execute(update(UserRow), [{"ref": ref, "pluvo_id": pid} for ref, pid in ids])
+
+
+def forget_users(session: Session, refs: Sequence[str]) -> None:
+    """Users gone from Pluvo and from HR: nothing of theirs is ours any more."""
+    for part in chunks(refs):
+        for table in (MembershipRow, ManagerRow, ExtraValueRow):
+            session.execute(delete(table).where(table.user_ref.in_(part)))
+        session.execute(delete(UserRow).where(UserRow.ref.in_(part)))
+
+
+def forget_groups(session: Session, refs: Sequence[str]) -> None:
+    """Groups gone from Pluvo and from HR; their members' group hashes are redone."""
+    for part in chunks(refs):
+        affected = list(
+            session.scalars(select(MembershipRow.user_ref).where(MembershipRow.group_ref.in_(part)))
+        )
+        session.execute(delete(MembershipRow).where(MembershipRow.group_ref.in_(part)))
+        session.execute(delete(ManagerRow).where(ManagerRow.group_ref.in_(part)))
+        session.execute(delete(GroupRow).where(GroupRow.ref.in_(part)))
+        rehash_groups(session, sorted(set(affected)))

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sync.config import LeaverConfig
 from sync.core.diff import DiffOptions, diff
 from sync.core.executor import Executor, journal_plan
-from sync.core.plan import Kind, Plan
+from sync.core.plan import ExtraValue, Kind, Plan, UpdateUser
 from sync.model import Desired
 from sync.pluvo.ops import Call
 from sync.pluvo.results import CallResult
@@ -38,10 +38,16 @@ class FakePluvo:
         self.calls: list[Call] = []
 
     async def run_calls(
-        self, calls: Sequence[Call], *, on_result: Callable[[int, CallResult], Any] | None = None
+        self,
+        calls: Sequence[Call],
+        *,
+        on_result: Callable[[int, CallResult], Any] | None = None,
+        before_send: Callable[[Sequence[int]], Any] | None = None,
     ) -> list[CallResult]:
         results = []
         for index, call in enumerate(calls):
+            if before_send is not None:
+                before_send([index])
             self.calls.append(call)
             args = call.args
             if call.field == "updateOrCreateUser":
@@ -184,7 +190,9 @@ def test_field_change_sends_only_changed_fields_with_origin(store: StateStore) -
     plan = diff(desired, read_state(store.engine))
     assert [(op.kind, op.ref) for op in plan] == [(Kind.UPDATE_USER, "E2")]
     (op,) = plan.operations
-    assert dict(op.data["send"]) == {"email": "new.e2@example.com"}
+    assert isinstance(op, UpdateUser)
+    assert op.send == ("email",)
+    assert op.to_call(send_invite=False).args["user"] == {"email": "new.e2@example.com"}
     (change,) = op.changes
     assert (change.old, change.new, change.origin) == (
         "e2@example.com",
@@ -197,12 +205,12 @@ def test_department_move_and_value_removal(store: StateStore) -> None:
     apply(store, diff(make_desired(PEOPLE, {"E2": "Seller"}), read_state(store.engine)))
     moved = [("E1", "sales", ""), ("E2", "it", "E1"), ("E3", "it", "E1")]
     plan = diff(make_desired(moved), read_state(store.engine))
-    kinds = {(op.kind, op.ref, tuple(op.data.get("users", ()))) for op in plan}
+    kinds = {(op.kind, op.ref, getattr(op, "users", ())) for op in plan}
     assert (Kind.REMOVE_MEMBERS, "dept-sales", ("E2",)) in kinds
     assert (Kind.ADD_MEMBERS, "dept-it", ("E2",)) in kinds
     assert (Kind.REMOVE_MANAGERS, "dept-sales", ("E1",)) in kinds
     values = [op for op in plan if op.kind is Kind.SET_VALUES]
-    assert [list(v) for v in values[0].data["values"]] == [["job_title", "string", None]]
+    assert values[0].values == (ExtraValue("job_title", "string", None),)
     apply(store, plan, "r2")
     assert len(diff(make_desired(moved), read_state(store.engine))) == 0
 
@@ -229,7 +237,8 @@ def test_leaver_grace_and_rehire(store: StateStore) -> None:
     apply(store, plan, "r2")
     back = diff(make_desired(PEOPLE), read_state(store.engine), graceful)
     assert [op.kind for op in back if op.ref == "E3"] == [Kind.RESTORE_USER]
-    assert dict(back.operations[0].data["send"])["archived"] == "false"
+    (restore,) = [op for op in back if op.ref == "E3"]
+    assert restore.to_call(send_invite=False).args["user"]["archived"] is False
 
 
 def test_days_grace(store: StateStore) -> None:

@@ -8,14 +8,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sync.commands.live import (
-    LiveSnapshot,
-    build_snapshot,
-    canonical_datetime,
-    canonical_user,
-    canonical_values,
-    page_calls,
-)
 from sync.commands.reconcile import (
     Owned,
     adoption_from_live,
@@ -23,9 +15,18 @@ from sync.commands.reconcile import (
     live_view,
     plan_refresh,
 )
+from sync.commands.reconcile.live import (
+    LiveSnapshot,
+    build_snapshot,
+    canonical_datetime,
+    canonical_user,
+    canonical_values,
+    page_calls,
+)
 from sync.config import LeaverConfig
+from sync.core.adopt import creations
 from sync.core.diff import DiffOptions, diff
-from sync.core.plan import Kind
+from sync.core.plan import ExtraValue, Kind
 from sync.model import USER_FIELDS, Desired
 from sync.pluvo.results import GroupInfo, Member
 
@@ -281,7 +282,7 @@ def test_no_drift_when_live_matches_and_unmanaged_language_is_ignored() -> None:
     drift = compute_drift(want, mine, live)
     assert drift.owned_total == 0
     plan = diff(want, live_view(want, mine, live))
-    assert plan.operations == []
+    assert plan.operations == ()
 
 
 # ------------------------------------------------------------------ the live view + diff
@@ -320,13 +321,14 @@ def test_apply_plan_corrects_owned_drift_and_never_removes_foreign() -> None:
         (Kind.ADD_MEMBERS, "g1"),
         (Kind.REMOVE_MEMBERS, "g1"),
     }
-    assert by_kind[(Kind.UPDATE_USER, "A")].data["send"] == {"name": "Person A"}
-    assert by_kind[(Kind.SET_VALUES, "A")].data["values"] == [("job", "string", "Dev")]
+    assert by_kind[(Kind.UPDATE_USER, "A")].send == ("name",)
+    assert by_kind[(Kind.UPDATE_USER, "A")].fields.name == "Person A"
+    assert by_kind[(Kind.SET_VALUES, "A")].values == (ExtraValue("job", "string", "Dev"),)
     # C's old value was the engine's, HR dropped it: cleared. A's hobby is not ours.
-    assert by_kind[(Kind.SET_VALUES, "C")].data["values"] == [("job", "string", None)]
-    assert by_kind[(Kind.ADD_MEMBERS, "g1")].data["users"] == ["B"]
+    assert by_kind[(Kind.SET_VALUES, "C")].values == (ExtraValue("job", "string", None),)
+    assert by_kind[(Kind.ADD_MEMBERS, "g1")].users == ("B",)
     # C was added by the engine and HR no longer wants it; STRANGER and g2 are foreign.
-    assert by_kind[(Kind.REMOVE_MEMBERS, "g1")].data["users"] == ["C"]
+    assert by_kind[(Kind.REMOVE_MEMBERS, "g1")].users == ("C",)
 
 
 def test_a_vanished_owned_user_is_created_again_and_undone_leavers_are_due() -> None:
@@ -364,10 +366,10 @@ def test_refresh_learns_what_already_matches_and_forgets_what_vanished() -> None
         {"g1": ["A", "B"], "g2": []},
     )
     plan = diff(want, live_view(want, mine, live))
-    assert plan.operations == [], [op.description for op in plan.operations]
+    assert plan.operations == (), [op.description for op in plan.operations]
     refresh = plan_refresh(want, mine, live, plan)
     assert [(r, f["name"]) for r, f, _, _ in refresh.users] == [("A", "New name")]
-    assert refresh.pluvo_ids == [{"b_ref": "B", "b_id": "id-B-new"}]
+    assert refresh.pluvo_ids == [("B", "id-B-new")]
     assert refresh.groups == [("g2", "G2", "g-g2", "adopted")]
     assert refresh.pairs == [("member", "g1", ["A"], True)]
     assert refresh.values == [("A", [("job", "string", "Dev")])]
@@ -386,13 +388,13 @@ def test_adoption_from_the_snapshot() -> None:
         ]
     )
     plan = diff(want, live_view(want, mine, live))
-    adoption = adoption_from_live(plan, live, ["ref", "email"])
+    adoption = adoption_from_live(creations(plan), live, ["ref", "email"])
     assert {r: (m.how, m.pluvo_id, m.archived) for r, m in adoption.matches.items()} == {
         "NEW": ("ref", "id-NEW", True),
         "BYMAIL": ("email", "loose", False),
     }
     assert list(adoption.ambiguous) == ["CLASH"]
-    assert adoption_from_live(plan, live, ["ref"]).ambiguous == {}
+    assert adoption_from_live(creations(plan), live, ["ref"]).ambiguous == {}
 
 
 def test_owned_users_frame_has_every_field() -> None:

@@ -12,10 +12,22 @@ from pathlib import Path
 import pandas as pd
 
 from sync.commands.render import render_plan, render_report
-from sync.core.engine import Report
 from sync.core.executor import Execution, Failure
-from sync.core.plan import Change, Kind, Operation, Plan
-from sync.model import REJECTION_COLUMNS, Desired
+from sync.core.plan import (
+    AddMembers,
+    ArchiveUser,
+    Change,
+    CreateGroup,
+    CreateUser,
+    ExtraValue,
+    Plan,
+    SetExtraValues,
+    UpdateUser,
+    UserFields,
+)
+from sync.core.report import Report
+from sync.model import REJECTION_COLUMNS, USER_FIELDS, Desired
+from sync.state.journal import ErrorClass
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -29,60 +41,34 @@ def check(name: str, text: str) -> None:
 
 def sample_report() -> Report:
     origin = "hr/hr.csv:12"
+    fields = UserFields("thijs@example.nl", "Thijs Meijer", "NL", "MANAGER,TRAINER", "true")
     plan = Plan(
-        operations=[
-            Operation(
-                Kind.CREATE_GROUP,
-                "dept-ict",
-                "create group dept-ict (ICT)",
-                (Change("name", "", "ICT"),),
-                {"name": "ICT"},
+        operations=(
+            CreateGroup(ref="dept-ict", changes=(Change("name", "", "ICT"),), name="ICT"),
+            CreateUser(
+                ref="1007",
+                changes=tuple(Change(f, "", v, origin) for f, v in fields.as_dict().items()),
+                fields=fields,
+                send=USER_FIELDS,
             ),
-            Operation(
-                Kind.CREATE_USER,
-                "1007",
-                "create user 1007 <thijs@example.nl>",
-                tuple(
-                    Change(f, "", v, origin)
-                    for f, v in (
-                        ("email", "thijs@example.nl"),
-                        ("name", "Thijs Meijer"),
-                        ("language", "NL"),
-                        ("roles", "MANAGER,TRAINER"),
-                        ("is_active", "true"),
-                    )
-                ),
-                {"send": {}, "fields": {}},
+            UpdateUser(
+                ref="1002",
+                changes=(Change("email", "daan@old.nl", "daan@new.nl", "hr/hr.csv:3"),),
+                fields=UserFields("daan@new.nl", "Daan", "NL", "PARTICIPANT", "true"),
+                send=("email",),
             ),
-            Operation(
-                Kind.UPDATE_USER,
-                "1002",
-                "update user 1002: email",
-                (Change("email", "daan@old.nl", "daan@new.nl", "hr/hr.csv:3"),),
-                {"send": {"email": "daan@new.nl"}, "fields": {}},
+            SetExtraValues(
+                ref="1002",
+                changes=(Change("skills", "Excel", "Excel\nSQL", "hr/hr.csv:3"),),
+                values=(ExtraValue("skills", "multiselect", "Excel\nSQL"),),
             ),
-            Operation(
-                Kind.SET_VALUES,
-                "1002",
-                "set 1 extra value(s) of 1002",
-                (Change("skills", "Excel", "Excel\nSQL", "hr/hr.csv:3"),),
-                {"values": []},
+            AddMembers(ref="dept-ict", users=("1002", "1007")),
+            ArchiveUser(
+                ref="1040",
+                changes=(Change("archived", "false", "true"),),
+                reason="gone from the sources",
             ),
-            Operation(
-                Kind.ADD_MEMBERS,
-                "dept-ict",
-                "add 2 member(s) to group dept-ict",
-                (),
-                {"users": ["1002", "1007"]},
-            ),
-            Operation(
-                Kind.ARCHIVE_USER,
-                "1040",
-                "archive leaver 1040 (gone from the sources)",
-                (Change("archived", "false", "true"),),
-                {},
-            ),
-        ],
+        ),
         state_users=40,
         desired_users=41,
     )
@@ -143,7 +129,15 @@ def test_report_text() -> None:
     report.mode, report.status, report.exit_code = "run", "partial", 3
     report.execution = Execution(
         done={"create_group": 1, "create_user": 1, "update_user": 1},
-        failed=[Failure(4, "add_members", "dept-ict", "1 of 2 user(s) refused by Pluvo: 1007")],
+        failed=[
+            Failure(
+                4,
+                "add_members",
+                "dept-ict",
+                "1 of 2 user(s) refused by Pluvo: 1007",
+                ErrorClass.PARTIAL,
+            )
+        ],
         requests=4,
         seconds=0.42,
     )

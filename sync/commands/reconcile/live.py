@@ -7,7 +7,7 @@ datetime or multiselect would look drifted.
 
 Users are read with offset pages aliased several to a request: the count is read
 first, then every page is known up front and the pages go out concurrently through
-`PluvoClient.run_calls` (which bounds concurrency and retries), instead of following
+`PluvoApi.run_calls` (which bounds concurrency and retries), instead of following
 cursors one page after the other.
 """
 
@@ -23,7 +23,8 @@ import pandas as pd
 
 from sync.errors import PluvoError
 from sync.model import USER_FIELDS, empty_frame
-from sync.pluvo.client import MAX_PAGE, PluvoClient
+from sync.pluvo.api import PluvoApi
+from sync.pluvo.client import MAX_PAGE
 from sync.pluvo.ops import Call
 
 USER_PAGE_SELECTION = (
@@ -167,7 +168,7 @@ def page_calls(count: int, *, offset: int = 0, page_size: int = MAX_PAGE) -> lis
     ]
 
 
-async def read_users(client: PluvoClient) -> tuple[list[dict[str, Any]], int]:
+async def read_users(client: PluvoApi) -> tuple[list[dict[str, Any]], int]:
     """Every user node (archived too) and the number of pages read.
 
     A user created while reading shifts the offsets, so a node can be seen twice:
@@ -175,8 +176,10 @@ async def read_users(client: PluvoClient) -> tuple[list[dict[str, Any]], int]:
     beyond the first count are read too if the organisation grew meanwhile.
     """
     probe = Call("paginatedUsers", {"first": 1, "archived": None}, "count", "query")
-    data = await client.execute(f"query CountUsers {{ {probe.render()} }}")
-    count = int((data.get("paginatedUsers") or {}).get("count") or 0)
+    (answer,) = await client.run_calls([probe])
+    if answer.error is not None:
+        raise PluvoError(f"counting users failed: {answer.error}")
+    count = int((answer.data if isinstance(answer.data, dict) else {}).get("count") or 0)
     start = 0
     nodes: dict[str, dict[str, Any]] = {}
     pages = 0
@@ -197,7 +200,7 @@ async def read_users(client: PluvoClient) -> tuple[list[dict[str, Any]], int]:
     return list(nodes.values()), pages
 
 
-async def read_live(client: PluvoClient) -> LiveSnapshot:
+async def read_live(client: PluvoApi) -> LiveSnapshot:
     """Users with their extra values, groups with members and managers."""
     nodes, pages = await read_users(client)
     # Memberships come with the user pages (participantGroups / managerGroups): reading

@@ -1,0 +1,188 @@
+"""`pluvo-sync reconcile [--apply]`: read live Pluvo, compare, and correct through the
+one apply path (sync.core.apply) that `run` uses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+from sync.commands.reconcile.drift import Drift, compute_drift
+from sync.commands.reconcile.live import LiveSnapshot, read_live
+from sync.commands.reconcile.refresh import Refresh, plan_refresh
+from sync.commands.reconcile.render import render_reconcile
+from sync.commands.reconcile.view import adoption_from_live, live_view
+from sync.config import Config
+from sync.core.adopt import adopt_in_plan, creations, reject_ambiguous
+from sync.core.apply import (
+    ApiFactory,
+    apply_plan,
+    applying,
+    check_guards,
+    new_run_id,
+    pluvo_client,
+)
+from sync.core.diff import DiffOptions, diff
+from sync.core.executor import Execution
+from sync.core.plan import Plan
+from sync.core.report import Report
+from sync.errors import ExitCode
+from sync.files import write_private
+from sync.logs import redact
+from sync.model import Desired
+from sync.state.read import Owned, read_owned
+from sync.state.store import StateStore, now, require_current
+
+
+@dataclass
+class Reconciliation:
+    """A reconcile's Report plus what only reconcile knows, for its readable output."""
+
+    report: Report
+    drift: Drift | None = None
+    refresh: Refresh | None = None
+
+    @property
+    def applying(self) -> bool:
+        return bool(self.report.sections.get("apply"))
+
+
+async def _read(config: Config, report: Report, api_factory: ApiFactory | None) -> LiveSnapshot:
+    async with (api_factory or pluvo_client)(config) as api:
+        snapshot = await read_live(api)
+        report.requests += api.counters.requests
+    return snapshot
+
+
+def _compare(
+    config: Config,
+    store: StateStore,
+    result: Reconciliation,
+    *,
+    overrides: Collection[str],
+    today: date | None,
+    api_factory: ApiFactory | None,
+) -> tuple[Desired, Owned, LiveSnapshot, Plan]:
+    from sync.core.load import load
+
+    report = result.report
+    t0 = time.monotonic()
+    desired = load(config, today=today).desired
+    report.desired = desired
+    report.source_rows = dict(desired.source_rows)
+    t1 = time.monotonic()
+    live = asyncio.run(_read(config, report, api_factory))
+    t2 = time.monotonic()
+    owned = read_owned(store.engine)
+    report.sections["live"] = {
+        "users": len(live.users) + len(live.unreffed),
+        "groups": len(live.groups) + live.unreffed_groups,
+        "memberships": len(live.memberships),
+        "managers": len(live.managers),
+        "extra_values": len(live.extra_values),
+        "user_pages": live.user_pages,
+    }
+    result.drift = compute_drift(desired, owned, live)
+    report.sections["drift_counts"] = result.drift.counts()
+    report.sections["drift"] = {
+        kind: json.loads(frame.to_json(orient="records", force_ascii=False))
+        for kind, frame in result.drift.frames().items()
+    }
+    options = DiffOptions(leavers=config.leavers)
+    plan = diff(desired, live_view(desired, owned, live), options)
+    if config.adoption.match:
+        adoption = adoption_from_live(creations(plan), live, config.adoption.match)
+        if adoption.ambiguous:
+            reject_ambiguous(desired, adoption.ambiguous)
+            plan = diff(desired, live_view(desired, owned, live), options)
+        plan = adopt_in_plan(plan, adoption.matches)
+        # Checked against the whole live user list: what is still a creation is new.
+        plan = replace(plan, verified_new=frozenset(ref for ref, _ in creations(plan)))
+    report.plan = plan
+    report.sections["rejected_rows"] = report.rejected
+    report.timings.update(
+        {"read_and_map": t1 - t0, "read_live": t2 - t1, "compare": time.monotonic() - t2}
+    )
+    check_guards(config, store, report, plan, overrides)
+    return desired, owned, live, plan
+
+
+def reconcile(
+    config: Config,
+    *,
+    apply: bool,
+    overrides: Collection[str] = (),
+    today: date | None = None,
+    api_factory: ApiFactory | None = None,
+) -> Reconciliation:
+    """Report drift between live Pluvo, HR and the store; with `apply`, correct it."""
+    report = Report(run_id=new_run_id(), mode="reconcile", started_at=now())
+    report.sections["apply"] = apply
+    result = Reconciliation(report)
+    store = StateStore(config.state_url())
+    try:
+        require_current(store.engine)
+        if not apply:
+            _compare(
+                config, store, result, overrides=overrides, today=today, api_factory=api_factory
+            )
+            assert result.drift is not None
+            assert report.plan is not None
+            pending = result.drift.owned_total > 0 or len(report.plan) > 0
+            if report.guards:
+                report.status, report.exit_code = "guarded", ExitCode.GUARD
+            elif pending:
+                report.status, report.exit_code = "drift", ExitCode.PARTIAL
+            else:
+                report.status, report.exit_code = "in_sync", ExitCode.OK
+            report.finished_at = now()
+            return result
+        with applying(store, report):
+            desired, owned, live, plan = _compare(
+                config, store, result, overrides=overrides, today=today, api_factory=api_factory
+            )
+            refresh = plan_refresh(desired, owned, live, plan)
+
+            def after(execution: Execution) -> None:
+                with store.session() as session, session.begin():
+                    refresh.apply(session, now())
+                result.refresh = refresh
+                report.sections["state_refreshed"] = refresh.counts()
+
+            apply_plan(config, store, report, plan, api_factory=api_factory, after=after)
+        return result
+    finally:
+        store.close()
+
+
+def reconcile_command(
+    config: Config,
+    *,
+    apply: bool,
+    out: Path | None,
+    overrides: tuple[str, ...],
+    verbose: bool,
+) -> int:
+    """The CLI's `reconcile`: run, write the JSON (to --out; and reports/ when applying),
+    print the readable report, return the exit code."""
+    if apply:
+        from sync.core.apply import check_report_dir
+
+        check_report_dir(config.report.dir)
+    result = reconcile(config, apply=apply, overrides=overrides)
+    report = result.report
+    text = redact(json.dumps(report.to_json(), indent=2, default=str, ensure_ascii=False))
+    if out is not None:
+        write_private(out, text)
+    if apply:
+        write_private(config.report.dir / f"reconcile-{report.run_id}.json", text)
+    sys.stdout.write(render_reconcile(result, verbose=verbose) + "\n")
+    sys.stdout.flush()
+    if report.guards and apply:
+        sys.stderr.write(f"pluvo-sync: error: {redact(report.message or '')}\n")
+    return int(report.exit_code)

@@ -1,0 +1,180 @@
+"""The one path from a plan to Pluvo: guards → journal → executor → report.
+
+`run` and `reconcile --apply` differ only in how they build their plan (HR against
+the store, or HR against live Pluvo) and in what they record once it is applied;
+both go through here, so a guard trip, the report folder check, the journal, the
+executor's settings (invitations, membership result fields) and the run's record
+cannot drift apart between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from sync.config import Config
+from sync.core import guards
+from sync.core.executor import Execution, Executor, ProgressHook, journal_plan, settle_dead_runs
+from sync.core.plan import Plan
+from sync.core.report import Report
+from sync.errors import ExitCode, SyncError
+from sync.pluvo.api import PluvoApi
+from sync.state.journal import RunStatus
+from sync.state.store import StateStore, now
+
+log = logging.getLogger(__name__)
+
+ApiFactory = Callable[[Config], PluvoApi]
+"""Makes the Pluvo API a run talks to; tests hand in a fake, the CLI the real client."""
+
+STATUS_OF = {
+    ExitCode.OK: RunStatus.SUCCEEDED,
+    ExitCode.PARTIAL: RunStatus.PARTIAL,
+    ExitCode.FAILED: RunStatus.FAILED,
+}
+
+
+def new_run_id() -> str:
+    return f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def check_report_dir(folder: Path) -> None:
+    """Fail before applying anything when the report cannot be written afterwards."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SyncError(
+            f"cannot write reports to {folder}: {exc.strerror} (nothing was applied)"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SyncError(f"cannot write reports to {folder}: not writable (nothing was applied)")
+
+
+def check_guards(
+    config: Config, store: StateStore, report: Report, plan: Plan, overrides: Collection[str]
+) -> None:
+    """Every guard the plan trips, into the report (the dry run shows them too)."""
+    desired = report.desired
+    tripped = guards.check(
+        plan,
+        config.safety,
+        source_rows=desired.source_rows if desired is not None else {},
+        history=store.source_history(config.safety.source_history_runs),
+        overrides=overrides,
+    )
+    report.guards = [str(t) for t in tripped]
+
+
+@contextmanager
+def applying(store: StateStore, report: Report) -> Iterator[None]:
+    """The run's lifetime in the store: lock, settle dead runs, record the run; a run
+    that fails before it finishes is recorded as failed with its reason."""
+    store.acquire_lock(report.run_id)
+    try:
+        settled = settle_dead_runs(store)
+        if settled:
+            log.warning("settled %d interrupted run(s): %s", len(settled), ", ".join(settled))
+        store.start_run(report.run_id, report.mode)
+        try:
+            yield
+        except SyncError as exc:
+            store.finish_run(
+                report.run_id,
+                status=RunStatus.FAILED,
+                exit_code=int(exc.exit_code),
+                summary=report.summary(),
+                source_rows=report.source_rows,
+                message=str(exc),
+            )
+            raise
+    finally:
+        store.release_lock(report.run_id)
+
+
+def apply_plan(
+    config: Config,
+    store: StateStore,
+    report: Report,
+    plan: Plan,
+    *,
+    api_factory: ApiFactory | None = None,
+    progress: ProgressHook | None = None,
+    after: Callable[[Execution], None] | None = None,
+) -> None:
+    """Apply a guarded plan inside `applying`, and finish the report and the run.
+
+    A tripped guard (already in `report.guards`) stops here with exit 4 before the
+    journal or Pluvo sees anything. `after` records what the applying command learns
+    besides the executor's results (presence of users, a store refresh); it runs only
+    when the execution was not aborted.
+    """
+    report.plan = plan
+    if report.guards:
+        report.status, report.exit_code = RunStatus.GUARDED, ExitCode.GUARD
+        report.message = "; ".join(report.guards)
+        _finish(store, report)
+        return
+    check_report_dir(config.report.dir)
+    with store.session() as session, session.begin():
+        journal_plan(session, report.run_id, plan)
+    started = time.monotonic()
+    execution = asyncio.run(_execute(config, store, report, plan, api_factory, progress))
+    report.execution = execution
+    report.requests += execution.requests
+    report.timings["apply"] = time.monotonic() - started
+    if not execution.aborted and after is not None:
+        after(execution)
+    code = report.outcome()
+    report.exit_code, report.status = code, STATUS_OF[code]
+    report.message = execution.aborted
+    _finish(store, report)
+
+
+def _finish(store: StateStore, report: Report) -> None:
+    report.finished_at = now()
+    store.finish_run(
+        report.run_id,
+        status=report.status,
+        exit_code=report.exit_code,
+        summary=report.summary(),
+        source_rows=report.source_rows,
+        message=report.message,
+    )
+
+
+def pluvo_client(config: Config) -> PluvoApi:
+    from sync.pluvo.client import PluvoClient
+
+    return PluvoClient(config.pluvo)
+
+
+async def _execute(
+    config: Config,
+    store: StateStore,
+    report: Report,
+    plan: Plan,
+    api_factory: ApiFactory | None,
+    progress: ProgressHook | None,
+) -> Execution:
+    if not plan.operations:
+        return Execution()
+    api = (api_factory or pluvo_client)(config)
+    async with api:
+        executor = Executor(
+            store,
+            api,
+            report.run_id,
+            send_invite=config.pluvo.send_invite,
+            membership_fields=config.pluvo.membership_result_fields,
+            progress=progress,
+        )
+        execution = await executor.execute(plan)
+        execution.requests = api.counters.requests
+        return execution

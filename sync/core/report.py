@@ -1,0 +1,105 @@
+"""The one Report: everything a plan, run or reconcile did or would do.
+
+It is printed for people, written as JSON for machines and journaled as the run's
+summary; its exit code is the command's. Side commands add their own sections
+(reconcile: what live Pluvo holds and how it drifted) without a report type of their
+own, so every apply path ends in the same shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sync.core.executor import Execution
+from sync.core.plan import Plan
+from sync.core.sources import Source
+from sync.errors import ExitCode
+from sync.model import Desired, is_warning
+
+
+@dataclass
+class Report:
+    run_id: str
+    mode: str  # plan | run | reconcile
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"
+    exit_code: int = 0
+    message: str | None = None
+    plan: Plan | None = None
+    desired: Desired | None = None
+    execution: Execution | None = None
+    guards: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    source_rows: dict[str, int] = field(default_factory=dict)
+    mapping: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per source: rows read, users, pre-hires, ended, filtered out and rejected."""
+    requests: int = 0
+    report_file: Path | None = None
+    sources: list[Source] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
+    """JSON-ready sections a side command adds (reconcile: live, drift, state refresh)."""
+
+    @property
+    def rejected(self) -> int:
+        """Rejected rows; warnings (e.g. a dropped manager link) do not count."""
+        if self.desired is None or self.desired.rejections.empty:
+            return 0
+        return int((~is_warning(self.desired.rejections)).sum())
+
+    def outcome(self) -> ExitCode:
+        """The exit code of an applied run: failed, partial or succeeded."""
+        ex = self.execution
+        if ex is not None and ex.aborted:
+            return ExitCode.FAILED
+        if self.rejected or (ex is not None and ex.failed):
+            return ExitCode.PARTIAL
+        return ExitCode.OK
+
+    def summary(self) -> dict[str, Any]:
+        """What the runs table keeps of this report."""
+        out: dict[str, Any] = {}
+        if self.plan is not None:
+            out["planned"] = self.plan.counts()
+        if self.execution is not None:
+            ex = self.execution
+            out.update(applied=ex.done, failed=len(ex.failed), skipped=ex.skipped)
+            out.update(rejected=self.rejected, requests=self.requests)
+        return out
+
+    def to_json(self, *, include_plan: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "source_rows": self.source_rows,
+            "mapping": self.mapping,
+            "guards": self.guards,
+            "requests": self.requests,
+        }
+        if self.plan is not None:
+            data["planned"] = self.plan.counts()
+            if include_plan:
+                data["plan"] = self.plan.to_json()
+        if self.execution is not None:
+            ex = self.execution
+            data["applied"] = ex.done
+            data["failed"] = [
+                {"kind": f.kind, "ref": f.ref, "error": f.error, "class": str(f.error_class)}
+                for f in ex.failed
+            ]
+            data["skipped"] = ex.skipped
+        if self.desired is not None:
+            data["rejected"] = self.desired.rejections.to_dict(orient="records")
+            data["conflicts"] = self.desired.conflicts.to_dict(orient="records")
+            data["pending_prehires"] = len(self.desired.pending)
+        data.update(self.sections)
+        return data

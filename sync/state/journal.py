@@ -1,0 +1,320 @@
+"""The journal: every planned operation's life, as a state machine written before the call.
+
+    pending ──► started ──► done | failed
+       │           └──────► abandoned   (the run died after sending: may be in Pluvo)
+       └──────────────────► skipped     (never sent: the run stopped or died first)
+
+The whole plan is stored `pending` before anything is sent. Each batch of operations
+goes `started` immediately before its request leaves, and its outcome lands as `done`
+or `failed` in the same transaction as the state change it implies. So after a kill
+the journal tells what might have reached Pluvo (`abandoned`) from what never left
+(`skipped`), and the store never holds a change Pluvo did not confirm.
+
+Every transition is an UPDATE guarded by the states it may come from; a transition
+the machine does not allow changes no row and raises `JournalError` (a bug, not a
+condition to handle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Table, and_, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from sync.state.batching import chunks
+from sync.state.models import OperationRow, RunRow
+
+
+class OpStatus(StrEnum):
+    PENDING = "pending"
+    STARTED = "started"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ABANDONED = "abandoned"
+
+
+ALLOWED: dict[OpStatus, frozenset[OpStatus]] = {
+    OpStatus.PENDING: frozenset({OpStatus.STARTED, OpStatus.SKIPPED}),
+    OpStatus.STARTED: frozenset({OpStatus.DONE, OpStatus.FAILED, OpStatus.ABANDONED}),
+    OpStatus.DONE: frozenset(),
+    OpStatus.FAILED: frozenset(),
+    OpStatus.SKIPPED: frozenset(),
+    OpStatus.ABANDONED: frozenset(),
+}
+"""The allowed transitions; the final states allow none."""
+
+OPEN = (OpStatus.PENDING, OpStatus.STARTED)
+UNFINISHED = (OpStatus.PENDING, OpStatus.STARTED, OpStatus.FAILED, OpStatus.ABANDONED)
+"""What `status` lists as needing attention."""
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    GUARDED = "guarded"
+    ABORTED = "aborted"
+
+
+class ErrorClass(StrEnum):
+    """Why an operation did not end `done`; decided by the error's type, never its text."""
+
+    RECORD = "record"  # Pluvo refused this operation; the others go on
+    PARTIAL = "partial"  # some users of a membership or archive batch were refused
+    ANSWER = "answer"  # Pluvo answered something the engine cannot read
+    TRANSIENT = "transient"  # retries gave up: 5xx, 429, timeouts, dropped connections
+    FATAL = "fatal"  # the run had to stop: credentials, scopes, a refused document
+    STOPPED = "stopped"  # not sent: the run stopped before it
+    KILLED = "killed"  # the process died around it
+
+
+class JournalError(RuntimeError):
+    """A transition the state machine forbids: a bug in the caller."""
+
+
+def predecessors(status: OpStatus) -> tuple[OpStatus, ...]:
+    return tuple(s for s, targets in ALLOWED.items() if status in targets)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One operation as the journal stores it, before it is sent."""
+
+    seq: int
+    phase: int
+    kind: str
+    ref: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    seq: int
+    error: str | None = None
+    error_class: ErrorClass | None = None
+
+    @property
+    def status(self) -> OpStatus:
+        return OpStatus.FAILED if self.error is not None else OpStatus.DONE
+
+
+def _table() -> Table:
+    return cast(Table, OperationRow.__table__)
+
+
+def record_plan(session: Session, run_id: str, entries: Sequence[Entry], stamp: datetime) -> None:
+    """Store the whole plan as `pending` before the first request is sent."""
+    rows = [
+        {
+            "run_id": run_id,
+            "seq": e.seq,
+            "phase": e.phase,
+            "kind": e.kind,
+            "ref": e.ref,
+            "payload": e.payload,
+            "status": OpStatus.PENDING,
+            "error": None,
+            "error_class": None,
+            "updated_at": stamp,
+        }
+        for e in entries
+    ]
+    for part in chunks(rows, 5000):
+        session.execute(insert(OperationRow), part)
+
+
+def _move(
+    session: Session,
+    run_id: str,
+    seqs: Sequence[int],
+    to: OpStatus,
+    stamp: datetime,
+    *,
+    error: str | None = None,
+    error_class: ErrorClass | None = None,
+) -> None:
+    moved = 0
+    for part in chunks(seqs):
+        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(OperationRow)
+            .where(
+                OperationRow.run_id == run_id,
+                OperationRow.seq.in_(part),
+                OperationRow.status.in_(predecessors(to)),
+            )
+            .values(status=to, error=error, error_class=error_class, updated_at=stamp)
+        )
+        moved += result.rowcount
+    if moved != len(seqs):
+        raise JournalError(
+            f"run {run_id}: {len(seqs) - moved} of {len(seqs)} operation(s) cannot go {to}"
+        )
+
+
+def mark_started(session: Session, run_id: str, seqs: Sequence[int], stamp: datetime) -> None:
+    """pending → started, immediately before the request carrying them leaves."""
+    _move(session, run_id, seqs, OpStatus.STARTED, stamp)
+
+
+def record_outcomes(
+    session: Session, run_id: str, outcomes: Sequence[Outcome], stamp: datetime
+) -> None:
+    """started → done | failed, in the caller's transaction (with the state change)."""
+    if not outcomes:
+        return
+    journal = _table()
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(journal).where(
+            and_(
+                journal.c.run_id == run_id,
+                journal.c.seq == bindparam("b_seq"),
+                journal.c.status == OpStatus.STARTED,
+            )
+        ),
+        [
+            {
+                "b_seq": o.seq,
+                "status": o.status,
+                "error": o.error,
+                "error_class": o.error_class,
+                "updated_at": stamp,
+            }
+            for o in outcomes
+        ],
+    )
+    if result.rowcount not in (-1, len(outcomes)):
+        raise JournalError(
+            f"run {run_id}: outcomes for {len(outcomes)} operation(s), "
+            f"{result.rowcount} of them were started"
+        )
+
+
+def mark_skipped(
+    session: Session, run_id: str, seqs: Sequence[int], reason: str, stamp: datetime
+) -> None:
+    """pending → skipped for these operations: the run stopped before their batch left."""
+    _move(
+        session, run_id, seqs, OpStatus.SKIPPED, stamp, error=reason, error_class=ErrorClass.STOPPED
+    )
+
+
+def skip_unsent(session: Session, run_id: str, reason: str, stamp: datetime) -> int:
+    """pending → skipped: the run stopped before sending them."""
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(OperationRow)
+        .where(OperationRow.run_id == run_id, OperationRow.status == OpStatus.PENDING)
+        .values(
+            status=OpStatus.SKIPPED, error=reason, error_class=ErrorClass.STOPPED, updated_at=stamp
+        )
+    )
+    return int(result.rowcount)
+
+
+def settle_dead_runs(session: Session, stamp: datetime) -> list[str]:
+    """Close what killed runs left open; returns the ids of the runs settled.
+
+    No Pluvo lookup is needed: an `abandoned` operation's effect is either unrecorded
+    (and the diff plans it again, idempotently) or recorded with its `done` mark; a
+    `skipped` one never left.
+    """
+    dead = list(session.scalars(select(RunRow.id).where(RunRow.status == RunStatus.RUNNING)))
+    if not dead:
+        return []
+    for part in chunks(dead):
+        session.execute(
+            update(OperationRow)
+            .where(OperationRow.run_id.in_(part), OperationRow.status == OpStatus.STARTED)
+            .values(
+                status=OpStatus.ABANDONED,
+                error="the run was killed after sending this, before an answer was recorded",
+                error_class=ErrorClass.KILLED,
+                updated_at=stamp,
+            )
+        )
+        session.execute(
+            update(OperationRow)
+            .where(OperationRow.run_id.in_(part), OperationRow.status == OpStatus.PENDING)
+            .values(
+                status=OpStatus.SKIPPED,
+                error="never sent: the run was killed before it",
+                error_class=ErrorClass.KILLED,
+                updated_at=stamp,
+            )
+        )
+        session.execute(
+            update(RunRow)
+            .where(RunRow.id.in_(part))
+            .values(
+                status=RunStatus.ABORTED,
+                finished_at=stamp,
+                exit_code=1,
+                message="the process ended without finishing the run",
+            )
+        )
+    return dead
+
+
+def sent_unanswered(session: Session, kind: str, refs: Sequence[str]) -> set[str]:
+    """Refs whose `kind` operation a dead run sent but never recorded an answer for."""
+    found: set[str] = set()
+    for part in chunks(refs):
+        found.update(
+            session.scalars(
+                select(OperationRow.ref).where(
+                    OperationRow.kind == kind,
+                    OperationRow.status == OpStatus.ABANDONED,
+                    OperationRow.ref.in_(part),
+                )
+            )
+        )
+    return found
+
+
+def statuses(session: Session, run_id: str) -> dict[int, OpStatus]:
+    """seq → status of one run's operations (tests and `history` read it)."""
+    rows = session.execute(
+        select(OperationRow.seq, OperationRow.status).where(OperationRow.run_id == run_id)
+    )
+    return {seq: OpStatus(status) for seq, status in rows}
+
+
+# ------------------------------------------------------------------ reading it back
+
+
+def recent_runs(session: Session, limit: int) -> list[RunRow]:
+    return list(session.scalars(select(RunRow).order_by(RunRow.started_at.desc()).limit(limit)))
+
+
+def needing_attention(session: Session) -> list[tuple[str, int]]:
+    """(status, count) over all runs of the operations not cleanly done or skipped."""
+    rows = session.execute(
+        select(OperationRow.status, func.count())
+        .where(OperationRow.status.in_(UNFINISHED))
+        .group_by(OperationRow.status)
+    ).all()
+    return [(str(status), int(count)) for status, count in rows]
+
+
+def run_operations(
+    session: Session, run_id: str | None, *, only_failed: bool = False
+) -> tuple[RunRow | None, list[OperationRow]]:
+    """A run (default: the latest) and its operations in plan order."""
+    if run_id is None:
+        run = session.scalars(select(RunRow).order_by(RunRow.started_at.desc())).first()
+    else:
+        run = session.get(RunRow, run_id)
+    if run is None:
+        return None, []
+    query = select(OperationRow).where(OperationRow.run_id == run.id)
+    if only_failed:
+        query = query.where(
+            OperationRow.status.in_([OpStatus.FAILED, OpStatus.ABANDONED, OpStatus.SKIPPED])
+        )
+    return run, list(session.scalars(query.order_by(OperationRow.seq)))
