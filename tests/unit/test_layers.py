@@ -1,0 +1,37 @@
+"""The package layout is a contract: each layer imports only the layers below it, and
+the sync stages only the stages before them (`.importlinter` lists both)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from importlinter.cli import lint_imports
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_no_module_imports_a_layer_above_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    assert lint_imports(config_filename=str(ROOT / ".importlinter"), no_cache=True) == 0
+
+
+def test_the_readme_diagram_names_modules_that_exist() -> None:
+    """Top-level lines name a folder or module under the root; indented lines name
+    modules (`x.py`) or packages (`x/`) inside the folder above them."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How it works", 1)[1].split("```", 2)[1]
+    named: list[Path] = []
+    folder = ROOT
+    for line in section.splitlines():
+        if line.startswith("sync/"):
+            top = line.split()[0]
+            named.append(ROOT / top)
+            folder = ROOT / top
+        elif line.startswith("  ") and not line.startswith("   "):
+            head = line.split("  ")[1]
+            named += [
+                folder / n.strip() for n in head.split(",") if n.strip().endswith((".py", "/"))
+            ]
+    assert len(named) > 15
+    assert [str(p.relative_to(ROOT)) for p in named if not p.exists()] == []
