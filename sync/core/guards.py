@@ -72,8 +72,11 @@ def check(
         if reason:
             tripped.append(Tripped("changes", f"{reason} users would change"))
     for name, rows in source_rows.items():
-        if rows == 0 and not safety.allow_empty_source:
-            tripped.append(Tripped("empty-source", f"source '{name}' has no data rows"))
+        if rows == 0:
+            # An empty source is the empty-source guard's case alone: allowing it must
+            # not be undone by the shrink guard (any history makes 0 rows a shrink).
+            if not safety.allow_empty_source:
+                tripped.append(Tripped("empty-source", f"source '{name}' has no data rows"))
             continue
         past = list(history.get(name, ()))[-safety.source_history_runs :]
         if safety.min_source_ratio is not None and past:
