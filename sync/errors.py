@@ -88,3 +88,8 @@ class RecordError(PluvoError):
     def __init__(self, message: str, *, code: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.code = code
+
+
+class ConflictError(RecordError):
+    """Pluvo refused a creation because the object already exists (a unique ref,
+    email or name); the executor takes an existing group over instead of failing."""

@@ -34,7 +34,7 @@ from sync.core.plan import (
     SetExtraValues,
     UserUpsert,
 )
-from sync.errors import FatalError, PluvoError, RecordError, TransientError
+from sync.errors import ConflictError, FatalError, PluvoError, TransientError
 from sync.pluvo.api import PluvoApi
 from sync.pluvo.results import CallResult
 from sync.state import journal, write
@@ -213,7 +213,7 @@ class Executor:
         for op, seq, result in batch:
             error: str | None = None
             error_class: ErrorClass | None = None
-            if result.error is not None and isinstance(op, CreateGroup) and _exists(result.error):
+            if isinstance(result.error, ConflictError) and isinstance(op, CreateGroup):
                 # Pluvo already has the group (made by hand, or by a run killed before
                 # it could record it): take it over instead of failing forever.
                 pending.groups.append((op.ref, op.name, None))
@@ -297,13 +297,6 @@ class _Changes:
         write.record_values(session, self.values)
         for table, group_ref, users, add in self.pairs:
             write.record_pairs(session, table, group_ref, users, add=add)
-
-
-def _exists(error: PluvoError) -> bool:
-    """Does Pluvo refuse a createGroup because the group is already there?"""
-    return isinstance(error, RecordError) and (
-        (error.code or "").lower() == "conflict" or "already exists" in error.message
-    )
 
 
 def _failed_refs(data: Any) -> set[str]:

@@ -48,7 +48,7 @@ from gql import gql
 from graphql import FieldNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
 
 from sync.config.pluvo import PluvoConfig
-from sync.errors import FatalError, PluvoError, RecordError, TransientError
+from sync.errors import ConflictError, FatalError, PluvoError, RecordError, TransientError
 from sync.logs import redact
 from sync.pluvo import ops
 from sync.pluvo.auth import TokenProvider
@@ -695,7 +695,16 @@ def _reason(error: Mapping[str, Any], limit: int = 200) -> str:
 
 
 def _record_error(field: str, error: Mapping[str, Any]) -> RecordError:
-    return RecordError(f"{field}: {_reason(error)}", code=_code(error) or None)
+    """One alias's error, typed: callers decide by the class, never by the text.
+
+    Pluvo documents no code for "already exists"; the sandbox says `Conflict`, and a
+    message saying so is read the same way, here at the boundary and nowhere else.
+    """
+    code = _code(error) or None
+    message = f"{field}: {_reason(error)}"
+    if (code or "").lower() == "conflict" or "already exists" in message.lower():
+        return ConflictError(message, code=code)
+    return RecordError(message, code=code)
 
 
 def _data_or_raise(body: Mapping[str, Any], label: str) -> dict[str, Any]:
