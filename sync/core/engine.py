@@ -27,6 +27,7 @@ from sync.core.plan import Plan
 from sync.core.report import Report
 from sync.errors import ExitCode, StateError, SyncError
 from sync.state import write
+from sync.state.journal import RunStatus
 from sync.state.read import read_state
 from sync.state.store import StateStore, now, require_current, safe_url
 
@@ -121,7 +122,7 @@ def run(
             plan_and_guard(
                 config, store, report, overrides=overrides, today=today, api_factory=api_factory
             )
-            report.status = "guarded" if report.guards else "planned"
+            report.status = RunStatus.GUARDED if report.guards else RunStatus.PLANNED
             report.exit_code = ExitCode.GUARD if report.guards else report.outcome()
             report.finished_at = now()
             return report

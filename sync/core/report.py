@@ -18,6 +18,7 @@ from sync.core.plan import Plan
 from sync.core.sources import Source
 from sync.errors import ExitCode
 from sync.model import Desired, is_warning
+from sync.state.journal import RunStatus
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Report:
     mode: str  # plan | run | reconcile
     started_at: datetime
     finished_at: datetime | None = None
-    status: str = "running"
+    status: RunStatus = RunStatus.RUNNING
     exit_code: int = 0
     message: str | None = None
     plan: Plan | None = None

@@ -55,12 +55,22 @@ UNFINISHED = (OpStatus.PENDING, OpStatus.STARTED, OpStatus.FAILED, OpStatus.ABAN
 
 
 class RunStatus(StrEnum):
+    """A run's status: in the runs table, and in every report."""
+
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"
     FAILED = "failed"
     GUARDED = "guarded"
-    ABORTED = "aborted"
+    ABORTED = "aborted"  # killed; settled by the next run
+    # Reports of commands that apply nothing (never stored as runs):
+    PLANNED = "planned"
+    DRIFT = "drift"
+    IN_SYNC = "in_sync"
+
+
+COUNTED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+"""Runs whose source sizes the shrinking-source guard compares against."""
 
 
 class ErrorClass(StrEnum):

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.errors import LockedError, StateError
+from sync.state.journal import COUNTED, RunStatus
 from sync.state.models import LockRow, RunRow
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ class StateStore:
                 RunRow(
                     id=run_id,
                     mode=mode,
-                    status="running",
+                    status=RunStatus.RUNNING,
                     started_at=now(),
                     holder=holder_id(),
                     source_rows={},
@@ -251,7 +252,7 @@ class StateStore:
         with self.session() as session:
             rows = session.scalars(
                 select(RunRow.source_rows)
-                .where(RunRow.mode == "run", RunRow.status.in_(["succeeded", "partial"]))
+                .where(RunRow.mode == "run", RunRow.status.in_(COUNTED))
                 .order_by(RunRow.started_at.desc())
                 .limit(runs)
             ).all()

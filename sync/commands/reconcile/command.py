@@ -35,6 +35,7 @@ from sync.errors import ExitCode
 from sync.files import write_private
 from sync.logs import redact
 from sync.model import Desired
+from sync.state.journal import RunStatus
 from sync.state.read import Owned, read_owned
 from sync.state.store import StateStore, now, require_current
 
@@ -135,11 +136,11 @@ def reconcile(
             assert report.plan is not None
             pending = result.drift.owned_total > 0 or len(report.plan) > 0
             if report.guards:
-                report.status, report.exit_code = "guarded", ExitCode.GUARD
+                report.status, report.exit_code = RunStatus.GUARDED, ExitCode.GUARD
             elif pending:
-                report.status, report.exit_code = "drift", ExitCode.PARTIAL
+                report.status, report.exit_code = RunStatus.DRIFT, ExitCode.PARTIAL
             else:
-                report.status, report.exit_code = "in_sync", ExitCode.OK
+                report.status, report.exit_code = RunStatus.IN_SYNC, ExitCode.OK
             report.finished_at = now()
             return result
         with applying(store, report):
