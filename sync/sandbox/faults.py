@@ -7,6 +7,11 @@ closes the connection without an answer: the case that tests a client's idempote
 One draw per request decides between drop, 5xx and 429 (bands of `drop_rate`,
 `error_rate` and `throttle_rate` laid end to end), so the shares are what they say and a
 run with the same `seed` meets the same faults in the same order.
+
+Two settings need no dice at all, for tests that must expect one exact outcome: an
+outage that starts after a set number of requests (`outage_after`, `outage_length`),
+and a rate limit whose window is long enough that arrival speed cannot matter
+(`rate_limit_window`).
 """
 
 from __future__ import annotations
@@ -44,12 +49,21 @@ class Faults:
     """Seconds announced by a throttled answer (`Retry-After` is rounded up)."""
     rate_limit: float | None = None
     """Hard requests per second over a sliding window; past it 429 + Retry-After."""
+    rate_limit_window: float | None = None
+    """Seconds of the sliding window that holds `floor(rate_limit)` requests; None: one
+    second (more when under one request a second is allowed). A long window makes what
+    passes independent of how fast requests arrive."""
     drop_rate: float = 0.0
     """Share of requests whose connection is closed without an answer, unapplied."""
     drop_after_apply_rate: float = 0.0
     """Share of requests executed (mutations applied) and then dropped."""
     fail_all: bool = False
     """Every GraphQL request answers 503: an outage from this moment on."""
+    outage_after: int | None = None
+    """Counted outage: this many GraphQL requests, counted from when it is set, are let
+    through; every later one answers 503 as under `fail_all` (and counts as `fail_all`)."""
+    outage_length: int | None = None
+    """Requests the counted outage lasts before service resumes; None: until lifted."""
     unavailable_retry_after: float | None = None
     """Seconds a 503 (fail_all or the error share) announces in `Retry-After`; None: none."""
     token_lifetime: float = 86400.0
@@ -84,6 +98,7 @@ class Faults:
 
 _RATES = {"error_rate", "throttle_rate", "drop_rate", "drop_after_apply_rate"}
 _SECONDS = {"latency", "latency_jitter", "retry_after", "token_lifetime", "membership_delay"}
+_COUNTS = {"outage_after": 0, "outage_length": 1}  # smallest value allowed
 
 
 def _check(name: str, value: Any) -> Any:
@@ -109,6 +124,20 @@ def _check(name: str, value: Any) -> Any:
         if seconds < 0:
             raise ValueError(f"{name}: must not be negative or must be null, got {value!r}")
         return seconds
+    if name in _COUNTS:
+        if value is None:
+            return None
+        least = _COUNTS[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name}: expected an integer >= {least} or null, got {value!r}")
+        return value
+    if name == "rate_limit_window":
+        if value is None:
+            return None
+        window = number()
+        if window <= 0:
+            raise ValueError(f"rate_limit_window: must be positive or null, got {value!r}")
+        return window
     if name == "rate_limit":
         if value is None:
             return None
@@ -145,14 +174,27 @@ Verdict = Literal["drop", "error", "throttle"]
 
 
 class Dice:
-    """The random side of faults, plus the rate limiter's sliding window."""
+    """The random side of faults, plus the rate limiter's window and the outage count."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.rng = random.Random(seed)
         self._window: deque[float] = deque()
+        self._outage_count = 0
 
     def reseed(self, seed: int | None) -> None:
         self.rng = random.Random(seed)
+
+    def restart_outage(self) -> None:
+        """Count the requests before a counted outage from zero again."""
+        self._outage_count = 0
+
+    def outage(self, faults: Faults) -> bool:
+        """Whether this request falls in the counted outage (and count it)."""
+        if faults.outage_after is None:
+            return False
+        self._outage_count += 1
+        past = self._outage_count - faults.outage_after
+        return past > 0 and (faults.outage_length is None or past <= faults.outage_length)
 
     def latency(self, faults: Faults) -> float:
         delay = faults.latency
@@ -186,13 +228,14 @@ class Dice:
         """Seconds to wait if this request is over the limit, else None (and count it).
 
         At most `floor(rate)` requests (at least one) in any window of `capacity / rate`
-        seconds: one second for rates of one and more. Refused requests do not count.
+        seconds (one second for rates of one and more) or of `rate_limit_window` seconds
+        when set. Refused requests do not count.
         """
         if faults.rate_limit is None:
             self._window.clear()
             return None
         capacity = max(1, math.floor(faults.rate_limit))
-        span = capacity / faults.rate_limit
+        span = faults.rate_limit_window or capacity / faults.rate_limit
         window = self._window
         while window and window[0] <= now - span:
             window.popleft()

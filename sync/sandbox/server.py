@@ -5,8 +5,8 @@ synchronous test or bench can start one, talk to it over real HTTP and stop it. 
 request goes through the same steps, in this order:
 
 1. paths without a trailing slash answer 301 to the slashed URL (like Django);
-2. latency (plus jitter), then the faults: fail_all (503), rate limit (429), one draw
-   for drop / 5xx / 429, all before anything is read or applied;
+2. latency (plus jitter), then the faults: fail_all or the counted outage (503), rate
+   limit (429), one draw for drop / 5xx / 429, all before anything is read or applied;
 3. the bearer token (401 when missing, unknown or expired);
 4. the GraphQL document, executed against the store;
 5. optionally `drop_after_apply_rate`: applied, then the connection is closed.
@@ -340,7 +340,7 @@ class SandboxServer:
         if request.path == "/oauth/token/" and not faults.token_faults:
             return None
         counted = self.counters.faults
-        if faults.fail_all:
+        if faults.fail_all or self.dice.outage(faults):
             counted["fail_all"] += 1
             return self._server_error(503, faults.unavailable_retry_after)
         if faults.rate_limit is not None:
@@ -527,6 +527,8 @@ class SandboxServer:
         self.faults = self.faults.updated(changes)
         if "seed" in changes:
             self.dice.reseed(self.faults.seed)
+        if {"outage_after", "outage_length"} & set(changes):
+            self.dice.restart_outage()
         return _json(self.faults.to_dict())
 
     async def _c_reset(self, _request: web.Request) -> web.StreamResponse:

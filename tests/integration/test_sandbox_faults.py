@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from sync.sandbox import Faults, SandboxServer
+from sync.sandbox.faults import Dice
 from tests.sandbox_fixture import SandboxHttp
 
 pytestmark = pytest.mark.faults
@@ -112,7 +113,9 @@ def test_rate_limit_over_a_sliding_second(
 
 
 async def test_rate_limit_holds_under_concurrency(sandbox: SandboxServer) -> None:
-    sandbox.control.set_faults(rate_limit=10)
+    # Ten requests per ten-minute window: the whole burst falls in one window however
+    # slowly it arrives, so exactly the limit gets through.
+    sandbox.control.set_faults(rate_limit=10, rate_limit_window=600)
     token = sandbox.control.token()
     headers = {"Authorization": f"Bearer {token}"}
 
@@ -122,12 +125,23 @@ async def test_rate_limit_holds_under_concurrency(sandbox: SandboxServer) -> Non
             return r.status
 
     async with aiohttp.ClientSession() as session:
-        started = time.monotonic()
         results = await asyncio.gather(*(one(session) for _ in range(30)))
-        elapsed = time.monotonic() - started
-    if elapsed < 0.9:  # all inside one window: exactly the limit got through
-        assert results.count(200) == 10
-    assert results.count(200) + results.count(429) == 30
+    assert results.count(200) == 10
+    assert results.count(429) == 20
+    counters = sandbox.control.counters()
+    assert counters["faults"] == {"rate_limited": 20}
+    assert counters["queries"] == {"paginatedUsers": 10}  # refused requests ran nothing
+
+
+def test_rate_limit_window_sets_the_wait(sandbox: SandboxServer, sandbox_http: SandboxHttp) -> None:
+    token = sandbox_http.token()
+    sandbox.control.set_faults(rate_limit=2, rate_limit_window=120)
+    assert statuses(sandbox_http, 3, token) == [200, 200, 429]
+    response = sandbox_http.post_graphql(READ, token=token)
+    assert response.status == 429
+    # The first request leaves the window two minutes after it came, not one second.
+    assert 100 < response.json()["retry_after"] <= 120
+    assert int(response.headers["Retry-After"]) > 100
 
 
 def test_drop_closes_without_answer_and_applies_nothing(
@@ -190,19 +204,56 @@ def test_fail_all_is_an_outage_until_lifted(
 
 
 def test_latency_delays_every_request(make_sandbox: Callable[..., SandboxServer]) -> None:
-    server = make_sandbox(faults=Faults(latency=0.2, latency_jitter=0.1, seed=1))
+    faults = Faults(latency=0.2, latency_jitter=0.1, seed=1)
+    server = make_sandbox(faults=faults)
     http = SandboxHttp(server.url)
     started = time.monotonic()
     token = http.token()
     http.post_graphql(READ, token=token)
     elapsed = time.monotonic() - started
-    assert 0.4 <= elapsed < 2.0
+    # The two requests drew their jitter from the seeded dice, in this order; each
+    # waited the fixed latency plus its draw (a lower bound: speed is not judged here).
+    dice = Dice(1)
+    drawn = [dice.latency(faults) for _ in range(2)]
+    assert all(0.2 <= delay <= 0.3 for delay in drawn), drawn
+    assert elapsed >= sum(drawn)
+
+
+def test_counted_outage_starts_and_ends_at_set_requests(
+    sandbox: SandboxServer, sandbox_http: SandboxHttp
+) -> None:
+    token = sandbox_http.token()
+    sandbox_http.post_graphql(READ, token=token)  # before the setting: not counted
+    sandbox.control.set_faults(outage_after=3, outage_length=2)
+    assert statuses(sandbox_http, 7, token) == [200, 200, 200, 503, 503, 200, 200]
+    assert sandbox_http.token_response().status == 200  # token endpoint spared
+    # Setting it again restarts the count; no length: the outage lasts until lifted.
+    sandbox.control.set_faults(outage_after=1, outage_length=None)
+    assert statuses(sandbox_http, 4, token) == [200, 503, 503, 503]
+    assert sandbox.control.state()["users"] == []
+    response = sandbox_http.post_graphql(create("O1"), token=token)
+    assert response.status == 503
+    assert sandbox.control.state()["users"] == []  # refused before it was applied
+    sandbox.control.set_faults(outage_after=None)
+    assert sandbox_http.post_graphql(READ, token=token).status == 200
+    counters = sandbox.control.counters()
+    assert counters["faults"] == {"fail_all": 6}
+    assert counters["mutations"] == {}
 
 
 def test_fault_settings_are_checked(sandbox: SandboxServer) -> None:
     from sync.sandbox import SandboxControlError
 
-    for bad in ({"error_rate": 2}, {"nope": 1}, {"extra_values_mode": "mix"}, {"fail_all": "yes"}):
+    for bad in (
+        {"error_rate": 2},
+        {"nope": 1},
+        {"extra_values_mode": "mix"},
+        {"fail_all": "yes"},
+        {"outage_after": -1},
+        {"outage_length": 0},
+        {"outage_after": 1.5},
+        {"rate_limit_window": 0},
+    ):
         with pytest.raises(SandboxControlError) as info:
             sandbox.control.set_faults(**bad)
         assert info.value.status == 400

@@ -210,6 +210,7 @@ def test_pagination_over_many_users(sandbox: SandboxServer, sandbox_http: Sandbo
     after = None
     pages = 0
     while True:
+        assert pages < 5, "pagination never reported its last page"
         page = sandbox_http.data(PAGE, {"first": 50, "after": after})["paginatedUsers"]
         pages += 1
         assert page["count"] == 123
