@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from sync.sandbox import SandboxServer
-from tests.e2e.test_sync_loop import mutations, users_by_ref
-from tests.e2e.workspace import employee, make_workspace, ref_of
+from tests.support.pluvo_state import mutations, users_by_ref
+from tests.support.workspace import employee, make_workspace, ref_of
 
 
 def test_adoption_by_ref_and_email_rejects_ambiguous(

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from sync.sandbox import SandboxServer
-from tests.e2e.workspace import Workspace, employee, make_workspace, ref_of
+from tests.support.workspace import Workspace, employee, make_workspace, ref_of
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
 BASELINE = [employee(n) for n in range(200)]
@@ -84,13 +84,8 @@ def case(baseline: Baseline, tmp_path: Path) -> Iterator[Case]:
     state_file = tmp_path / "pluvo.json"
     shutil.copy(baseline.pluvo, state_file)
     with SandboxServer(state_file=state_file) as sandbox:
-        root = tmp_path / "ws"
-        root.mkdir()
-        shutil.copy(baseline.state_db, root / "state.db")
-        (root / "hr").mkdir()
-        shutil.copy(CORPUS.parents[2] / "mappings" / "example.yaml", root / "mapping.yaml")
-        ws = Workspace(root, sandbox.url)
-        ws.write_config()
+        ws = make_workspace(tmp_path / "ws", sandbox.url, state_db=baseline.state_db)
+        (ws.root / "hr").mkdir()
         yield Case(sandbox, ws, sandbox.control.state())
 
 

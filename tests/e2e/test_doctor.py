@@ -19,8 +19,8 @@ import pytest
 from sync.commands.doctor import run_doctor
 from sync.sandbox import SandboxServer
 from sync.state.store import StateStore, upgrade
-from tests.e2e.workspace import ROOT, SECRET_ENV, Workspace, employee
 from tests.integration.conftest import SftpServer, sftp_server
+from tests.support.workspace import ROOT, SECRET_ENV, Workspace, employee, make_workspace
 
 __all__ = ["sftp_server"]  # the loopback SFTP server fixture, used below
 
@@ -43,17 +43,12 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def new_workspace(
     migrated_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[str, str], Workspace]:
-    """A workspace like tests/e2e/workspace.py's, its state store migrated, 12 HR rows."""
+    """A workspace (tests/support/workspace.py), its state store migrated, 12 HR rows."""
     monkeypatch.setenv(SECRET_ENV, "sandbox-secret")
     monkeypatch.delenv("PLUVO_SYNC_CONFIG", raising=False)
 
     def make(name: str, url: str) -> Workspace:
-        root = tmp_path / name
-        root.mkdir()
-        shutil.copy(ROOT / "mappings" / "example.yaml", root / "mapping.yaml")
-        workspace = Workspace(root, url)
-        workspace.write_config()
-        shutil.copy(migrated_db, workspace.state_db)
+        workspace = make_workspace(tmp_path / name, url, state_db=migrated_db)
         workspace.write_hr([employee(n) for n in range(12)])
         return workspace
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from sync.sandbox import SandboxServer
-from tests.e2e.workspace import Workspace, employee, make_workspace, ref_of
+from tests.support.pluvo_state import mutations
+from tests.support.workspace import Workspace, employee, make_workspace, ref_of
 
 N = 60
 
@@ -28,10 +29,6 @@ def ws(sandbox: SandboxServer, tmp_path: Path) -> Workspace:
     result = ws.cli("run")
     assert result.returncode == 0, result.stdout + result.stderr
     return ws
-
-
-def mutations(sandbox: SandboxServer) -> int:
-    return int(sandbox.control.counters()["mutations_total"])
 
 
 def reconcile(ws: Workspace, *args: str) -> tuple[int, dict[str, Any], str]:

@@ -15,13 +15,13 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from sync.sandbox import SandboxServer
-from tests.e2e.workspace import ROOT, Workspace, employee, make_workspace
+from tests.support.waiting import wait_until
+from tests.support.workspace import ROOT, Workspace, employee, make_workspace
 
 SFTP_PASSWORD = "sftp-Pw-7c1e9d1f"
 DB_PASSWORD = "db-Pw-41b7e0aa"
@@ -173,14 +173,17 @@ def test_sandbox_binds_to_loopback_by_default(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def listening() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
             except OSError:
-                assert time.monotonic() < deadline, "the sandbox never listened on loopback"
-                time.sleep(0.1)
+                return False
+            return True
+
+        wait_until(
+            listening, what="the sandbox listening on loopback", process=process, interval=0.1
+        )
         other = _other_local_address()
         if other is None:
             pytest.skip("no non-loopback address on this machine to probe")

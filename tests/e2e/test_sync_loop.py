@@ -7,14 +7,14 @@ the sandbox ends in exactly the expected state, and the run after that sends not
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sync.sandbox import SandboxServer
-from tests.e2e.workspace import Workspace, employee, make_workspace, ref_of
+from tests.support.pluvo_state import assert_pluvo_matches, members, mutations, users_by_ref
+from tests.support.waiting import finish, kill_after, running, wait_for_progress
+from tests.support.workspace import Workspace, employee, make_workspace, ref_of
 
 N = 2000
 
@@ -22,39 +22,6 @@ N = 2000
 @pytest.fixture
 def ws(sandbox: SandboxServer, tmp_path: Path) -> Workspace:
     return make_workspace(tmp_path / "ws", sandbox.url)
-
-
-def users_by_ref(sandbox: SandboxServer) -> dict[str, dict[str, Any]]:
-    users = sandbox.control.state()["users"]
-    refs = Counter(u["ref"] for u in users)
-    emails = Counter((u["email"] or "").lower() for u in users)
-    assert not [r for r, c in refs.items() if c > 1], "duplicate refs in Pluvo"
-    assert not [e for e, c in emails.items() if c > 1], "duplicate emails in Pluvo"
-    return {u["ref"]: u for u in users}
-
-
-def members(sandbox: SandboxServer, group_ref: str) -> set[str]:
-    group = sandbox.control.group(group_ref)
-    assert group is not None, group_ref
-    return set(group["members"]) if "members" in group else set(group["memberRefs"])
-
-
-def mutations(sandbox: SandboxServer) -> int:
-    return int(sandbox.control.counters()["mutations_total"])
-
-
-def expected_name(row: dict[str, str]) -> str:
-    return " ".join(p for p in (row["Voornaam"], row["Tussenvoegsel"], row["Achternaam"]) if p)
-
-
-def assert_pluvo_matches(sandbox: SandboxServer, rows: list[dict[str, str]]) -> None:
-    users = users_by_ref(sandbox)
-    for row in rows:
-        user = users[row["Personeelsnummer"]]
-        assert user["email"] == row["E-mailadres"].lower()
-        assert user["name"] == expected_name(row)
-        assert user["archived"] is False
-        assert user["extra"]["job_title"] == row["Functie"]
 
 
 def test_initial_load_day2_changes_and_convergence(sandbox: SandboxServer, ws: Workspace) -> None:
@@ -202,16 +169,13 @@ def test_lock_makes_a_second_run_exit_5(sandbox: SandboxServer, ws: Workspace) -
     ws.write_hr([employee(n) for n in range(300)])
     sandbox.control.set_faults(latency=0.05)
     ws.write_config(**{"pluvo.batch_size": 5, "pluvo.concurrency": 1})
-    first = ws.start("run")
-    try:
-        while ws.journal_progress() < 5:
-            assert first.poll() is None, first.communicate()
+    with running(ws, "run") as process:
+        wait_for_progress(ws, process, lambda p: p.done >= 5, what="the first run under way")
         second = ws.cli("run")
-        assert second.returncode == 5, second.stderr
-        assert "holds the lock" in second.stderr
-    finally:
-        _out, err = first.communicate(timeout=300)
-    assert first.returncode == 0, err
+        first = finish(process)
+    assert second.returncode == 5, second.stderr
+    assert "holds the lock" in second.stderr
+    assert first.returncode == 0, first.stderr[-2000:]
 
 
 def test_injected_failures_are_recorded_and_fixed_by_next_run(
@@ -244,7 +208,7 @@ def test_sigkill_at_several_points_converges(sandbox: SandboxServer, ws: Workspa
     sandbox.control.set_faults(latency=0.02)
     ws.write_config(**{"pluvo.batch_size": 5, "pluvo.concurrency": 2})
     # Points in successive runs: groups, users, users, values, values/memberships.
-    killed_at = [ws.kill_at(point) for point in (1, 30, 120, 300, 500)]
+    killed_at = [kill_after(ws, point) for point in (1, 30, 120, 300, 500)]
     assert len(set(killed_at)) == 5
     assert ws.query("SELECT count(*) FROM runs WHERE status = 'running'") != [(0,)]
 

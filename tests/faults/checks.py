@@ -9,40 +9,14 @@ miss the dangerous case: a store that believes something Pluvo never acknowledge
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
-
 from sync.sandbox import SandboxServer
-from tests.e2e.workspace import Workspace, employee
-
-
-def rows_for(count: int) -> list[dict[str, str]]:
-    return [employee(n) for n in range(count)]
-
-
-def expected_name(row: dict[str, str]) -> str:
-    return " ".join(p for p in (row["Voornaam"], row["Tussenvoegsel"], row["Achternaam"]) if p)
-
-
-def pluvo_users(sandbox: SandboxServer) -> dict[str, dict[str, Any]]:
-    """Pluvo's users by ref, after asserting that no ref or email exists twice."""
-    users = sandbox.control.state()["users"]
-    refs = Counter(u["ref"] for u in users)
-    emails = Counter((u["email"] or "").lower() for u in users)
-    duplicate_refs = sorted(r for r, c in refs.items() if c > 1)
-    duplicate_emails = sorted(e for e, c in emails.items() if c > 1)
-    assert not duplicate_refs, f"duplicate refs in Pluvo: {duplicate_refs[:10]}"
-    assert not duplicate_emails, f"duplicate emails in Pluvo: {duplicate_emails[:10]}"
-    return {u["ref"]: u for u in users}
-
-
-def mutations(sandbox: SandboxServer) -> int:
-    return int(sandbox.control.counters()["mutations_total"])
+from tests.support.pluvo_state import expected_name, heal, mutations, users_by_ref
+from tests.support.workspace import Workspace
 
 
 def assert_pluvo_is(sandbox: SandboxServer, rows: list[dict[str, str]]) -> None:
     """Pluvo holds exactly these people, with their fields, values and groups."""
-    users = pluvo_users(sandbox)
+    users = users_by_ref(sandbox)
     expected = {row["Personeelsnummer"]: row for row in rows}
     assert set(users) == set(expected), (
         f"missing in Pluvo: {sorted(set(expected) - set(users))[:10]}, "
@@ -68,7 +42,7 @@ def assert_pluvo_is(sandbox: SandboxServer, rows: list[dict[str, str]]) -> None:
 
 def assert_store_matches_pluvo(sandbox: SandboxServer, ws: Workspace) -> None:
     """Every user and membership the store records is in Pluvo exactly so, and vice versa."""
-    users = pluvo_users(sandbox)
+    users = users_by_ref(sandbox)
     stored = {
         ref: (pluvo_id, email, name, bool(archived))
         for ref, pluvo_id, email, name, archived in ws.query(
@@ -101,7 +75,7 @@ def assert_store_matches_pluvo(sandbox: SandboxServer, ws: Workspace) -> None:
 
 def assert_store_within_pluvo(sandbox: SandboxServer, ws: Workspace) -> None:
     """After a crash the store may lag Pluvo, never lead it."""
-    users = pluvo_users(sandbox)
+    users = users_by_ref(sandbox)
     for ref, pluvo_id, email in ws.query("SELECT ref, pluvo_id, email FROM users"):
         assert ref in users, f"store records {ref}, which Pluvo does not have"
         assert (users[ref]["id"], users[ref]["email"]) == (pluvo_id, email), ref
@@ -116,16 +90,7 @@ def assert_converged(sandbox: SandboxServer, ws: Workspace, rows: list[dict[str,
     assert_store_matches_pluvo(sandbox, ws)
     assert ws.query("SELECT count(*) FROM runs WHERE status = 'running'") == [(0,)]
     assert ws.query("SELECT count(*) FROM lock") == [(0,)], "a finished run left its lock"
-    sandbox.control.set_faults(
-        error_rate=0.0,
-        drop_rate=0.0,
-        drop_after_apply_rate=0.0,
-        throttle_rate=0.0,
-        rate_limit=None,
-        fail_all=False,
-        latency=0.0,
-        latency_jitter=0.0,
-    )
+    heal(sandbox)
     sandbox.control.reset_counters()
     again = ws.cli("run")
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]

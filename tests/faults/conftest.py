@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sync.sandbox import SandboxServer
-from tests.e2e.workspace import Workspace, make_workspace
+from tests.support.workspace import Workspace, make_workspace
 
 # Retries tuned so a scenario finishes in seconds: backoff still grows and is capped,
 # but nobody waits half a minute for a 5xx that the sandbox draws at random.

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from sync.sandbox import SandboxServer
-from tests.e2e.workspace import Workspace
-from tests.faults.checks import assert_converged, rows_for
+from tests.faults.checks import assert_converged
+from tests.support.workspace import Workspace, employees
 
 pytestmark = pytest.mark.faults
 
@@ -58,7 +58,7 @@ def _run_until_done(ws: Workspace, runs: int = 2) -> list[int]:
 def test_hostile_network_converges(
     sandbox: SandboxServer, ws: Workspace, name: str, faults: dict[str, Any]
 ) -> None:
-    rows = rows_for(USERS)
+    rows = employees(USERS)
     ws.write_hr(rows)
     sandbox.control.set_faults(**faults)
 
@@ -80,7 +80,7 @@ def test_hostile_network_converges(
 def test_users_created_through_lost_answers_stay_owned_as_created(
     sandbox: SandboxServer, ws: Workspace
 ) -> None:
-    rows = rows_for(200)
+    rows = employees(200)
     ws.write_hr(rows)
     sandbox.control.set_faults(drop_after_apply_rate=0.3, seed=5)
     assert _run_until_done(ws)[-1] == 0

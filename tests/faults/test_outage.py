@@ -14,8 +14,8 @@ import time
 import pytest
 
 from sync.sandbox import SandboxServer
-from tests.e2e.workspace import Workspace
-from tests.faults.checks import assert_converged, assert_store_within_pluvo, rows_for
+from tests.faults.checks import assert_converged, assert_store_within_pluvo
+from tests.support.workspace import Workspace, employees
 
 pytestmark = pytest.mark.faults
 
@@ -23,7 +23,7 @@ USERS = 2000
 
 
 def test_outage_mid_run_is_reported_and_healed(sandbox: SandboxServer, ws: Workspace) -> None:
-    rows = rows_for(USERS)
+    rows = employees(USERS)
     ws.write_hr(rows)
     # Few retries: an outage is not worth a long wait, and the test stays short.
     ws.write_config(**{"pluvo.max_retries": 1, "pluvo.backoff_max": 0.1, "pluvo.batch_size": 25})

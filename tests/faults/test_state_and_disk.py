@@ -10,7 +10,6 @@ import shutil
 import sqlite3
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from sync.sandbox import SandboxServer
-from tests.e2e.workspace import Workspace
-from tests.faults.checks import assert_converged, mutations, rows_for
+from tests.faults.checks import assert_converged, assert_store_within_pluvo
+from tests.support.pluvo_state import heal, mutations
+from tests.support.waiting import finish, running, wait_for_progress
+from tests.support.workspace import Workspace, employees
 
 pytestmark = pytest.mark.faults
 
@@ -45,7 +46,7 @@ def exclusive_lock(db: Path) -> Iterator[None]:
 
 
 def test_locked_state_store_fails_before_any_change(sandbox: SandboxServer, ws: Workspace) -> None:
-    rows = rows_for(200)
+    rows = employees(200)
     ws.write_hr(rows)
     with exclusive_lock(ws.state_db):
         result = ws.cli("run")
@@ -58,25 +59,20 @@ def test_locked_state_store_fails_before_any_change(sandbox: SandboxServer, ws: 
 
 
 def test_state_store_locked_mid_run_is_a_clear_error(sandbox: SandboxServer, ws: Workspace) -> None:
-    rows = rows_for(1000)
+    rows = employees(1000)
     ws.write_hr(rows)
     ws.write_config(**{"pluvo.batch_size": 10, "pluvo.concurrency": 2})
     sandbox.control.set_faults(latency=0.01)
-    process = ws.start("run")
-    try:
-        while ws.journal_progress() < 100:
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.01)
+    with running(ws, "run") as process:
+        wait_for_progress(ws, process, lambda p: p.done >= 100, what="100 finished operations")
         # Held past the store's 10 s busy timeout, so the run cannot just wait it out.
         with exclusive_lock(ws.state_db):
-            out, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    result = subprocess.CompletedProcess(process.args, process.returncode, out, err)
-    _clean_failure(result)
-    sandbox.control.set_faults(latency=0.0)
+            result = finish(process)
+    err = _clean_failure(result)
+    assert "state store" in err, err
+    # The run died mid-apply: whatever it recorded, Pluvo has.
+    assert_store_within_pluvo(sandbox, ws)
+    heal(sandbox)
     healed = ws.cli("run")
     assert healed.returncode == 0, healed.stdout[-2000:] + healed.stderr[-2000:]
     assert_converged(sandbox, ws, rows)
@@ -94,7 +90,7 @@ def _make_immutable(path: Path, on: bool) -> bool:
 def test_unwritable_state_store_fails_before_any_change(
     sandbox: SandboxServer, ws: Workspace
 ) -> None:
-    rows = rows_for(200)
+    rows = employees(200)
     ws.write_hr(rows)
     before = ws.state_db.read_bytes()
     if not _make_immutable(ws.state_db, True):
@@ -121,7 +117,7 @@ def test_unwritable_state_store_fails_before_any_change(
 
 
 def test_report_dir_unusable_is_a_clear_error(sandbox: SandboxServer, ws: Workspace) -> None:
-    rows = rows_for(200)
+    rows = employees(200)
     ws.write_hr(rows)
     (ws.root / "reports").write_text("a file where the report folder should be")
     result = ws.cli("run")
@@ -140,7 +136,7 @@ def test_report_dir_unusable_is_a_clear_error(sandbox: SandboxServer, ws: Worksp
 def test_disk_full_on_report_file_is_a_clear_error(sandbox: SandboxServer, ws: Workspace) -> None:
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full on this system")
-    rows = rows_for(200)
+    rows = employees(200)
     ws.write_hr(rows)
     result = ws.cli("run", "--out", "/dev/full")
     err = _clean_failure(result)
@@ -152,7 +148,7 @@ def test_disk_full_on_report_file_is_a_clear_error(sandbox: SandboxServer, ws: W
 
 
 def test_two_runs_started_at_once(sandbox: SandboxServer, ws: Workspace) -> None:
-    rows = rows_for(1000)
+    rows = employees(1000)
     ws.write_hr(rows)
     gate = threading.Barrier(2)
     results: list[subprocess.CompletedProcess[str]] = []

@@ -11,8 +11,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from sync.sandbox import SandboxServer
-from tests.e2e.test_sync_loop import assert_pluvo_matches, mutations
-from tests.e2e.workspace import Workspace, employee
+from tests.support.pluvo_state import assert_pluvo_matches, mutations
+from tests.support.workspace import employee, make_workspace
 
 pytestmark = pytest.mark.postgres
 
@@ -33,14 +33,8 @@ def state_db(pg_url: str) -> Iterator[str]:
 
 
 def test_sync_loop_on_postgres(sandbox: SandboxServer, tmp_path: Path, state_db: str) -> None:
-    root = tmp_path / "ws"
-    root.mkdir()
-    (root / "mapping.yaml").write_text(
-        (Path(__file__).resolve().parents[2] / "mappings" / "example.yaml").read_text("utf-8"),
-        encoding="utf-8",
-    )
-    ws = Workspace(root, sandbox.url)
-    ws.write_config(**{"state.url": state_db})
+    # Not migrated: the first run must refuse an empty store.
+    ws = make_workspace(tmp_path / "ws", sandbox.url, upgrade=False, **{"state.url": state_db})
     rows = [employee(n) for n in range(300)]
     ws.write_hr(rows)
 
