@@ -20,15 +20,58 @@ from sync.logs import redact, setup_logging
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _config_option(func: F) -> F:
-    return click.option(
-        "-c",
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Config file (default: $PLUVO_SYNC_CONFIG or ./config.yaml).",
-    )(func)
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Global options may come before or after the command: the last one given wins."""
+    settings = ctx.find_root().ensure_object(dict)
+    if value not in (None, False) or param.name not in settings:
+        settings[str(param.name)] = value
+
+
+def _global_options(func: F) -> F:
+    """-c, -v, -q and --log-format, accepted by the group and by every command."""
+    options = (
+        click.option(
+            "-c",
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            expose_value=False,
+            callback=_remember,
+            help="Config file (default: $PLUVO_SYNC_CONFIG or ./config.yaml).",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember,
+            help="Debug logging and every change in plans.",
+        ),
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember,
+            help="Print nothing unless something changed, failed or was rejected (for cron).",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["human", "json"]),
+            default=None,
+            expose_value=False,
+            callback=_remember,
+            help="Log format on stderr (default: from config, else human).",
+        ),
+    )
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings() -> dict[str, Any]:
+    return click.get_current_context().find_root().ensure_object(dict)
 
 
 def _guarded(func: F) -> F:
@@ -36,6 +79,7 @@ def _guarded(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _setup_logging()
         try:
             result = func(*args, **kwargs)
         except SyncError as exc:
@@ -52,35 +96,34 @@ def _guarded(func: F) -> F:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging and every change in plans.")
-@click.option(
-    "--log-format",
-    type=click.Choice(["human", "json"]),
-    default=None,
-    help="Log format on stderr (default: from config, else human).",
-)
+@_global_options
 @click.version_option(package_name="pluvo-sync")
-@click.pass_context
-def cli(ctx: click.Context, verbose: bool, log_format: str | None) -> None:
+def cli() -> None:
     """Keep a Pluvo organisation in line with an HR system."""
-    ctx.obj = {"verbose": verbose, "log_format": log_format}
-    setup_logging("DEBUG" if verbose else "INFO", log_format or "human")
 
 
-def _load(ctx: click.Context, config_file: Path | None) -> Any:
+def _setup_logging(config: Any = None) -> None:
+    """Logging as the global options and the config say; the options win."""
+    settings = _settings()
+    level = config.logging.level if config is not None else "INFO"
+    if settings.get("verbose"):
+        level = "DEBUG"
+    fmt = settings.get("log_format") or (config.logging.format if config is not None else "human")
+    setup_logging(level, fmt)
+
+
+def _load(ctx: click.Context) -> Any:
     from sync.config import load_config
-
-    config = load_config(config_file)
     from sync.logs import register_secret
 
+    config = load_config(ctx.obj.get("config_file"))
     register_secret(config.pluvo.client_secret.get_secret_value())
-    level = "DEBUG" if ctx.obj["verbose"] else config.logging.level
-    setup_logging(level, ctx.obj["log_format"] or config.logging.format)
+    _setup_logging(config)
     return config
 
 
 @cli.command()
-@_config_option
+@_global_options
 @click.option("--port", type=int, default=8765, show_default=True, help="0 picks a free port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback unless told.")
 @click.option(
@@ -113,7 +156,7 @@ def sandbox(**options: Any) -> int:
     """Serve the local Pluvo look-alike (token endpoint, GraphQL, fault injection)."""
     from sync.sandbox.server import serve_cli
 
-    return serve_cli(**options)
+    return serve_cli(config_file=_settings().get("config_file"), **options)
 
 
 _GUARD_CHOICES = click.Choice(["all", "leavers", "changes", "source-shrink", "empty-source"])
@@ -181,29 +224,27 @@ class _Progress:
 
 
 @cli.command()
-@_config_option
+@_global_options
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the plan as JSON."
 )
 @_override_option("Let this safety guard pass for this run (repeatable).")
 @click.pass_context
 @_guarded
-def plan(
-    ctx: click.Context, config_file: Path | None, out: Path | None, overrides: tuple[str, ...]
-) -> int:
+def plan(ctx: click.Context, out: Path | None, overrides: tuple[str, ...]) -> int:
     """Dry run: read, map, diff and guard; print what would change. Sends no mutation."""
     from sync.commands.render import render_plan
     from sync.core import engine
 
-    config = _load(ctx, config_file)
+    config = _load(ctx)
     report = engine.run(config, dry=True, overrides=overrides)
     _save_report(config, report, out)
-    click.echo(render_plan(report, verbose=ctx.obj["verbose"]))
+    click.echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))))
     return int(report.exit_code)
 
 
 @cli.command("run")
-@_config_option
+@_global_options
 @_override_option("Let this safety guard pass for this run (repeatable).")
 @click.option(
     "--out",
@@ -212,15 +253,13 @@ def plan(
 )
 @click.pass_context
 @_guarded
-def run_command(
-    ctx: click.Context, config_file: Path | None, overrides: tuple[str, ...], out: Path | None
-) -> int:
+def run_command(ctx: click.Context, overrides: tuple[str, ...], out: Path | None) -> int:
     """Plan, then apply: the cron command."""
     from sync.commands.render import render_plan, render_report
     from sync.core import engine
     from sync.core.apply import check_report_dir
 
-    config = _load(ctx, config_file)
+    config = _load(ctx)
     check_report_dir(config.report.dir)
     progress = _Progress()
     try:
@@ -228,7 +267,7 @@ def run_command(
     finally:
         progress.close()
     _save_report(config, report, out)
-    click.echo(render_plan(report, verbose=ctx.obj["verbose"]))
+    click.echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))))
     if report.guards:
         click.echo(f"pluvo-sync: error: {redact(report.message or '')}", err=True)
         return int(report.exit_code)
@@ -238,38 +277,36 @@ def run_command(
 
 
 @cli.command()
-@_config_option
+@_global_options
 @click.option("--limit", default=10, show_default=True, help="Runs to show.")
 @click.pass_context
 @_guarded
-def status(ctx: click.Context, config_file: Path | None, limit: int) -> int:
+def status(ctx: click.Context, limit: int) -> int:
     """The last runs, operations pending or failed, and the state store's counts."""
     from sync.commands import admin
 
-    config = _load(ctx, config_file)
+    config = _load(ctx)
     click.echo(admin.status(config, limit=limit))
     return 0
 
 
 @cli.command()
-@_config_option
+@_global_options
 @click.argument("run_id", required=False)
 @click.option("--failed", "only_failed", is_flag=True, help="Only failed operations.")
 @click.pass_context
 @_guarded
-def history(
-    ctx: click.Context, config_file: Path | None, run_id: str | None, only_failed: bool
-) -> int:
+def history(ctx: click.Context, run_id: str | None, only_failed: bool) -> int:
     """The journal of a run (default: the last one): each operation, outcome and error."""
     from sync.commands import admin
 
-    config = _load(ctx, config_file)
+    config = _load(ctx)
     click.echo(admin.history(config, run_id, only_failed=only_failed))
     return 0
 
 
 @cli.command()
-@_config_option
+@_global_options
 @click.option("--apply", "apply_changes", is_flag=True, help="Correct the drift the engine owns.")
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the drift report as JSON."
@@ -279,7 +316,6 @@ def history(
 @_guarded
 def reconcile(
     ctx: click.Context,
-    config_file: Path | None,
     apply_changes: bool,
     out: Path | None,
     overrides: tuple[str, ...],
@@ -287,37 +323,42 @@ def reconcile(
     """Read live Pluvo and report drift from the desired state; --apply corrects it."""
     from sync.commands.reconcile import reconcile_command
 
-    config = _load(ctx, config_file)
+    config = _load(ctx)
     return reconcile_command(
-        config, apply=apply_changes, out=out, overrides=overrides, verbose=ctx.obj["verbose"]
+        config,
+        apply=apply_changes,
+        out=out,
+        overrides=overrides,
+        verbose=bool(ctx.obj.get("verbose")),
     )
 
 
 @cli.command()
-@_config_option
+@_global_options
 @click.pass_context
 @_guarded
-def doctor(ctx: click.Context, config_file: Path | None) -> int:
+def doctor(ctx: click.Context) -> int:
     """Check config, sources, credentials, scopes, live schema and state store."""
     from sync.commands.doctor import run_doctor
 
-    return run_doctor(config_file, verbose=ctx.obj["verbose"])
+    return run_doctor(ctx.obj.get("config_file"), verbose=bool(ctx.obj.get("verbose")))
 
 
 @cli.group()
+@_global_options
 def db() -> None:
     """State store maintenance."""
 
 
 @db.command("upgrade")
-@_config_option
+@_global_options
 @click.pass_context
 @_guarded
-def db_upgrade(ctx: click.Context, config_file: Path | None) -> int:
+def db_upgrade(ctx: click.Context) -> int:
     """Apply the Alembic migrations to the state store."""
     from sync.state.store import StateStore, safe_url, upgrade
 
-    config = _load(ctx, config_file)
+    config = _load(ctx)
     store = StateStore(config.state_url())
     try:
         before, after = upgrade(store.engine)
@@ -332,6 +373,7 @@ def db_upgrade(ctx: click.Context, config_file: Path | None) -> int:
 
 
 @cli.command()
+@_global_options
 @click.option(
     "--dir",
     "workdir",
@@ -346,7 +388,7 @@ def demo(ctx: click.Context, workdir: Path) -> int:
     """Run the whole engine on the bundled sample HR data against a local sandbox."""
     from sync.commands.demo import run_demo
 
-    return run_demo(workdir, verbose=ctx.obj["verbose"])
+    return run_demo(workdir, verbose=bool(ctx.obj.get("verbose")))
 
 
 def main() -> None:

@@ -17,11 +17,15 @@ import click
 from sync.commands.render import render_plan, render_report
 from sync.config import load_config
 from sync.core import engine
-from sync.errors import ExitCode
+from sync.errors import ConfigError, ExitCode
+from sync.resources import example_mapping, sample_export
 from sync.state.store import StateStore, upgrade
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET_ENV = "PLUVO_DEMO_CLIENT_SECRET"
+MARKER = ".pluvo-sync-demo"
+"""Marks a folder the demo made; only such a folder is ever cleaned."""
+MADE = ("hr", "mapping.yaml", "config.yaml", "state.db", "state.db-wal", "state.db-shm", "reports")
+"""What the demo writes into its folder, and so all it removes there."""
 
 CONFIG = """\
 # Written by `pluvo-sync demo`; see config.example.yaml for every key.
@@ -55,11 +59,10 @@ def run_demo(workdir: Path, *, verbose: bool = False) -> int:
     from sync.sandbox.server import SandboxServer
 
     workdir = workdir.resolve()
-    if workdir.exists():
-        shutil.rmtree(workdir)
+    prepare(workdir)
     (workdir / "hr").mkdir(parents=True)
-    shutil.copy(ROOT / "samples" / "hr.csv", workdir / "hr" / "hr.csv")
-    shutil.copy(ROOT / "mappings" / "example.yaml", workdir / "mapping.yaml")
+    shutil.copy(sample_export(), workdir / "hr" / "hr.csv")
+    shutil.copy(example_mapping(), workdir / "mapping.yaml")
     with SandboxServer(port=0) as sandbox:
         (workdir / "config.yaml").write_text(
             CONFIG.format(url=sandbox.url, secret_env=SECRET_ENV), encoding="utf-8"
@@ -105,3 +108,31 @@ def run_demo(workdir: Path, *, verbose: bool = False) -> int:
         return 0
     click.echo("demo did not converge; see the output above", err=True)
     return int(ExitCode.FAILED)
+
+
+def prepare(workdir: Path) -> None:
+    """Make `workdir` ready for a fresh demo, destroying nothing the demo did not make.
+
+    A new or empty folder is used as it is. A folder an earlier demo made (it holds
+    the marker) loses what that demo wrote and keeps anything else. Any other
+    non-empty folder is refused: `demo --dir .` in a config folder must not wipe it.
+    """
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"demo: {workdir} is a file, not a folder; choose another --dir")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        if not (workdir / MARKER).is_file():
+            raise ConfigError(
+                f"demo: {workdir} is not empty and was not made by `pluvo-sync demo`; "
+                "nothing was changed (choose a new or empty --dir)"
+            )
+        for name in MADE:
+            target = workdir / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text(
+        "This folder was made by `pluvo-sync demo`, which may clean what it wrote here.\n",
+        encoding="utf-8",
+    )

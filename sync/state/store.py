@@ -24,12 +24,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.errors import LockedError, StateError
+from sync.resources import migrations
 from sync.state.journal import COUNTED, RunStatus
 from sync.state.models import LockRow, RunRow
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 LOCK_NAME = "run"
 
 
@@ -83,13 +83,13 @@ def create_state_engine(url: str) -> Engine:
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
     config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(migrations()))
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     return config
 
 
 def head_revision() -> str | None:
-    script = ScriptDirectory(str(MIGRATIONS))
+    script = ScriptDirectory(str(migrations()))
     return script.get_current_head()
 
 
