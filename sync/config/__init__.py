@@ -7,13 +7,23 @@ validated at once so that a user sees every mistake in one go, each with its pat
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sync.config.paths import ConfigPath
 from sync.config.pluvo import PluvoConfig
@@ -36,6 +46,20 @@ class StateConfig(_Strict):
         SecretStr("sqlite:///pluvo-sync.db"),
         description="SQLAlchemy URL of the state store; relative SQLite paths follow the config",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _a_url(cls, value: SecretStr) -> SecretStr:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        text = value.get_secret_value()
+        try:
+            make_url(text)
+        except ArgumentError:
+            hint = f" (a SQLite file is written sqlite:///{text})" if "://" not in text else ""
+            raise ValueError(f"not a database URL{hint}") from None
+        return value
 
 
 class Limit(_Strict):
@@ -99,6 +123,13 @@ class Config(_Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     base_dir: Path = Field(Path("."), exclude=True)
 
+    @model_validator(mode="after")
+    def _defaults_beside_the_config(self) -> Config:
+        """Default paths too are relative to the config file (cron runs from anywhere)."""
+        if not self.report.dir.is_absolute():
+            self.report.dir = self.base_dir / self.report.dir
+        return self
+
     def state_url(self) -> str:
         """The state URL with a relative SQLite path anchored at the config's folder."""
         url = self.state.url.get_secret_value()
@@ -117,7 +148,7 @@ def config_path(explicit: str | os.PathLike[str] | None) -> Path:
     return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
-def interpolate(tree: Any, env: dict[str, str] | None = None) -> Any:
+def interpolate(tree: Any, env: dict[str, str] | None = None, *, source: str = "<config>") -> Any:
     """Replace `${VAR}` / `${VAR:-default}` in every string; `$$` is a literal `$`.
 
     Missing variables are collected and reported together with their config path,
@@ -135,7 +166,7 @@ def interpolate(tree: Any, env: dict[str, str] | None = None) -> Any:
                 return environ[name]
             if default is not None:
                 return default
-            missing.append(f"{path or '<root>'}: environment variable {name} is not set")
+            missing.append(f"{source}: {path or '<root>'}: environment variable {name} is not set")
             return ""
 
         return _ENV_REF.sub(one, value)
@@ -151,11 +182,16 @@ def interpolate(tree: Any, env: dict[str, str] | None = None) -> Any:
 
     result = walk(tree, "")
     if missing:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(missing))
+        raise ConfigError("\n".join(missing))
     return result
 
 
-def validation_lines(error: ValidationError, *, tags: frozenset[str] = frozenset()) -> list[str]:
+def validation_lines(
+    error: ValidationError,
+    *,
+    tags: frozenset[str] = frozenset(),
+    model: type[BaseModel] | None = None,
+) -> list[str]:
     """`sources[1].host: Field required` lines, never echoing the offending value.
 
     Tagged unions insert their tag after the list index (`sources[1].sftp.host`); users
@@ -175,13 +211,36 @@ def validation_lines(error: ValidationError, *, tags: frozenset[str] = frozenset
             else:
                 path += f".{part}" if path else str(part)
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key" + _did_you_mean(str(item["loc"][-1]), model or Config)
         lines.append(f"{path or '<root>'}: {message}")
     return lines
 
 
+def _keys(model: type[BaseModel]) -> set[str]:
+    """Every key a config may hold, at any depth (for "did you mean")."""
+    found: set[str] = set()
+    pending: list[Any] = [model]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            for name, info in item.model_fields.items():
+                if not info.exclude:
+                    found.add(name)
+                    pending.append(info.annotation)
+        else:
+            pending.extend(typing.get_args(item))
+    return found
+
+
+def _did_you_mean(key: str, model: type[BaseModel]) -> str:
+    close = difflib.get_close_matches(key, sorted(_keys(model)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def format_validation_error(error: ValidationError, *, source: str) -> str:
-    lines = validation_lines(error, tags=_SOURCE_TAGS)
-    return f"invalid configuration in {source}:\n  " + "\n  ".join(lines)
+    """One line per mistake, each naming the file and the key."""
+    return "\n".join(f"{source}: {line}" for line in validation_lines(error, tags=_SOURCE_TAGS))
 
 
 def parse_config(
@@ -189,7 +248,7 @@ def parse_config(
 ) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys")
-    data = interpolate(data, env)
+    data = interpolate(data, env, source=source)
     try:
         return Config.model_validate({**data, "base_dir": base_dir}, context={"base_dir": base_dir})
     except ValidationError as exc:

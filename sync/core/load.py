@@ -50,7 +50,13 @@ def load(config: Config, *, today: date | None = None, opener: Opener | None = N
     datas: list[SourceData] = []
     for src, spec, source in zip(config.sources, specs, sources, strict=True):
         data = source.read()
-        check_columns(src.name, data.columns or list(data.frame.columns), spec, files=data.files)
+        check_columns(
+            src.name,
+            data.columns or list(data.frame.columns),
+            spec,
+            files=data.files,
+            mapping_file=str(src.mapping),
+        )
         datas.append(data)
 
     results: list[SourceMapping] = []

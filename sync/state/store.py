@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sync.errors import LockedError, StateError
+from sync.errors import ConfigError, LockedError, StateError
 from sync.resources import migrations
 from sync.state.journal import COUNTED, RunStatus
 from sync.state.models import LockRow, RunRow
@@ -58,11 +58,17 @@ def create_state_engine(url: str) -> Engine:
     """An engine tuned for the store: SQLite in WAL mode with a busy timeout, files 0600."""
     file = _sqlite_file(url)
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        if not file.exists():
-            # The store holds personal data (names, emails): owner-only from the start.
-            fd = os.open(file, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            if not file.exists():
+                # The store holds personal data (names, emails): owner-only from the start.
+                fd = os.open(file, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+        except OSError as exc:
+            raise ConfigError(
+                f"state.url: the SQLite store {file} cannot be created: {exc.strerror}",
+                hint="point state.url at a folder this user can write",
+            ) from None
     try:
         engine = create_engine(url, future=True)
     except (SQLAlchemyError, ImportError) as exc:

@@ -49,7 +49,7 @@ def test_every_error_reported_with_path(tmp_path: Path) -> None:
     assert "pluvo.url: must start with http:// or https://" in text
     assert "pluvo.client_id: Field required" in text
     assert "sources[1].host: Field required" in text
-    assert "bogus: Extra inputs are not permitted" in text
+    assert "<config>: bogus: unknown key" in text
     assert "topsecret" not in text
 
 
@@ -73,3 +73,59 @@ def test_example_config_is_valid() -> None:
         data, base_dir=root, env={"PLUVO_CLIENT_ID": "id", "PLUVO_CLIENT_SECRET": "secret"}
     )
     assert config.sources[0].mapping == root / "mappings/example.yaml"
+
+
+BASE = {
+    "pluvo": {"url": "https://acme.pluvo.com/", "client_id": "c", "client_secret": "s"},
+    "sources": [{"name": "hr", "type": "csv", "path": "a.csv", "mapping": "m.yaml"}],
+}
+
+
+def test_a_missing_env_var_names_the_file_and_the_variable(tmp_path: Path) -> None:
+    file = tmp_path / "config.yaml"
+    file.write_text(
+        "pluvo:\n  url: https://acme.pluvo.com/\n  client_id: c\n"
+        "  client_secret: ${NOT_SET_ANYWHERE}\nsources: []\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(file)
+    assert str(info.value) == (
+        f"{file}: pluvo.client_secret: environment variable NOT_SET_ANYWHERE is not set"
+    )
+    assert info.value.exit_code is ExitCode.USAGE
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "suggested"),
+    [
+        (None, "safty", "safety"),
+        ("pluvo", "batch_sise", "batch_size"),
+        ("leavers", "grace_run", "grace_runs"),
+    ],
+)
+def test_an_unknown_key_suggests_the_nearest_valid_one(
+    tmp_path: Path, section: str | None, key: str, suggested: str
+) -> None:
+    data: dict[str, object] = {**BASE, "pluvo": dict(BASE["pluvo"])}  # type: ignore[arg-type]
+    if section is None:
+        data[key] = {}
+    else:
+        data.setdefault(section, {})
+        data[section] = {**data[section], key: 1}  # type: ignore[dict-item]
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, base_dir=tmp_path, source="c.yaml")
+    where = f"{section}.{key}" if section else key
+    assert f"c.yaml: {where}: unknown key (did you mean '{suggested}'?)" in str(info.value)
+
+
+def test_a_path_for_a_state_url_is_a_config_error_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({**BASE, "state": {"url": "state.db"}}, base_dir=tmp_path, source="c.yaml")
+    assert str(info.value) == (
+        "c.yaml: state.url: not a database URL (a SQLite file is written sqlite:///state.db)"
+    )
+
+
+def test_reports_default_to_beside_the_config(tmp_path: Path) -> None:
+    config = parse_config(BASE, base_dir=tmp_path / "etc")
+    assert config.report.dir == tmp_path / "etc" / "reports"

@@ -65,7 +65,7 @@ def check_sources(config: Config, specs: dict[str, MappingSpec]) -> list[CheckRe
             results.append(skip(name, f"mapping invalid ({rows} rows read from {files})"))
             continue
         try:
-            check_columns(src.name, columns, spec, files=data.files)
+            check_columns(src.name, columns, spec, files=data.files, mapping_file=str(src.mapping))
         except SyncError as exc:
             results.append(fail(name, exc.message.removeprefix(own), exc.hint))
             continue

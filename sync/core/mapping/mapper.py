@@ -108,11 +108,19 @@ class SourceMapping:
 
 
 def check_columns(
-    source: str, columns: Sequence[str], spec: MappingSpec, *, files: Sequence[str] = ()
+    source: str,
+    columns: Sequence[str],
+    spec: MappingSpec,
+    *,
+    files: Sequence[str] = (),
+    mapping_file: str | None = None,
 ) -> None:
-    """A file lacking a column the mapping reads is unusable as a whole: fail before any change."""
+    """A file lacking a column the mapping reads is unusable as a whole: fail before any
+    change, naming the mapping file and the keys that read each missing column (it may
+    be the export that changed, or the mapping that is wrong)."""
     present = list(columns)
-    missing = [c for c in spec.required_columns() if c not in present]
+    uses = spec.column_uses()
+    missing = [c for c in uses if c not in present]
     if not missing:
         return
     folded = {c.casefold(): c for c in present}
@@ -121,11 +129,11 @@ def check_columns(
         close = folded.get(column.casefold())
         guesses = [close] if close else difflib.get_close_matches(column, present, n=1, cutoff=0.6)
         hint = f" (did you mean '{guesses[0]}'?)" if guesses else ""
-        described.append(f"'{column}'{hint}")
+        described.append(f"'{column}'{hint} [{', '.join(uses[column])}]")
     where = ", ".join(Path(f).name for f in files) or "the data"
+    mapping = f"mapping {mapping_file}" if mapping_file else "the mapping file"
     raise SourceError(
-        f"source {source}: {where} lacks column(s) {', '.join(described)} "
-        "that the mapping file reads",
+        f"source {source}: {where} lacks column(s) {', '.join(described)} that {mapping} reads",
         hint=f"columns found: {', '.join(present) or 'none'}",
     )
 

@@ -335,36 +335,42 @@ class MappingSpec(_Strict):
 
     def required_columns(self) -> list[str]:
         """Every column the mapping reads, in first-use order: a file lacking one is unusable."""
-        cols: list[str] = []
-        specs: list[ValueSpec | None] = [
-            self.users.ref,
-            self.users.email,
-            self.users.name,
-            self.users.language,
-            self.users.roles,
-            self.users.active,
-            self.dates.start_date,
-            self.dates.end_date,
-            *self.extra,
-        ]
-        for spec in specs:
+        return list(self.column_uses())
+
+    def column_uses(self) -> dict[str, list[str]]:
+        """Column → the mapping keys that read it (`users.ref`, `extra[2]`, ...)."""
+        uses: dict[str, list[str]] = {}
+
+        def use(columns: list[str], key: str) -> None:
+            for column in columns:
+                uses.setdefault(column, []).append(key)
+
+        for name in ("ref", "email", "name", "language", "roles", "active"):
+            spec = getattr(self.users, name)
             if spec is not None:
-                cols.extend(spec.columns())
-        for cond in [*self.filters.include, *self.filters.exclude]:
-            cols.append(cond.column)
-        for rule in self.groups.rules:
-            cols.extend(parse_template(rule.ref).columns)
-            cols.extend(parse_template(rule.name).columns)
-        for manager in self.managers:
+                use(spec.columns(), f"users.{name}")
+        for name in ("start_date", "end_date"):
+            spec = getattr(self.dates, name)
+            if spec is not None:
+                use(spec.columns(), f"dates.{name}")
+        for i, extra in enumerate(self.extra):
+            use(extra.columns(), f"extra[{i}]")
+        for kind in ("include", "exclude"):
+            for i, cond in enumerate(getattr(self.filters, kind)):
+                use([cond.column], f"filters.{kind}[{i}]")
+        for i, rule in enumerate(self.groups.rules):
+            use(parse_template(rule.ref).columns, f"groups.rules[{i}].ref")
+            use(parse_template(rule.name).columns, f"groups.rules[{i}].name")
+        for i, manager in enumerate(self.managers):
             if manager.column is not None:
-                cols.append(manager.column)
+                use([manager.column], f"managers[{i}].column")
             if manager.when is not None:
-                cols.append(manager.when.column)
-        return list(dict.fromkeys(cols))
+                use([manager.when.column], f"managers[{i}].when")
+        return uses
 
 
 def _format_error(error: ValidationError, source: str) -> str:
-    lines = validation_lines(error, tags=TRANSFORM_TAGS)
+    lines = validation_lines(error, tags=TRANSFORM_TAGS, model=MappingSpec)
     return f"invalid mapping file {source}:\n  " + "\n  ".join(lines)
 
 
