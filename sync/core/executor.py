@@ -122,7 +122,7 @@ class Executor:
         self._verified_new = plan.verified_new
         creates = [op.ref for op in ops if op.kind in (Kind.CREATE_USER, Kind.ADOPT_USER)]
         with self.store.session() as session:
-            # Creations a killed run sent but never recorded: still ours, not adopted.
+            # Creations sent earlier that may have landed unrecorded: ours, not adopted.
             self._created_before = journal.sent_unanswered(session, str(Kind.CREATE_USER), creates)
         seqs = {id(op): seq for seq, op in enumerate(ops)}
         for phase, phase_ops in plan.by_phase():
@@ -215,8 +215,9 @@ class Executor:
             error_class: ErrorClass | None = None
             if isinstance(result.error, ConflictError) and isinstance(op, CreateGroup):
                 # Pluvo already has the group (made by hand, or by a run killed before
-                # it could record it): take it over instead of failing forever.
-                pending.groups.append((op.ref, op.name, None))
+                # it could record it): take it over instead of failing forever. Its name
+                # in Pluvo is unknown, so none is recorded and the next diff renames it.
+                pending.groups.append((op.ref, "", None))
             elif result.error is not None:
                 error, error_class = str(result.error), classify(result.error)
             else:

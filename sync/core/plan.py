@@ -464,6 +464,8 @@ def _decode(hint: Any, value: Any) -> Any:
     """`value` (parsed JSON) as an instance of the type `hint`, checked on the way."""
     origin = typing.get_origin(hint)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ValueError(f"{value!r} is not an object")
         hints = typing.get_type_hints(hint)
         names = {f.name for f in dataclasses.fields(hint) if f.init}
         unknown = set(value) - names
@@ -471,6 +473,8 @@ def _decode(hint: Any, value: Any) -> Any:
             raise ValueError(f"{hint.__name__}: unknown field(s) {sorted(unknown)}")
         return hint(**{k: _decode(hints[k], v) for k, v in value.items()})
     if origin is tuple:
+        if not isinstance(value, list):
+            raise ValueError(f"{value!r} is not a list")
         (item, _) = typing.get_args(hint)
         return tuple(_decode(item, v) for v in value)
     if origin is Literal:

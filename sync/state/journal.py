@@ -23,7 +23,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, func, insert, select, update
+from sqlalchemy import CursorResult, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from sync.state.batching import chunks
@@ -271,16 +271,29 @@ def settle_dead_runs(session: Session, stamp: datetime) -> list[str]:
     return dead
 
 
+MAY_HAVE_LANDED = (ErrorClass.TRANSIENT, ErrorClass.ANSWER)
+"""Failures after which the request may still have been applied: retries gave up on a
+request that may have reached Pluvo, or Pluvo's answer could not be read."""
+
+
 def sent_unanswered(session: Session, kind: str, refs: Sequence[str]) -> set[str]:
-    """Refs whose `kind` operation a dead run sent but never recorded an answer for."""
+    """Refs whose `kind` operation was sent and may have been applied without the
+    engine learning so: abandoned by a dead run, or failed in a way that may have
+    landed. A creation among them is ours, whatever a later upsert answers."""
     found: set[str] = set()
     for part in chunks(refs):
         found.update(
             session.scalars(
                 select(OperationRow.ref).where(
                     OperationRow.kind == kind,
-                    OperationRow.status == OpStatus.ABANDONED,
                     OperationRow.ref.in_(part),
+                    or_(
+                        OperationRow.status == OpStatus.ABANDONED,
+                        and_(
+                            OperationRow.status == OpStatus.FAILED,
+                            OperationRow.error_class.in_(MAY_HAVE_LANDED),
+                        ),
+                    ),
                 )
             )
         )
