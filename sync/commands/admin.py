@@ -88,9 +88,11 @@ def history(config: Config, run_id: str | None, *, only_failed: bool = False) ->
             "kind": op.kind,
             "ref": op.ref,
             "status": op.status,
+            "why": op.error_class or "",
             "error": op.error or "",
         }
         for op in ops
     ]
-    out.append(table(rows, ["#", "kind", "ref", "status", "error"]) if rows else "  no operations")
+    columns = ["#", "kind", "ref", "status", "why", "error"]
+    out.append(table(rows, columns) if rows else "  no operations")
     return "\n".join(out)

@@ -124,7 +124,9 @@ def render_report(report: Report) -> str:
         if ex.failed:
             out.append(f"  failed: {len(ex.failed)} operation(s) (retried by the next run)")
             for failure in ex.failed[:SHOWN_RECORDS]:
-                out.append(f"    {failure.kind} {failure.ref}: {failure.error}")
+                out.append(
+                    f"    {failure.kind} {failure.ref} [{failure.error_class}]: {failure.error}"
+                )
         if ex.skipped:
             out.append(f"  not attempted: {ex.skipped} operation(s)")
         out.append(f"  requests: {ex.requests} in {ex.seconds:.1f} s")
