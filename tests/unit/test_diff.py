@@ -1,8 +1,9 @@
 """The diff engine and executor loop on a real SQLite store, with an in-process fake Pluvo.
 
-The fake answers like Pluvo does on success; end-to-end behaviour against the sandbox
-over HTTP is covered in tests/e2e. Here the point is the diff's own properties:
-convergence, ownership, order independence, leaver grace.
+The fake (tests/support/fake_pluvo.py) answers with the sandbox's schema and store, so
+a plan that converges here also applied cleanly to a Pluvo that checks what it is
+sent; end-to-end behaviour over HTTP is covered in tests/e2e. Here the point is the
+diff's own properties: convergence, ownership, order independence, leaver grace.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,44 +25,9 @@ from sync.core.diff import DiffOptions, diff
 from sync.core.executor import Executor, journal_plan
 from sync.core.plan import ExtraValue, Kind, Plan, UpdateUser
 from sync.model import Desired
-from sync.pluvo.ops import Call
-from sync.pluvo.results import CallResult
 from sync.state.read import read_state
 from sync.state.store import StateStore, upgrade
-
-
-class FakePluvo:
-    """Acknowledges every call the way Pluvo's success answers look."""
-
-    def __init__(self) -> None:
-        self.calls: list[Call] = []
-
-    async def run_calls(
-        self,
-        calls: Sequence[Call],
-        *,
-        on_result: Callable[[int, CallResult], Any] | None = None,
-        before_send: Callable[[Sequence[int]], Any] | None = None,
-    ) -> list[CallResult]:
-        results = []
-        for index, call in enumerate(calls):
-            if before_send is not None:
-                before_send([index])
-            self.calls.append(call)
-            args = call.args
-            if call.field == "updateOrCreateUser":
-                data: Any = {"created": True, "user": {"id": str(uuid.uuid4()), "ref": args["ref"]}}
-            elif call.field in ("createGroup", "updateGroup"):
-                data = {"group": {"id": str(uuid.uuid4()), "ref": args.get("ref")}}
-            elif call.field in ("addUsersToGroup", "removeUsersFromGroup"):
-                data = {"addedIds": [], "alreadyAddedIds": [], "failedIds": []}
-            else:
-                data = {"response": {"succeededIds": [], "failedIds": []}}
-            result = CallResult(call, data)
-            results.append(result)
-            if on_result is not None:
-                on_result(index, result)
-        return results
+from tests.support.fake_pluvo import FakePluvo
 
 
 def make_desired(
@@ -139,11 +104,14 @@ def store(migrated_template: Path, tmp_path: Path) -> StateStore:
     return fresh_store(migrated_template, tmp_path)
 
 
-def apply(store: StateStore, plan: Plan, run_id: str = "r1") -> FakePluvo:
+def apply(
+    store: StateStore, plan: Plan, run_id: str = "r1", fake: FakePluvo | None = None
+) -> FakePluvo:
+    """Apply `plan` to `fake` (a new, empty Pluvo when None); returns the Pluvo applied to."""
     from sync.state.models import RunRow
     from sync.state.store import now
 
-    fake = FakePluvo()
+    fake = fake or FakePluvo()
     with store.session() as session, session.begin():
         session.add(
             RunRow(
@@ -202,7 +170,7 @@ def test_field_change_sends_only_changed_fields_with_origin(store: StateStore) -
 
 
 def test_department_move_and_value_removal(store: StateStore) -> None:
-    apply(store, diff(make_desired(PEOPLE, {"E2": "Seller"}), read_state(store.engine)))
+    fake = apply(store, diff(make_desired(PEOPLE, {"E2": "Seller"}), read_state(store.engine)))
     moved = [("E1", "sales", ""), ("E2", "it", "E1"), ("E3", "it", "E1")]
     plan = diff(make_desired(moved), read_state(store.engine))
     kinds = {(op.kind, op.ref, getattr(op, "users", ())) for op in plan}
@@ -211,12 +179,12 @@ def test_department_move_and_value_removal(store: StateStore) -> None:
     assert (Kind.REMOVE_MANAGERS, "dept-sales", ("E1",)) in kinds
     values = [op for op in plan if op.kind is Kind.SET_VALUES]
     assert values[0].values == (ExtraValue("job_title", "string", None),)
-    apply(store, plan, "r2")
+    apply(store, plan, "r2", fake)
     assert len(diff(make_desired(moved), read_state(store.engine))) == 0
 
 
 def test_leaver_grace_and_rehire(store: StateStore) -> None:
-    apply(store, diff(make_desired(PEOPLE), read_state(store.engine)))
+    fake = apply(store, diff(make_desired(PEOPLE), read_state(store.engine)))
     without = make_desired(PEOPLE[:2])
     graceful = DiffOptions(leavers=LeaverConfig(grace_runs=1))
     plan = diff(without, read_state(store.engine), graceful)
@@ -234,7 +202,7 @@ def test_leaver_grace_and_rehire(store: StateStore) -> None:
         )
     plan = diff(without, read_state(store.engine), graceful)
     assert [(op.kind, op.ref) for op in plan.leavers()] == [(Kind.ARCHIVE_USER, "E3")]
-    apply(store, plan, "r2")
+    apply(store, plan, "r2", fake)
     back = diff(make_desired(PEOPLE), read_state(store.engine), graceful)
     assert [op.kind for op in back if op.ref == "E3"] == [Kind.RESTORE_USER]
     (restore,) = [op for op in back if op.ref == "E3"]

@@ -1,0 +1,361 @@
+"""The journal's state machine (sync/state/journal.py), as a table, on a real SQLite store.
+
+    pending ──► started ──► done | failed
+       │           └──────► abandoned   (settle_dead_runs: may have reached Pluvo)
+       └──────────────────► skipped     (never left)
+
+Every pair of states is tried through the functions that move an entry: an allowed
+transition moves it, a forbidden one raises JournalError and, its transaction rolled
+back, leaves every row as it was. Then what a new run does with a dead one's leftovers:
+`settle_dead_runs` and `sent_unanswered`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sync.core.executor import journal_plan
+from sync.core.plan import Kind, operation_from_json
+from sync.state import journal
+from sync.state.journal import (
+    ALLOWED,
+    Entry,
+    ErrorClass,
+    JournalError,
+    OpStatus,
+    Outcome,
+    RunStatus,
+    predecessors,
+)
+from sync.state.models import OperationRow, RunRow
+from sync.state.read import read_state
+from sync.state.store import StateStore, upgrade
+from tests.support.diffing import Person, desired_state, plan_for
+
+STAMP = datetime(2024, 6, 3, 2, 0, tzinfo=UTC)
+LATER = STAMP + timedelta(minutes=5)
+
+P, S, D, F, K, A = (
+    OpStatus.PENDING,
+    OpStatus.STARTED,
+    OpStatus.DONE,
+    OpStatus.FAILED,
+    OpStatus.SKIPPED,
+    OpStatus.ABANDONED,
+)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("journal") / "state.db"
+    store = StateStore(f"sqlite:///{path}")
+    upgrade(store.engine)
+    store.close()
+    return path
+
+
+@pytest.fixture
+def store(template: Path, tmp_path: Path) -> Iterator[StateStore]:
+    target = tmp_path / f"state-{uuid.uuid4().hex}.db"
+    shutil.copy(template, target)
+    made = StateStore(f"sqlite:///{target}")
+    yield made
+    made.close()
+
+
+# ---------------------------------------------------------------- building journals
+
+
+def start_run(store: StateStore, run_id: str, refs: list[str], kind: str = "create_user") -> None:
+    """A running run whose plan is one `kind` operation per ref, seq in list order."""
+    store.start_run(run_id, "run")
+    entries = [Entry(seq, 1, kind, ref, {"kind": kind, "ref": ref}) for seq, ref in enumerate(refs)]
+    with store.session() as session, session.begin():
+        journal.record_plan(session, run_id, entries, STAMP)
+
+
+def move(session: Session, run_id: str, seqs: list[int], to: OpStatus, **outcome: Any) -> None:
+    """Move entries with the function the engine uses for that transition."""
+    if to is S:
+        journal.mark_started(session, run_id, seqs, LATER)
+    elif to is D:
+        journal.record_outcomes(session, run_id, [Outcome(seq) for seq in seqs], LATER)
+    elif to is F:
+        error_class = outcome.get("error_class") or ErrorClass.RECORD
+        failed = [Outcome(seq, "refused", error_class) for seq in seqs]
+        journal.record_outcomes(session, run_id, failed, LATER)
+    elif to is K:
+        journal.mark_skipped(session, run_id, seqs, "the run stopped", LATER)
+    else:
+        raise AssertionError(f"no function moves an entry to {to}")
+
+
+PATHS: dict[OpStatus, tuple[OpStatus, ...]] = {
+    P: (),
+    S: (S,),
+    D: (S, D),
+    F: (S, F),
+    K: (K,),
+    A: (S,),  # and then settled
+}
+
+
+def bring(store: StateStore, run_id: str, seq: int, status: OpStatus, **outcome: Any) -> None:
+    """Walk one entry to `status` the way a run gets it there."""
+    for step in PATHS[status]:
+        with store.session() as session, session.begin():
+            move(session, run_id, [seq], step, **outcome)
+    if status is A:
+        with store.session() as session, session.begin():
+            journal.settle_dead_runs(session, LATER)
+
+
+def rows(store: StateStore, run_id: str) -> dict[int, tuple[Any, ...]]:
+    """Every column that a transition may write, per seq."""
+    with store.session() as session:
+        found = session.scalars(select(OperationRow).where(OperationRow.run_id == run_id))
+        return {r.seq: (r.status, r.error, r.error_class, r.updated_at, r.payload) for r in found}
+
+
+def statuses(store: StateStore, run_id: str) -> dict[int, OpStatus]:
+    with store.session() as session:
+        return journal.statuses(session, run_id)
+
+
+# ---------------------------------------------------------------- the machine
+
+
+def test_the_machine_is_the_documented_one() -> None:
+    assert {s: set(to) for s, to in ALLOWED.items()} == {
+        P: {S, K},
+        S: {D, F, A},
+        D: set(),
+        F: set(),
+        K: set(),
+        A: set(),
+    }
+    assert set(predecessors(S)) == {P}
+    assert set(predecessors(K)) == {P}
+    assert set(predecessors(D)) == set(predecessors(F)) == set(predecessors(A)) == {S}
+    assert predecessors(P) == ()
+    assert Outcome(0).status is D
+    assert Outcome(0, "refused", ErrorClass.RECORD).status is F
+
+
+TARGETS = (S, D, F, K)  # the states a function moves an entry to; abandoned: settle only
+TRANSITIONS = [(source, target) for source in OpStatus for target in TARGETS]
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), TRANSITIONS, ids=[f"{s}-to-{t}" for s, t in TRANSITIONS]
+)
+def test_each_transition_is_allowed_or_refused_without_a_trace(
+    store: StateStore, source: OpStatus, target: OpStatus
+) -> None:
+    start_run(store, "r1", ["E1", "E2"])
+    bring(store, "r1", 0, source)
+    before = rows(store, "r1")
+
+    if target in ALLOWED[source]:
+        with store.session() as session, session.begin():
+            move(session, "r1", [0], target)
+        after = rows(store, "r1")
+        assert after[0][0] == target
+        assert after[1] == before[1], "the other entry is untouched"
+    else:
+        with pytest.raises(JournalError), store.session() as session, session.begin():
+            move(session, "r1", [0], target)
+        assert rows(store, "r1") == before
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_batch_with_one_forbidden_entry_moves_none(store: StateStore, target: OpStatus) -> None:
+    """The allowed entries of a refused batch do not move either (the transaction rolls
+    back), so a caller never has to work out which half of a batch went through."""
+    start_run(store, "r1", ["E1", "E2", "E3"])
+    allowed_from = {S: P, D: S, F: S, K: P}[target]
+    bring(store, "r1", 0, allowed_from)
+    bring(store, "r1", 1, allowed_from)
+    bring(store, "r1", 2, D)  # final: nothing may leave it
+    before = rows(store, "r1")
+
+    with pytest.raises(JournalError), store.session() as session, session.begin():
+        move(session, "r1", [0, 1, 2], target)
+
+    assert rows(store, "r1") == before
+
+
+def test_a_transition_only_touches_its_own_run(store: StateStore) -> None:
+    start_run(store, "r1", ["E1"])
+    start_run(store, "r2", ["E1"])
+    with store.session() as session, session.begin():
+        journal.mark_started(session, "r1", [0], LATER)
+    assert (statuses(store, "r1"), statuses(store, "r2")) == ({0: S}, {0: P})
+    with pytest.raises(JournalError), store.session() as session, session.begin():
+        journal.record_outcomes(session, "r2", [Outcome(0)], LATER)
+    assert statuses(store, "r2") == {0: P}
+
+
+def test_outcomes_carry_their_error_and_class(store: StateStore) -> None:
+    start_run(store, "r1", ["E1", "E2"])
+    with store.session() as session, session.begin():
+        journal.mark_started(session, "r1", [0, 1], LATER)
+        journal.record_outcomes(
+            session,
+            "r1",
+            [Outcome(0), Outcome(1, "2 of 3 user(s) refused by Pluvo: E2", ErrorClass.PARTIAL)],
+            LATER,
+        )
+        journal.record_outcomes(session, "r1", [], LATER)  # nothing to record: no error
+    found = rows(store, "r1")
+    assert found[0][:3] == (D, None, None)
+    assert found[1][:3] == (F, "2 of 3 user(s) refused by Pluvo: E2", ErrorClass.PARTIAL)
+
+
+def test_skip_unsent_skips_only_the_pending_of_its_run(store: StateStore) -> None:
+    start_run(store, "r1", ["E1", "E2", "E3"])
+    start_run(store, "r2", ["E1"])
+    bring(store, "r1", 0, D)
+    bring(store, "r1", 1, S)
+    with store.session() as session, session.begin():
+        assert journal.skip_unsent(session, "r1", "credentials revoked", LATER) == 1
+    assert statuses(store, "r1") == {0: D, 1: S, 2: K}
+    assert rows(store, "r1")[2][1:3] == ("credentials revoked", ErrorClass.STOPPED)
+    assert statuses(store, "r2") == {0: P}
+
+
+# ---------------------------------------------------------------- after a kill
+
+
+def test_settle_dead_runs_closes_what_a_killed_run_left_open(store: StateStore) -> None:
+    start_run(store, "dead", ["E1", "E2", "E3", "E4", "E5"])
+    for seq, status in enumerate((P, S, D, F, K)):
+        bring(store, "dead", seq, status)
+    start_run(store, "also-dead", ["E9"])
+    start_run(store, "finished", ["E1"])
+    bring(store, "finished", 0, D)
+    store.finish_run(
+        "finished", status=RunStatus.SUCCEEDED, exit_code=0, summary={}, source_rows={}
+    )
+    before = rows(store, "dead")
+
+    with store.session() as session, session.begin():
+        settled = journal.settle_dead_runs(session, LATER)
+
+    assert sorted(settled) == ["also-dead", "dead"]
+    after = rows(store, "dead")
+    # started: it may have reached Pluvo; pending: it never left.
+    assert after[1][:3] == (A, after[1][1], ErrorClass.KILLED)
+    assert "killed after sending" in (after[1][1] or "")
+    assert after[0][:3] == (K, after[0][1], ErrorClass.KILLED)
+    assert "never sent" in (after[0][1] or "")
+    assert {seq: after[seq] for seq in (2, 3, 4)} == {seq: before[seq] for seq in (2, 3, 4)}
+    assert statuses(store, "also-dead") == {0: K}
+    assert statuses(store, "finished") == {0: D}
+    with store.session() as session:
+        runs = {r.id: r for r in session.scalars(select(RunRow))}
+    assert (runs["dead"].status, runs["dead"].exit_code) == (RunStatus.ABORTED, 1)
+    assert runs["dead"].finished_at is not None
+    assert runs["also-dead"].status == RunStatus.ABORTED
+    assert runs["finished"].status == RunStatus.SUCCEEDED
+    with store.session() as session, session.begin():
+        assert journal.settle_dead_runs(session, LATER) == [], "nothing left to settle"
+    assert rows(store, "dead") == after
+
+
+# Which sent creations may have landed without the engine learning so (its later
+# upsert answers `created: false`, but the user is still ours).
+SENT_UNANSWERED = [
+    ("abandoned", A, None, True),
+    ("failed-transient", F, ErrorClass.TRANSIENT, True),
+    ("failed-answer", F, ErrorClass.ANSWER, True),
+    ("failed-record", F, ErrorClass.RECORD, False),
+    ("failed-fatal", F, ErrorClass.FATAL, False),
+    ("failed-partial", F, ErrorClass.PARTIAL, False),
+    ("done", D, None, False),
+    ("skipped", K, None, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class", "included"),
+    [case[1:] for case in SENT_UNANSWERED],
+    ids=[case[0] for case in SENT_UNANSWERED],
+)
+def test_sent_unanswered_names_the_creations_that_may_have_landed(
+    store: StateStore, status: OpStatus, error_class: ErrorClass | None, included: bool
+) -> None:
+    start_run(store, "r1", ["E1", "E2"])
+    bring(store, "r1", 0, status, error_class=error_class)
+    with store.session() as session:
+        found = journal.sent_unanswered(session, "create_user", ["E1", "E2"])
+    assert found == ({"E1"} if included else set())
+
+
+def test_sent_unanswered_is_by_kind_and_ref(store: StateStore) -> None:
+    start_run(store, "creations", ["E1", "E2"])
+    start_run(store, "updates", ["E3"], kind="update_user")
+    with store.session() as session, session.begin():
+        journal.mark_started(session, "creations", [0, 1], LATER)
+        journal.mark_started(session, "updates", [0], LATER)
+        journal.settle_dead_runs(session, LATER)
+    many = [f"X{i}" for i in range(2500)] + ["E2"]  # more refs than one IN (...) holds
+    with store.session() as session:
+        assert journal.sent_unanswered(session, "create_user", many) == {"E2"}
+        assert journal.sent_unanswered(session, "create_user", ["E3"]) == set()
+        assert journal.sent_unanswered(session, "update_user", ["E1", "E3"]) == {"E3"}
+        assert journal.sent_unanswered(session, "create_user", []) == set()
+
+
+def test_a_live_runs_started_creation_is_not_unanswered(store: StateStore) -> None:
+    start_run(store, "r1", ["E1"])
+    bring(store, "r1", 0, S)
+    with store.session() as session:
+        assert journal.sent_unanswered(session, "create_user", ["E1"]) == set()
+
+
+# ---------------------------------------------------------------- what the journal holds
+
+
+def test_the_journaled_plan_reads_back_as_the_same_operations(store: StateStore) -> None:
+    people = [
+        Person("E1", groups=("G1",), manages=("G2",), extras={"job_title": "Lead"}),
+        Person("E2", language="", roles="", groups=("G2",)),
+    ]
+    plan = plan_for(desired_state(*people), read_state(store.engine))
+    store.start_run("r1", "run")
+    with store.session() as session, session.begin():
+        journal_plan(session, "r1", plan)
+    with store.session() as session:
+        run, found = journal.run_operations(session, "r1")
+    assert run is not None
+    assert run.id == "r1"
+    assert [(r.seq, r.kind, r.ref, r.status) for r in found] == [
+        (seq, str(op.kind), op.ref, P) for seq, op in enumerate(plan)
+    ]
+    assert [r.phase for r in found] == [op.phase for op in plan]
+    assert tuple(operation_from_json(r.payload) for r in found) == plan.operations
+    assert {Kind(r.kind) for r in found} >= {Kind.CREATE_GROUP, Kind.ADD_MANAGERS}
+
+
+def test_what_needs_attention(store: StateStore) -> None:
+    start_run(store, "r1", ["E1", "E2", "E3", "E4"])
+    for seq, status in enumerate((D, F, K, S)):
+        bring(store, "r1", seq, status)
+    with store.session() as session:
+        assert sorted(journal.needing_attention(session)) == [("failed", 1), ("started", 1)]
+        _, failed = journal.run_operations(session, "r1", only_failed=True)
+        _, latest = journal.run_operations(session, None)
+        missing, none = journal.run_operations(session, "nope")
+    assert [r.seq for r in failed] == [1, 2]
+    assert [r.seq for r in latest] == [0, 1, 2, 3]
+    assert (missing, none) == (None, [])
