@@ -121,8 +121,24 @@ class _Rejected(FatalError):
     """Pluvo refused the whole document; `errors` lets a batch salvage its calls."""
 
     def __init__(self, message: str, errors: Sequence[Mapping[str, Any]]) -> None:
-        super().__init__(message)
+        super().__init__(message, hint=_advice(errors))
         self.errors = list(errors)
+
+
+_RESULT_FIELDS = {"ids": ("addedIds", "removedIds"), "refs": ("addedRefs", "removedRefs")}
+
+
+def _advice(errors: Sequence[Mapping[str, Any]]) -> str | None:
+    """What to change when a refusal is one the config can settle (as doctor says)."""
+    text = " ".join(str(e.get("message") or "") for e in errors)
+    for setting, fields in _RESULT_FIELDS.items():
+        other = "refs" if setting == "ids" else "ids"
+        if any(f"Cannot query field '{f}'" in text for f in fields):
+            return (
+                f"this Pluvo does not offer the {setting} membership result fields: set "
+                f"pluvo.membership_result_fields: {other} (`pluvo-sync doctor` checks this)"
+            )
+    return None
 
 
 _VARIABLE = re.compile(r"\$a(\d+)_")

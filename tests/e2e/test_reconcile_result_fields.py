@@ -145,11 +145,6 @@ def test_apply_without_the_setting_fails_on_the_membership_then_succeeds_with_it
     assert report["planned"] == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a membership document refused for addedIds ends as Pluvo's validation error "
-    "only; unlike `doctor`, it does not say to set pluvo.membership_result_fields: refs",
-)
 def test_the_refusal_names_the_setting_to_change(ws: Workspace) -> None:
     ws.write_config()
     code, _report, printed = reconcile(ws, "--apply")
