@@ -13,21 +13,10 @@ import pandas as pd
 
 from sync.commands.render import render_plan, render_report
 from sync.core.executor import Execution, Failure
-from sync.core.plan import (
-    AddMembers,
-    ArchiveUser,
-    Change,
-    CreateGroup,
-    CreateUser,
-    ExtraValue,
-    Plan,
-    SetExtraValues,
-    UpdateUser,
-    UserFields,
-)
 from sync.core.report import Report
-from sync.model import REJECTION_COLUMNS, USER_FIELDS, Desired
+from sync.model import REJECTION_COLUMNS
 from sync.state.journal import ErrorClass
+from tests.support.diffing import Person, desired_state, plan_for, state_view
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -40,39 +29,18 @@ def check(name: str, text: str) -> None:
 
 
 def sample_report() -> Report:
-    origin = "hr/hr.csv:12"
-    fields = UserFields("thijs@example.nl", "Thijs Meijer", "NL", "MANAGER,TRAINER", "true")
-    plan = Plan(
-        operations=(
-            CreateGroup(ref="dept-ict", changes=(Change("name", "", "ICT"),), name="ICT"),
-            CreateUser(
-                ref="1007",
-                changes=tuple(Change(f, "", v, origin) for f, v in fields.as_dict().items()),
-                fields=fields,
-                send=USER_FIELDS,
-            ),
-            UpdateUser(
-                ref="1002",
-                changes=(Change("email", "daan@old.nl", "daan@new.nl", "hr/hr.csv:3"),),
-                fields=UserFields("daan@new.nl", "Daan", "NL", "PARTICIPANT", "true"),
-                send=("email",),
-            ),
-            SetExtraValues(
-                ref="1002",
-                changes=(Change("skills", "Excel", "Excel\nSQL", "hr/hr.csv:3"),),
-                values=(ExtraValue("skills", "multiselect", "Excel\nSQL"),),
-            ),
-            AddMembers(ref="dept-ict", users=("1002", "1007")),
-            ArchiveUser(
-                ref="1040",
-                changes=(Change("archived", "false", "true"),),
-                reason="gone from the sources",
-            ),
-        ),
-        state_users=40,
-        desired_users=41,
+    """A day-2 plan as the diff makes it: a new department and a joiner in it, an email
+    change, a changed skill, a move, a leaver."""
+    anouk = Person("1001", name="Anouk de Vries", groups=("dept-hr",), manages=("dept-hr",))
+    daan = Person("1002", name="Daan Jansen", groups=("dept-hr",), extras={"skills": "Excel"})
+    gone = Person("1040", name="Sanne Bakker", groups=("dept-hr",))
+    state = state_view(anouk, daan, gone)
+    joiner = Person("1007", name="Thijs Meijer", roles="MANAGER,TRAINER", groups=("dept-ict",))
+    moved = daan.but(
+        email="daan.jansen@example.nl", groups=("dept-ict",), extras={"skills": "Excel\nSQL"}
     )
-    desired = Desired()
+    desired = desired_state(anouk, moved, joiner)
+    plan = plan_for(desired, state)
     desired.rejections = pd.DataFrame(
         [
             [
@@ -104,7 +72,7 @@ def sample_report() -> Report:
         plan=plan,
         desired=desired,
         mapping={
-            "hr": {"rows": 45, "filtered": 2, "rejected": 1, "users": 41, "pending": 1,
+            "hr": {"rows": 4, "filtered": 0, "rejected": 1, "users": 3, "pending": 0,
                    "ended": 0},
         },
     )  # fmt: skip
