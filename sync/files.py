@@ -17,3 +17,16 @@ def write_private(path: Path, text: str) -> None:
             handle.write(text)
     except OSError as exc:
         raise SyncError(f"cannot write {path}: {exc.strerror}") from None
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""OWASP's list of first characters a spreadsheet may read as a formula."""
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A cell for a CSV that people open in a spreadsheet: text that would start a
+    formula (`=HYPERLINK(...)` in a name from HR) gets a leading `'`, so it shows as
+    the text it is; everything else is left as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

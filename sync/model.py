@@ -45,7 +45,7 @@ from typing import Any
 
 import pandas as pd
 
-from sync.files import write_private
+from sync.files import spreadsheet_safe, write_private
 
 USER_FIELDS = ("email", "name", "language", "roles", "is_active")
 PROVENANCE = ("_source", "_file", "_line")
@@ -113,11 +113,15 @@ def shown_reason(row: Mapping[Any, Any] | pd.Series) -> str:
 def write_rejections(desired: Desired, path: str | Path) -> Path:
     """Rejections as a CSV an HR administrator can open in a spreadsheet.
 
-    It names people and their emails, so it is created readable by the owner only.
+    It names people and their emails, so it is created readable by the owner only, and
+    no cell from HR data can act as a formula there.
     """
     target = Path(path)
-    text = desired.rejections.reindex(columns=list(REJECTION_COLUMNS)).to_csv(
-        index=False, quoting=csv.QUOTE_MINIMAL
+    frame = desired.rejections.reindex(columns=list(REJECTION_COLUMNS))
+    # CRLF rows (RFC 4180, what spreadsheets expect) also make the writer quote a bare
+    # carriage return inside a value, which would otherwise split the row.
+    text = frame.map(spreadsheet_safe).to_csv(
+        index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n"
     )
     write_private(target, text)
     return target

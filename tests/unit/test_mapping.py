@@ -13,7 +13,7 @@ from sync.core.mapping.spec import load_mapping, parse_mapping
 from sync.core.mapping.template import TemplateError, parse_template
 from sync.core.mapping.transforms import slugify, validate_emails
 from sync.errors import ConfigError, SourceError
-from sync.model import format_rejection, is_warning, write_rejections
+from sync.model import REJECTION_COLUMNS, Desired, format_rejection, is_warning, write_rejections
 from tests.unit.mapping_helpers import BASE, TODAY, frame, person, reasons, run, spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,6 +201,27 @@ def test_rejections_export_as_csv(tmp_path: Path) -> None:
     assert written.iloc[0]["line"] == "2"
     assert written.iloc[0]["severity"] == "error"
     assert written.iloc[0]["reason"].startswith("invalid email 'x'")
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"],
+)
+def test_rejection_csv_cells_never_start_a_formula(tmp_path: Path, hostile: str) -> None:
+    """OWASP's rule for CSV injection: a cell starting with = + - @ tab or CR is
+    prefixed with a quote; the text itself is kept."""
+    desired = Desired()
+    desired.rejections = pd.DataFrame(
+        [["hr", "hr.csv", 4, "Naam", hostile, "error", f"invalid email '{hostile}'"]],
+        columns=list(REJECTION_COLUMNS),
+    )
+    path = write_rejections(desired, tmp_path / "rejected.csv")
+    row = pd.read_csv(path, dtype=str, keep_default_na=False).iloc[0]
+    assert row["ref"] == "'" + hostile
+    assert row["reason"] == f"invalid email '{hostile}'"  # does not start a formula
+    assert row["line"] == "4"
+    for cell in row:
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
 
 
 # --- extra categories -----------------------------------------------------------------
