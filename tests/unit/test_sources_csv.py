@@ -46,6 +46,36 @@ def test_configured_delimiter_wins() -> None:
     assert rows(b"a b\tc\n1\t2\n", delimiter="tab") == [["1", "2", 2]]
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"sep=;\nref;name,full;dept\n1;Ann, A;HR\n2;Bob;IT\n",
+        b"sep=;\r\nref;name,full;dept\r\n1;Ann, A;HR\r\n2;Bob;IT\r\n",
+        b'"sep=;"\nref;name,full;dept\n1;Ann, A;HR\n2;Bob;IT\n',
+        "\ufeffsep=;\nref;name,full;dept\n1;Ann, A;HR\n2;Bob;IT\n".encode(),
+        "sep=;\nref;name,full;dept\n1;Ann, A;HR\n2;Bob;IT\n".encode("cp1252"),
+    ],
+    ids=["lf", "crlf", "quoted", "bom", "cp1252"],
+)
+def test_an_excel_sep_line_declares_the_delimiter_and_is_not_data(data: bytes) -> None:
+    """Excel writes `sep=;` above the header; the commas in the data would otherwise
+    win the sniffing. Line numbers stay physical: the first record is on line 3."""
+    records, columns = parse(data)
+    assert columns == ["ref", "name,full", "dept"]
+    assert [[r["ref"], r["name,full"], r["_line"]] for r in records] == [
+        ["1", "Ann, A", 3],
+        ["2", "Bob", 4],
+    ]
+    assert rows(data, delimiter=";") == [["1", "Ann, A", "HR", 3], ["2", "Bob", "IT", 4]]
+
+
+def test_a_sep_line_naming_another_delimiter_than_configured_is_left_alone() -> None:
+    """The config's delimiter wins; the line is then the header, and the file fails
+    as any file whose rows do not fit its header (never a silent guess)."""
+    with pytest.raises(SourceError, match="line 2: 2 fields but the header has 1"):
+        parse(b"sep=;\nref,name\n1,Ann\n", delimiter=",")
+
+
 def test_utf8_bom_stripped_and_headers_trimmed() -> None:
     records, columns = parse((DATA / "hr_bom.csv").read_bytes())
     assert columns == ["ref", "email", "name"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from sync.core.sources.base import LINE_COLUMN, META_COLUMNS, with_meta
 from sync.errors import SourceError
 
 QUOTE = '"'
+_SEP_LINE = re.compile(r'(?:sep=([^\r\n"])|"sep=(.)")[ \t]*(?=\r\n|\n|\r)', re.IGNORECASE)
+"""A first line `sep=;` (or `"sep=;"`), up to but not including its line break."""
 DELIMITERS = (",", ";", "\t", "|")
 _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 _SAMPLE_CHARS = 64 * 1024
@@ -84,12 +87,13 @@ class CsvParser:
                 f"source {self.source}: {display} contains NUL bytes "
                 f"(is it a binary file or a different encoding than {encoding}?)"
             )
+        declared, text, data = self._sep_directive(text, data)
         # Header and delimiter come from the head of the file: wrapping a 100 MB
         # string in StringIO alone costs half a second.
         head = _normalize(text[:_SAMPLE_CHARS])
         if len(text) > _SAMPLE_CHARS and "\n" in head:
             head = head[: head.rindex("\n") + 1]
-        delimiter = self.delimiter or sniff_delimiter(head)
+        delimiter = self.delimiter or declared or sniff_delimiter(head)
         header, header_end = _first_record(head, delimiter)
         if header is not None and header_end >= head.count("\n") and len(head) < len(text):
             header, header_end = _first_record(_normalize(text), delimiter)
@@ -113,6 +117,25 @@ class CsvParser:
         frame = self._drop_empty_named(frame, names, display)
         columns = [n for n in names if not n.startswith(_EMPTY_NAME[:6])]
         return ParsedFile(display, frame, columns, encoding, delimiter)
+
+    def _sep_directive(self, text: str, data: bytes) -> tuple[str | None, str, bytes]:
+        """Excel's `sep=;` first line (HR systems copy it) declares the delimiter.
+
+        The line is a directive, not data: its text is dropped but its line break kept,
+        so every record keeps its physical line number. It is honoured when the source
+        leaves the delimiter to detection or names the same one; otherwise the line is
+        left alone (then it is the header, as the config says).
+        """
+        match = _SEP_LINE.match(text)
+        if match is None:
+            return None, text, data
+        declared = match.group(1) or match.group(2)
+        if self.delimiter not in (None, declared):
+            return None, text, data
+        directive = match.group(0)
+        if data.startswith(directive.encode("utf-8")):
+            data = data[len(directive.encode("utf-8")) :]
+        return declared, text[len(directive) :], data
 
     def _check_not_truncated(
         self, text: str, frame: pd.DataFrame, names: list[str], delimiter: str, display: str
