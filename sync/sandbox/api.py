@@ -193,7 +193,10 @@ def q_users(_src: Any, info: Info, **args: Any) -> list[User]:
 @root("Query", "paginatedUsers", "users.read")
 def q_paginated_users(_src: Any, info: Info, **args: Any) -> Any:
     ctx = _ctx(info)
-    users = ctx.store.list_users(archived=args.get("archived"), q=args.get("q"))
+    archived = args.get("archived")
+    if archived is None and not ctx.faults.archived_unasked:
+        archived = False
+    users = ctx.store.list_users(archived=archived, q=args.get("q"))
     return connection(users, args, ctx, "paginatedUsers")
 
 

@@ -76,6 +76,9 @@ class Faults:
     """What an omitted `sendInvite` means on creation (newest docs: invite)."""
     max_page_size: int = 50
     """Largest `first` a connection accepts; more is a GraphQL error."""
+    archived_unasked: bool = True
+    """What `paginatedUsers` lists when `archived` is omitted or null: every user (true),
+    or active users only (false: the documentation's reading, as a stricter Pluvo)."""
     token_faults: bool = False
     """Let error, throttle, drop, rate-limit and fail_all hit the token endpoint too."""
     seed: int | None = None
@@ -151,7 +154,7 @@ def _check(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or not 500 <= value <= 599:
             raise ValueError(f"error_status: expected a 5xx status or null, got {value!r}")
         return value
-    if name in {"fail_all", "invite_default", "token_faults"}:
+    if name in {"fail_all", "invite_default", "token_faults", "archived_unasked"}:
         if not isinstance(value, bool):
             raise ValueError(f"{name}: expected true or false, got {value!r}")
         return value

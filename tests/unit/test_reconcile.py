@@ -209,8 +209,9 @@ def test_user_fields_and_values_are_canonical() -> None:
 def test_pages_cover_the_count_with_offsets() -> None:
     calls = page_calls(101)
     assert [c.args["offset"] for c in calls] == [0, 50, 100]
-    assert all(c.args["first"] == 50 and c.args["archived"] is None for c in calls)
-    assert "archived: null" in calls[0].render("a0")
+    assert all(c.args["first"] == 50 and c.args["archived"] is False for c in calls)
+    assert "archived: false" in calls[0].render("a0")
+    assert [c.args["archived"] for c in page_calls(3, archived=True)] == [True]
     assert page_calls(0) == []
 
 
