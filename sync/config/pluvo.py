@@ -25,6 +25,9 @@ class PluvoConfig(BaseModel):
     client_secret: SecretStr
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
     timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request")
+    connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to open a connection (an unreachable Pluvo fails fast)"
+    )
     batch_size: int = Field(25, ge=1, le=200, description="Mutations per aliased request")
     concurrency: int = Field(4, ge=1, le=64, description="Requests in flight at most")
     max_retries: int = Field(6, ge=0, le=20)

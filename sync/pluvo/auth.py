@@ -22,7 +22,13 @@ import aiohttp
 from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError, TransientError
 from sync.logs import redact, register_secret
-from sync.pluvo.http import Throttled, parse_retry_after, redirect_error, safe_url
+from sync.pluvo.http import (
+    Throttled,
+    parse_retry_after,
+    redirect_error,
+    safe_url,
+    transport_failure,
+)
 
 log = logging.getLogger("sync.pluvo.auth")
 
@@ -50,6 +56,7 @@ class TokenProvider:
         self._lock = asyncio.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
+        self._issued: dict[str, float] = {}  # recent tokens → when they were issued
         self.granted_scopes: frozenset[str] | None = None
         """Scopes the token endpoint said it granted; None if it did not say."""
         self.fetches = 0
@@ -61,6 +68,13 @@ class TokenProvider:
                 await self._fetch()
             assert self._token is not None
             return self._token
+
+    def now(self) -> float:
+        return self._clock()
+
+    def issued_at(self, token: str) -> float | None:
+        """When this client received `token` (by its clock); None if unknown."""
+        return self._issued.get(token)
 
     def invalidate(self, token: str) -> None:
         """Forget `token` if it is still current; a newer one is kept."""
@@ -88,9 +102,8 @@ class TokenProvider:
                 text = await resp.text()
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise TransientError(
-                f"token request to {safe_url(url)} failed: {type(exc).__name__}"
-            ) from None
+            reason = transport_failure(exc, url, timeout=config.timeout)
+            raise TransientError(f"token request failed: {reason}") from None
         if 300 <= status < 400:
             raise redirect_error(status, url)
         if status == 429:
@@ -109,6 +122,7 @@ class TokenProvider:
         register_secret(token)
         lifetime = _number(body.get("expires_in")) or DEFAULT_LIFETIME
         self._token = token
+        self._issued = {**dict(list(self._issued.items())[-7:]), token: self._clock()}
         self._renew_at = self._clock() + refresh_delay(lifetime, config.token_refresh_margin)
         scope = body.get("scope")
         if isinstance(scope, str):

@@ -60,7 +60,7 @@ from sync.pluvo.http import (
     backoff_delay,
     parse_retry_after,
     redirect_error,
-    safe_url,
+    transport_failure,
 )
 from sync.pluvo.ops import Call, MembershipFields
 from sync.pluvo.results import (
@@ -192,7 +192,9 @@ class PluvoClient:
         connector = aiohttp.TCPConnector(limit=self.config.concurrency + 1)
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            timeout=aiohttp.ClientTimeout(
+                total=self.config.timeout, sock_connect=self.config.connect_timeout
+            ),
             headers={"User-Agent": "pluvo-sync"},
         )
         self._auth = TokenProvider(self.config, self._session)
@@ -409,19 +411,32 @@ class PluvoClient:
         """
         self._check_scopes(fields)
         config = self.config
-        failures = throttles = 0
-        reauthed = False
+        failures = throttles = renewals = 0
+        refused_fresh = False
         while True:
+            provider = self._auth_provider()
+            started = provider.now()
             try:
                 return await self._attempt(document, variables, label, fields)
             except _AuthRejected as exc:
-                self._auth_provider().invalidate(exc.token)
-                if reauthed:
+                provider.invalidate(exc.token)
+                issued = provider.issued_at(exc.token)
+                # A token issued during this very attempt and refused at once is a
+                # refusal; one issued before it (tokens expire mid-run, and a retry may
+                # have waited out a backoff longer than a short token lives) has expired
+                # and is renewed as often as that happens.
+                fresh = issued is not None and issued >= started
+                if fresh and refused_fresh:
                     raise FatalError(
                         f"{label}: Pluvo refused a freshly issued token ({exc.reason})",
                         hint="check the API client's status and scopes in Pluvo",
                     ) from None
-                reauthed = True
+                refused_fresh = refused_fresh or fresh
+                renewals += 1
+                if renewals > 2 * config.max_retries + 4:
+                    raise TransientError(
+                        f"{label}: tokens kept expiring ({renewals} renewals)"
+                    ) from None
                 self.counters.reauths += 1
                 log.info("%s: token refused (%s), renewing it", label, exc.reason)
             except Throttled as exc:
@@ -442,7 +457,7 @@ class PluvoClient:
                 failures += 1
                 if failures > config.max_retries:
                     raise TransientError(
-                        f"{label}: gave up after {failures} attempts ({exc.message})"
+                        f"{exc.message}; gave up after {failures} attempts ({label})"
                     ) from None
                 delay = backoff_delay(
                     failures - 1, base=config.backoff_base, cap=config.backoff_max
@@ -482,7 +497,9 @@ class PluvoClient:
                     retry_after = resp.headers.get("Retry-After")
                     text = await resp.text()
             except _TRANSPORT_ERRORS as exc:
-                raise TransientError(f"{type(exc).__name__} from {safe_url(url)}") from None
+                raise TransientError(
+                    transport_failure(exc, url, timeout=self.config.timeout)
+                ) from None
             if 300 <= status < 400:
                 raise redirect_error(status, url)
             if status == 401:

@@ -83,6 +83,10 @@ class Faults:
     """Let error, throttle, drop, rate-limit and fail_all hit the token endpoint too."""
     seed: int | None = None
     """Seed of the dice; setting it at run time restarts the sequence."""
+    scripted: tuple[int, ...] = ()
+    """HTTP statuses (401 as for an expired token, 429, 5xx) the next GraphQL requests
+    get, in order, before any other fault; a deterministic sequence for tests. Setting
+    it restarts the script."""
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         """A copy with `changes` applied, checked field by field (ValueError names it)."""
@@ -166,6 +170,15 @@ def _check(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"max_page_size: expected a positive integer, got {value!r}")
         return value
+    if name == "scripted":
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and (s in (401, 429) or 500 <= s < 600)
+            for s in value
+        ):
+            raise ValueError(
+                f"scripted: expected a list of 401, 429 or 5xx statuses, got {value!r}"
+            )
+        return tuple(value)
     if name == "seed":
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(f"seed: expected an integer or null, got {value!r}")
@@ -183,9 +196,17 @@ class Dice:
         self.rng = random.Random(seed)
         self._window: deque[float] = deque()
         self._outage_count = 0
+        self._script: deque[int] = deque()
 
     def reseed(self, seed: int | None) -> None:
         self.rng = random.Random(seed)
+
+    def restart_script(self, faults: Faults) -> None:
+        self._script = deque(faults.scripted)
+
+    def scripted(self) -> int | None:
+        """The next scripted status, if any is left."""
+        return self._script.popleft() if self._script else None
 
     def restart_outage(self) -> None:
         """Count the requests before a counted outage from zero again."""

@@ -107,6 +107,7 @@ class SandboxServer:
         self.store = Store()
         self.counters = Counters()
         self.dice = Dice(self.faults.seed)
+        self.dice.restart_script(self.faults)
         self.client_id = DEFAULT_CLIENT_ID
         self.client_secret = DEFAULT_CLIENT_SECRET
         self._tokens: dict[str, _Token] = {}
@@ -340,6 +341,14 @@ class SandboxServer:
         if request.path == "/oauth/token/" and not faults.token_faults:
             return None
         counted = self.counters.faults
+        scripted = self.dice.scripted() if request.path != "/oauth/token/" else None
+        if scripted is not None:
+            counted["scripted"] += 1
+            if scripted == 401:
+                return self._unauthorized("Token has expired.")
+            if scripted == 429:
+                return self._throttled(faults.retry_after)
+            return self._server_error(scripted)
         if faults.fail_all or self.dice.outage(faults):
             counted["fail_all"] += 1
             return self._server_error(503, faults.unavailable_retry_after)
@@ -529,6 +538,8 @@ class SandboxServer:
             self.dice.reseed(self.faults.seed)
         if {"outage_after", "outage_length"} & set(changes):
             self.dice.restart_outage()
+        if "scripted" in changes:
+            self.dice.restart_script(self.faults)
         return _json(self.faults.to_dict())
 
     async def _c_reset(self, _request: web.Request) -> web.StreamResponse:
@@ -537,6 +548,7 @@ class SandboxServer:
         self.store.load(self.seed.as_data())
         self.faults = self.initial_faults
         self.dice = Dice(self.faults.seed)
+        self.dice.restart_script(self.faults)
         self.counters.reset()
         self._schedule_save()
         return _json({"ok": True})

@@ -169,6 +169,59 @@ async def test_expired_token_reauthenticates_once_on_401(sandbox: SandboxServer)
         assert client.token_requests == 2  # ...but they share one new token
 
 
+async def test_a_token_expiring_again_after_a_backoff_is_renewed_again(
+    sandbox: SandboxServer,
+) -> None:
+    """Tokens expire mid-run (24 h at Pluvo, seconds here) and a retry may wait out a
+    backoff longer than a token lives: a 401 after a wait is a new expiry, renewed as
+    often as it happens; it is not a refusal."""
+    async with PluvoClient(make_config(sandbox, backoff_base=0.2, backoff_max=0.2)) as client:
+        await client.count_users()
+        sandbox.control.set_faults(scripted=[503, 401, 503, 401])
+        result = await send(client, people(1)[0])
+        assert result.error is None, str(result.error)
+        assert client.counters.reauths == 2
+        assert client.token_requests == 3
+    assert sandbox.control.counters()["faults"]["scripted"] == 4
+
+
+async def test_a_token_refused_right_after_it_was_issued_is_fatal(
+    sandbox: SandboxServer,
+) -> None:
+    async with PluvoClient(make_config(sandbox)) as client:
+        sandbox.control.set_faults(scripted=[401] * 6)
+        result = await send(client, people(1)[0])
+        assert isinstance(result.error, FatalError)
+        assert "refused a freshly issued token" in str(result.error)
+        assert client.token_requests == 2  # a first token and a renewed one, both refused at once
+
+
+async def test_an_unreachable_pluvo_is_said_in_the_users_words() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    config = PluvoConfig.model_validate(
+        {
+            "url": f"http://127.0.0.1:{port}/",
+            "client_id": CLIENT_ID,
+            "client_secret": SECRET,
+            "max_retries": 1,
+            "backoff_base": 0.01,
+            "backoff_max": 0.01,
+        }
+    )
+    async with PluvoClient(config) as client:
+        with pytest.raises(TransientError) as info:
+            await client.count_users()
+    message = str(info.value)
+    assert message.startswith(
+        f"token request failed: cannot reach http://127.0.0.1:{port}/: connection refused"
+    ), message
+    assert "Error" not in message  # no exception class names
+
+
 async def test_throttling_honours_retry_after_and_shrinks_concurrency(
     sandbox: SandboxServer,
 ) -> None:
