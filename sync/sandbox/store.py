@@ -172,6 +172,9 @@ class Category:
     ref: str | None = None
     for_model_types: list[str] = field(default_factory=lambda: ["USER"])
     choice_options: list[ChoiceOption] | None = None
+    max_length: int | None = None
+    """STRING only: longer values are refused. Not in the GraphQL schema: a rule a
+    client cannot see in advance, as Pluvo's own limits are (seed `maxLength`)."""
 
     @property
     def label(self) -> str:
@@ -656,6 +659,9 @@ class Store:
                             ref=item.get("ref"),
                         )
                     )
+        max_length = data.get("maxLength")
+        if max_length is not None and (category_type != "STRING" or int(max_length) < 1):
+            raise SandboxError("maxLength: only for STRING categories, and at least 1")
         category = Category(
             id=normalise_uuid(data.get("id")) or new_id(),
             title=str(data.get("title") or ref or "Untitled"),
@@ -663,6 +669,7 @@ class Store:
             ref=ref,
             for_model_types=[str(t).upper() for t in data.get("forModelTypes") or ["USER"]],
             choice_options=options,
+            max_length=None if max_length is None else int(max_length),
         )
         self.categories[category.id] = category
         if ref is not None:
@@ -752,6 +759,12 @@ class Store:
             )
         try:
             if kind == "stringValue":
+                limit = category.max_length
+                if limit is not None and len(str(raw)) > limit:
+                    raise SandboxError(
+                        f"extra category {category.label!r} takes at most {limit} "
+                        f"characters, got {len(str(raw))}"
+                    )
                 return category, str(raw)
             if kind == "datetimeValue":
                 return category, parse_datetime(raw)
@@ -932,6 +945,7 @@ class Store:
                         {"id": o.id, "ref": o.ref, "stringValue": o.string_value}
                         for o in c.choice_options
                     ],
+                    **({} if c.max_length is None else {"maxLength": c.max_length}),
                 }
                 for c in self.categories.values()
             ],
