@@ -8,6 +8,12 @@ as the state change it implies. A run killed at any point therefore leaves
 `abandoned` entries whose effect is either in Pluvo but not in the store (the next
 run's diff re-sends the idempotent upsert) or nowhere, and `skipped` entries that
 never left; never a store ahead of Pluvo.
+
+A user's extra values go in one call, which Pluvo refuses as a whole when one value
+is wrong. Such a refusal is retried value by value (still under the operation's
+`started` mark), so the good values land and only the refused one fails: the
+operation ends `failed` with class `partial`, its error naming each refused value,
+and the store records the values that landed, so the next diff plans the rest again.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from sync.core.plan import (
     ArchiveUser,
     CreateGroup,
     DeactivateUser,
+    ExtraValue,
     GroupLinks,
     Kind,
     Operation,
@@ -95,6 +102,41 @@ def classify(error: PluvoError) -> ErrorClass:
     return ErrorClass.RECORD
 
 
+@dataclass(frozen=True)
+class ValueSplit:
+    """A SetExtraValues refused as a whole, then sent value by value: what landed and
+    what was refused (with why). Carried as the operation's CallResult data."""
+
+    landed: tuple[ExtraValue, ...]
+    refused: tuple[tuple[ExtraValue, PluvoError], ...]
+
+    def outcome(self) -> tuple[str | None, ErrorClass | None]:
+        """The operation's error and class: partial when some values landed; a fatal
+        error still stops the run; otherwise the first refusal's class."""
+        if not self.refused:
+            return None, None
+        errors = [error for _, error in self.refused]
+        total = len(self.landed) + len(self.refused)
+        rest = "the others were set" if self.landed else "none was set"
+        reasons = "; ".join(f"{v.category_ref}: {error}" for v, error in self.refused)
+        text = f"{len(self.refused)} of {total} value(s) refused by Pluvo ({rest}): {reasons}"
+        if any(isinstance(error, FatalError) for error in errors):
+            return text, ErrorClass.FATAL
+        if self.landed:
+            return text, ErrorClass.PARTIAL
+        return text, classify(errors[0])
+
+
+def _splittable(op: Operation, result: CallResult) -> bool:
+    """A user's values refused as a whole, with more than one value to try alone."""
+    return (
+        isinstance(op, SetExtraValues)
+        and len(op.values) > 1
+        and result.error is not None
+        and classify(result.error) is ErrorClass.RECORD
+    )
+
+
 class Executor:
     def __init__(
         self,
@@ -147,7 +189,9 @@ class Executor:
         ]
         buffer: list[tuple[int, CallResult]] = []
         unsent: list[tuple[int, CallResult]] = []
+        refused: list[tuple[int, CallResult]] = []  # to retry value by value
         sent: set[int] = set()
+        stopping = False
         finished = 0
         failures_before = len(self.result.failed)
 
@@ -180,6 +224,11 @@ class Executor:
                 self.progress(name, finished, len(ops))
 
         def on_result(index: int, result: CallResult) -> None:
+            nonlocal stopping
+            stopping = stopping or isinstance(result.error, FatalError)
+            if index in sent and _splittable(ops[index], result):
+                refused.append((index, result))  # stays `started` until retried
+                return
             (buffer if index in sent else unsent).append((index, result))
             if len(buffer) + len(unsent) >= FLUSH_EVERY:
                 flush()
@@ -187,7 +236,17 @@ class Executor:
         log.info("phase %s: %d operation(s)", name, len(ops))
         try:
             await self.api.run_calls(calls, on_result=on_result, before_send=before_send)
+            if refused and not stopping:
+                retried = await self._split_values([ops[i] for i, _ in refused])
+                refused[:] = [
+                    (i, CallResult(result.call, split))
+                    for (i, result), split in zip(refused, retried, strict=True)
+                ]
         finally:
+            # A retry cut short leaves the whole refusal as the outcome: nothing of the
+            # split is recorded, and the next run plans every value again.
+            buffer.extend(refused)
+            refused.clear()
             flush()
         phase_failures = self.result.failed[failures_before:]
         fatal = [f for f in phase_failures if f.error_class is ErrorClass.FATAL]
@@ -203,6 +262,32 @@ class Executor:
                 f"({phase_failures[0].error}); stopping until Pluvo recovers"
             )
 
+    async def _split_values(self, ops: Sequence[Operation]) -> list[ValueSplit]:
+        """Send each value of these refused operations on its own, all in one batched
+        run; values whose call is answered land, the others are refused with why."""
+        singles = [
+            (n, value)
+            for n, op in enumerate(ops)
+            if isinstance(op, SetExtraValues)
+            for value in op.values
+        ]
+        calls = [
+            SetExtraValues(ref=ops[n].ref, values=(value,)).to_call(send_invite=self.send_invite)
+            for n, value in singles
+        ]
+        log.info("retrying %d refused user(s) value by value (%d call(s))", len(ops), len(calls))
+        answers = await self.api.run_calls(calls)
+        landed: list[list[ExtraValue]] = [[] for _ in ops]
+        refused: list[list[tuple[ExtraValue, PluvoError]]] = [[] for _ in ops]
+        for (n, value), answer in zip(singles, answers, strict=True):
+            if answer.error is None:
+                landed[n].append(value)
+            else:
+                refused[n].append((value, answer.error))
+        return [
+            ValueSplit(tuple(good), tuple(bad)) for good, bad in zip(landed, refused, strict=True)
+        ]
+
     def _record_batch(
         self, session: Session, batch: list[tuple[Operation, int, CallResult]]
     ) -> None:
@@ -213,7 +298,13 @@ class Executor:
         for op, seq, result in batch:
             error: str | None = None
             error_class: ErrorClass | None = None
-            if isinstance(result.error, ConflictError) and isinstance(op, CreateGroup):
+            if isinstance(result.data, ValueSplit):
+                split = result.data
+                pending.values.append(
+                    (op.ref, [(v.category_ref, v.category_type, v.value) for v in split.landed])
+                )
+                error, error_class = split.outcome()
+            elif isinstance(result.error, ConflictError) and isinstance(op, CreateGroup):
                 # Pluvo already has the group (made by hand, or by a run killed before
                 # it could record it): take it over instead of failing forever. Its name
                 # in Pluvo is unknown, so none is recorded and the next diff renames it.
