@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sync.emails import is_valid_email
+
 NOT_FOUND = "NotFound"
 CONFLICT = "Conflict"
 INVALID = "InvalidInput"
@@ -100,10 +102,8 @@ def parse_datetime(value: Any) -> str:
 
 
 def _check_email(email: str) -> None:
-    local, at, domain = email.partition("@")
-    if not at or not local or "." not in domain or any(c.isspace() for c in email):
-        raise SandboxError(f"email: Enter a valid email address ({email!r}).")
-    if "@" in domain or domain.startswith(".") or domain.endswith("."):
+    """Pluvo's own check (Django's EmailValidator), the very rule the plan applies."""
+    if not is_valid_email(email):
         raise SandboxError(f"email: Enter a valid email address ({email!r}).")
 
 

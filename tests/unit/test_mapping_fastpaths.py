@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from email_validator import EmailNotValidError, validate_email
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,25 +16,18 @@ from sync.core.mapping.transforms import (
     text,
     validate_emails,
 )
+from sync.emails import is_valid_email
 
 EMAIL_PARTS = st.sampled_from(
     ["a", "jan", "x.y", "@", ".", "-", "voorbeeld-bv", ".nl", ".test", "..", " ", "+", "é", "1"]
 )
 
 
-def _invalid(value: str) -> bool:
-    try:
-        validate_email(value, check_deliverability=False)
-    except EmailNotValidError:
-        return True
-    return False
-
-
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(st.lists(EMAIL_PARTS, max_size=6).map("".join), min_size=1, max_size=30))
-def test_email_scan_agrees_with_email_validator(values: list[str]) -> None:
+def test_email_scan_agrees_with_the_value_by_value_rule(values: list[str]) -> None:
     problem = validate_emails(text(values), "mail")
-    expected = [i for i, v in enumerate(values) if v and _invalid(v)]
+    expected = [i for i, v in enumerate(values) if v and not is_valid_email(v)]
     assert (list(problem.positions) if problem else []) == expected
     if problem is not None:
         for position, reason in zip(problem.positions, problem.reasons, strict=True):
@@ -44,7 +36,7 @@ def test_email_scan_agrees_with_email_validator(values: list[str]) -> None:
 
 def test_email_scan_finds_bad_rows_among_many_good_ones() -> None:
     values = [f"u{i}@voorbeeld-bv.nl" for i in range(20_000)]
-    values[0], values[777], values[19_999] = "broken", "", "a@b.test"
+    values[0], values[777], values[19_999] = "broken", "", "a@b.nl."
     problem = validate_emails(text(values), "mail")
     assert problem is not None
     assert list(problem.positions) == [0, 19_999]

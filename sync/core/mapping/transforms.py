@@ -16,12 +16,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from email_validator import EmailNotValidError, validate_email
 
 from sync.core.mapping.spec import (
     DateTransform,
@@ -31,6 +29,7 @@ from sync.core.mapping.spec import (
     Transform,
 )
 from sync.core.mapping.template import Placeholder, Template
+from sync.emails import MAX_LENGTH, PLAIN_EMAIL, PLAIN_PATTERN, email_problem
 from sync.hashing import repetitive
 
 
@@ -446,41 +445,16 @@ def _render(
     return (strip_all(text(result)) if strip else text(result)), empty
 
 
-# Conservative: an address matching this is certainly accepted by email-validator (with
-# deliverability checks off), so only the rest pays for the full validation.
-_FAST_EMAIL = re.compile(
-    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
-    r"(?!(?:arpa|invalid|local|localhost|onion|test)$)[a-z]{2,63}"
-)
-
-
-@lru_cache(maxsize=65536)
-def check_email(value: str) -> str | None:
-    """None when valid, else the reason; cached because HR exports repeat bad values."""
-    try:
-        validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
-        return str(exc)
-    return None
-
-
 def _email_reasons(values: list[str]) -> list[str | None]:
-    out: list[str | None] = []
-    for value in values:
-        if value == "" or (len(value) <= 254 and _FAST_EMAIL.fullmatch(value)):
-            out.append(None)
-        else:
-            out.append(check_email(value))
-    return out
+    return [None if value == "" else email_problem(value) for value in values]
 
 
 def _fast_email_misses(array: npt.NDArray[np.object_]) -> npt.NDArray[np.intp] | None:
-    """Rows the strict regex cannot accept, found in one scan of the joined column.
+    """Rows the plain-address pattern cannot accept, found in one scan of the joined column.
 
     A million distinct addresses leave nothing to deduplicate, so instead of a regex
     call per value the whole column is searched once for a separator NOT followed by
-    an acceptable (or empty) address. None when the column cannot be joined.
+    a plain (or empty) address. None when the column cannot be joined.
     """
     joined = _joined(array)
     if joined is None:
@@ -495,24 +469,23 @@ def _fast_email_misses(array: npt.NDArray[np.object_]) -> npt.NDArray[np.intp] |
 
 _END = r"(?:\x00|\Z)"
 _EMAIL_MISS = re.compile(
-    r"\x00(?!(?:(?=[^\x00]{1,254}"
-    + _END
-    + r")"
-    + _FAST_EMAIL.pattern.replace("$)", _END + ")")
-    + r")?"
-    + _END
-    + r")[^\x00]*"
+    rf"\x00(?!(?:(?=[^\x00]{{1,{MAX_LENGTH}}}{_END}){PLAIN_PATTERN})?{_END})[^\x00]*"
 )
 
 
 def validate_emails(series: pd.Series[str], column: str) -> Problem | None:
-    """Invalid (non-empty) addresses; expects lower-cased input."""
+    """Non-empty addresses Pluvo would refuse (see `sync.emails`).
+
+    Expects the lower-cased column, the form the engine sends: the common plain
+    address passes one pattern scan of the whole column, only the rest (IDN domains,
+    quoted parts, the invalid) is judged one by one.
+    """
     values = series.to_numpy(dtype=object)
     candidates = _fast_email_misses(values)
     if candidates is None:
-        match = _FAST_EMAIL.fullmatch
+        match = PLAIN_EMAIL.fullmatch
         candidates = np.asarray(
-            [i for i, v in enumerate(values) if v and (len(v) > 254 or match(v) is None)],
+            [i for i, v in enumerate(values) if v and (len(v) > MAX_LENGTH or match(v) is None)],
             dtype=np.intp,
         )
     if candidates.size == 0:
