@@ -18,19 +18,18 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, delete, event, insert, select
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sync.errors import ConfigError, LockedError, StateError
+from sync.errors import ConfigError, StateError
 from sync.resources import migrations
 from sync.state.journal import COUNTED, RunStatus
-from sync.state.models import LockRow, RunRow
+from sync.state.lock import RunLock
+from sync.state.models import RunRow
 
 log = logging.getLogger(__name__)
-
-LOCK_NAME = "run"
 
 
 def now() -> datetime:
@@ -144,20 +143,6 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _holder_alive(holder: str) -> bool:
-    """A lock held by a dead process on this host is stale; other hosts are trusted."""
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class StateStore:
     """The session factory plus the run-level bookkeeping (lock, runs)."""
 
@@ -165,56 +150,36 @@ class StateStore:
         self.url = url
         self.engine = create_state_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._lock: RunLock | None = None
 
     def close(self) -> None:
+        if self._lock is not None:
+            self._lock._give_back()
+            self._lock = None
         self.engine.dispose()
 
     def session(self) -> Session:
         return self.sessions()
 
     def acquire_lock(self, run_id: str) -> None:
-        """Take the run lock or raise LockedError; a dead local holder's lock is taken over."""
-        me = holder_id()
-        for _attempt in range(2):
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        insert(LockRow).values(
-                            name=LOCK_NAME, run_id=run_id, holder=me, acquired_at=now()
-                        )
-                    )
-                return
-            except IntegrityError:
-                with self.engine.begin() as conn:
-                    row = conn.execute(select(LockRow).where(LockRow.name == LOCK_NAME)).first()
-                    if row is None:
-                        continue
-                    if _holder_alive(row.holder):
-                        raise LockedError(
-                            f"another run ({row.run_id}, {row.holder}) holds the lock "
-                            f"since {row.acquired_at:%Y-%m-%d %H:%M:%S}",
-                            hint="wait for it to finish; a lock of a dead process on this "
-                            "host is taken over automatically",
-                        ) from None
-                    conn.execute(
-                        delete(LockRow).where(
-                            LockRow.name == LOCK_NAME, LockRow.holder == row.holder
-                        )
-                    )
-            except OperationalError as exc:
-                raise StateError(f"state store is not writable: {exc.orig}") from None
-        raise LockedError("could not take the run lock")
+        """Take the run lock or raise LockedError (sync.state.lock says how it is held)."""
+        lock = RunLock(self.engine)
+        try:
+            lock.acquire(run_id, holder_id(), now())
+        except OperationalError as exc:
+            raise StateError(f"state store is not writable: {exc.orig}") from None
+        self._lock = lock
 
     def release_lock(self, run_id: str) -> None:
-        """Best effort: a lock left by a dead or failed run is taken over by the next one."""
+        """Best effort: a lock whose process died is released by the database or kernel."""
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
         try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    delete(LockRow).where(LockRow.name == LOCK_NAME, LockRow.run_id == run_id)
-                )
+            lock.release(run_id)
         except SQLAlchemyError as exc:
             log.warning(
-                "could not release the run lock (%s); the next run takes it over",
+                "could not clear the run lock's row (%s); the next run replaces it",
                 getattr(exc, "orig", exc),
             )
 
