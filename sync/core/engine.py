@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sync.config import Config
 from sync.core.adopt import Adoption, adopt_in_plan, creations, look_up, reject_ambiguous
 from sync.core.apply import ApiFactory, apply_plan, applying, check_guards, new_run_id, pluvo_client
+from sync.core.categories import check_categories
 from sync.core.diff import DiffOptions, diff, held_refs
 from sync.core.executor import Execution, ProgressHook
 from sync.core.plan import Plan
@@ -86,9 +87,16 @@ def _plan(
         desired = loaded.desired
         report.desired = desired
         report.sources = list(loaded.sources)
-        report.mapping = {name: asdict(stats) for name, stats in loaded.stats.items()}
         report.source_rows = dict(desired.source_rows)
         t1 = time.monotonic()
+        # Pluvo's categories before the diff: a mapping no value of which could land
+        # stops here (exit 2), and rows naming options Pluvo lacks are rejected.
+        checked = check_categories(config, desired, api_factory)
+        for source, count in checked.rejected.items():
+            stats = loaded.stats[source]
+            stats.rejected, stats.users = stats.rejected + count, stats.users - count
+        report.mapping = {name: asdict(stats) for name, stats in loaded.stats.items()}
+        t2 = time.monotonic()
         state = state_future.result()
     options = DiffOptions(leavers=config.leavers)
     plan = diff(desired, state, options)
@@ -100,7 +108,9 @@ def _plan(
             plan = diff(desired, state, options)
         plan = adopt_in_plan(plan, adoption.matches)
         plan = replace(plan, verified_new=frozenset(ref for ref, _ in creations(plan)))
-    report.timings.update({"read_and_map": t1 - t0, "diff": time.monotonic() - t1})
+    report.timings.update(
+        {"read_and_map": t1 - t0, "categories": t2 - t1, "diff": time.monotonic() - t2}
+    )
     return plan
 
 

@@ -52,6 +52,9 @@ USER_PAYLOAD_SELECTION = "user { id ref email archived isActive }"
 BULK_SELECTION = "response { succeededIds failedIds }"
 GROUP_SELECTION = "group { id ref name }"
 EXTRA_VALUES_SELECTION = "extraCategoryValues { __typename }"
+EXTRA_CATEGORY_SELECTION = (
+    "id ref title categoryType forModelTypes choiceOptions { id ref stringValue }"
+)
 
 _ADD_FIELDS: dict[MembershipFields, str] = {
     "ids": "addedIds alreadyAddedIds failedIds",
@@ -368,6 +371,20 @@ def set_extra_values(user_ref: str, values: Sequence[Mapping[str, Any]]) -> Call
         "updateExtraCategoryValues",
         {"contentType": Enum("USER"), "modelRef": user_ref, "values": [dict(v) for v in values]},
         EXTRA_VALUES_SELECTION,
+    )
+
+
+def list_extra_categories(content_type: str = "USER") -> Call:
+    """extraCategories: every category of a content type, with its type and options.
+
+    A read (no write scope), and small: an organisation has tens of categories, which
+    Pluvo returns as one list rather than a paginated connection.
+    """
+    return Call(
+        "extraCategories",
+        {"contentType": Enum(content_type)},
+        EXTRA_CATEGORY_SELECTION,
+        "query",
     )
 
 

@@ -20,6 +20,7 @@ from typing import Literal
 
 from graphql import GraphQLError, GraphQLSchema, parse, validate
 
+from sync.core.categories import compare, mapped_in
 from sync.core.mapping.spec import MappingSpec
 from sync.core.plan import user_input, value_input
 from sync.pluvo import ops
@@ -245,35 +246,14 @@ def category_problems(
 ) -> list[str]:
     """Every category a mapping writes must exist in Pluvo, with its type and options.
 
-    Choices are sent by stringValue (sync/plan.py `value_input`), so an option must
-    exist with exactly that text.
+    The comparison is the one `plan` and `run` make (sync/core/categories.py), so doctor
+    and a run never disagree; doctor also lists options Pluvo lacks, which a run only
+    meets as rejected rows.
     """
-    by_ref = {c.ref: c for c in categories if c.ref}
-    problems: list[str] = []
-    for source, spec in mappings.items():
-        for extra in spec.extra:
-            category = by_ref.get(extra.category)
-            where = f"source {source}: extra category {extra.category!r}"
-            if category is None:
-                known = ", ".join(sorted(by_ref)) or "none"
-                problems.append(f"{where} does not exist in Pluvo (known: {known})")
-                continue
-            if category.category_type.upper() != extra.type.upper():
-                problems.append(
-                    f"{where} is {category.category_type} in Pluvo, the mapping says {extra.type}"
-                )
-                continue
-            if category.for_model_types and "USER" not in category.for_model_types:
-                problems.append(f"{where} is not for users in Pluvo")
-            if extra.options:
-                present = {o.string_value for o in category.choice_options}
-                missing = [o for o in extra.options if o not in present]
-                if missing:
-                    problems.append(
-                        f"{where} lacks the option(s) {', '.join(missing)} in Pluvo "
-                        f"(has: {', '.join(sorted(present)) or 'none'})"
-                    )
-    return problems
+    return [
+        f"source {m.mapped.source}: extra category {m.mapped.spec.category!r} {m.problem}"
+        for m in compare(categories, mapped_in(mappings))
+    ]
 
 
 def mapped_category_count(mappings: Mapping[str, MappingSpec]) -> int:

@@ -27,6 +27,7 @@ from sync.core.apply import (
     new_run_id,
     pluvo_client,
 )
+from sync.core.categories import check_categories
 from sync.core.diff import DiffOptions, diff
 from sync.core.executor import Execution
 from sync.core.plan import Plan
@@ -74,6 +75,7 @@ def _compare(
     report = result.report
     t0 = time.monotonic()
     desired = load(config, today=today).desired
+    check_categories(config, desired, api_factory)
     report.desired = desired
     report.source_rows = dict(desired.source_rows)
     t1 = time.monotonic()
