@@ -125,6 +125,22 @@ class _Rejected(FatalError):
         self.errors = list(errors)
 
 
+class _TooLarge(FatalError):
+    """Pluvo refused a request for its size (complexity, depth, body size): a smaller
+    batch may pass."""
+
+
+_TOO_LARGE = re.compile(
+    r"too ?complex|complexity|too deep|max(imum)? ?depth|too (large|big|many)|"
+    r"request entity|payload|body size|exceed",
+    re.IGNORECASE,
+)
+
+
+def _size_refusal(errors: Sequence[Mapping[str, Any]]) -> bool:
+    return any(_TOO_LARGE.search(f"{_code(e)} {e.get('message') or ''}") for e in errors)
+
+
 _RESULT_FIELDS = {"ids": ("addedIds", "removedIds"), "refs": ("addedRefs", "removedRefs")}
 
 
@@ -181,6 +197,8 @@ class PluvoClient:
             membership_result_fields or config.membership_result_fields
         )
         self.counters = ClientCounters()
+        self.batch_limit = config.batch_size
+        """Calls per request; halved for good when Pluvo refuses a batch as too large."""
         self.limiter = AdaptiveLimiter(config.concurrency, increase_after=increase_after)
         self._pacer = Pacer(config.requests_per_second)
         self._session: aiohttp.ClientSession | None = None
@@ -300,7 +318,34 @@ class PluvoClient:
     async def _run_chunk(self, chunk: list[Call]) -> list[CallResult]:
         if chunk[0].operation == "mutation":
             self.counters.mutations += len(chunk)
-        return await self._send_chunk(chunk)
+        results: list[CallResult] = []
+        while len(results) < len(chunk):  # the limit may shrink while this chunk goes out
+            start = len(results)
+            results += await self._send_chunk(chunk[start : start + self.batch_limit])
+        return results
+
+    async def _split(self, chunk: list[Call], exc: _TooLarge) -> list[CallResult]:
+        """A batch refused for its size goes again in halves, down to single calls;
+        the size that passes is kept for the rest of the run. A single call still
+        refused is that call's record error, not the run's."""
+        if len(chunk) == 1:
+            error = RecordError(
+                f"{chunk[0].field}: Pluvo refuses this call even on its own as too large "
+                f"({exc.message})"
+            )
+            return [CallResult(chunk[0], None, error)]
+        half = (len(chunk) + 1) // 2
+        if self.batch_limit > len(chunk) // 2:
+            self.batch_limit = max(1, len(chunk) // 2)
+            log.warning(
+                "Pluvo refused a batch of %d calls as too large; sending at most %d per "
+                "request from now on (set pluvo.batch_size: %d to start there)",
+                len(chunk),
+                self.batch_limit,
+                self.batch_limit,
+            )
+        first = await self._send_chunk(chunk[:half])
+        return first + await self._send_chunk(chunk[half:])
 
     async def _send_chunk(self, chunk: list[Call]) -> list[CallResult]:
         operation = chunk[0].operation
@@ -309,6 +354,8 @@ class PluvoClient:
         document, variables = ops.render_batch(chunk, types=self.argument_types, name="SyncBatch")
         try:
             body = await self._request(document, variables, label, fields)
+        except _TooLarge as exc:
+            return await self._split(chunk, exc)
         except _Rejected as exc:
             return await self._rejected(chunk, exc, bool(variables))
         except PluvoError as exc:
@@ -326,6 +373,9 @@ class PluvoClient:
             else:
                 stray.append(error)
         if stray and not any(data.get(ops.alias_for(i)) is not None for i in range(len(chunk))):
+            if _size_refusal(stray):
+                too_large = _TooLarge(f"{label}: Pluvo refused the request as too large")
+                return await self._split(chunk, too_large)
             rejected = _Rejected(
                 f"{label}: Pluvo rejected the document ({_reason(stray[0])})", stray
             )
@@ -516,6 +566,11 @@ class PluvoClient:
                     raise Unavailable(f"Pluvo answered {status}", retry_after=wait)
                 raise TransientError(f"Pluvo answered {status}")
             body = _json_object(text)
+            if status == 413 or (
+                status == 400 and body is not None and _size_refusal(_errors(body))
+            ):
+                reason = _reason(_errors(body)[0]) if body and _errors(body) else f"HTTP {status}"
+                raise _TooLarge(f"{label}: Pluvo refused the request as too large ({reason})")
             if body is None:
                 if status == 200:
                     raise TransientError("unreadable answer (not a JSON object)")

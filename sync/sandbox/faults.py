@@ -76,6 +76,9 @@ class Faults:
     """What an omitted `sendInvite` means on creation (newest docs: invite)."""
     max_page_size: int = 50
     """Largest `first` a connection accepts; more is a GraphQL error."""
+    max_root_fields: int | None = None
+    """Largest number of root fields (aliases) one document may hold; more is refused
+    with HTTP 400 `TooComplex`, as a GraphQL server capping complexity does."""
     archived_unasked: bool = True
     """What `paginatedUsers` lists when `archived` is omitted or null: every user (true),
     or active users only (false: the documentation's reading, as a stricter Pluvo)."""
@@ -165,6 +168,12 @@ def _check(name: str, value: Any) -> Any:
     if name == "extra_values_mode":
         if value not in ("merge", "replace"):
             raise ValueError(f"extra_values_mode: expected 'merge' or 'replace', got {value!r}")
+        return value
+    if name == "max_root_fields":
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"max_root_fields: expected a positive integer or null, got {value!r}")
         return value
     if name == "max_page_size":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -39,6 +39,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from aiohttp import web
+from graphql import GraphQLError, OperationDefinitionNode, parse
 
 from sync.sandbox.api import Context, GraphQLApi
 from sync.sandbox.control import SandboxControl
@@ -486,6 +487,9 @@ class SandboxServer:
             return _json(
                 {"errors": [{"message": message, "extensions": {"code": "BadRequest"}}]}, 400
             )
+        refused = self._too_complex(payload.get("query"))
+        if refused is not None:
+            return refused
         self.store.flush(now)
         context = Context(
             store=self.store,
@@ -503,6 +507,26 @@ class SandboxServer:
             self.counters.faults["drop_after_apply"] += 1
             return self._drop(request)
         return _json(outcome.body, outcome.status)
+
+    def _too_complex(self, query: object) -> web.Response | None:
+        """Refuse a document with more root fields than `max_root_fields` allows."""
+        limit = self.faults.max_root_fields
+        if limit is None or not isinstance(query, str):
+            return None
+        try:
+            document = parse(query)
+        except GraphQLError:
+            return None  # the executor reports the syntax error itself
+        roots = sum(
+            len(d.selection_set.selections)
+            for d in document.definitions
+            if isinstance(d, OperationDefinitionNode)
+        )
+        if roots <= limit:
+            return None
+        self.counters.errors["TooComplex"] += 1
+        message = f"Query is too complex: {roots} root fields, at most {limit} are allowed."
+        return _json({"errors": [{"message": message, "extensions": {"code": "TooComplex"}}]}, 400)
 
     # ------------------------------------------------------------ control API
 

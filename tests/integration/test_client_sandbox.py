@@ -387,3 +387,39 @@ async def test_execute_with_variables_and_client_side_pacing(sandbox: SandboxSer
         elapsed = time.monotonic() - start
     assert data == {"user": {"ref": "E0001", "name": "Person 1"}}
     assert elapsed >= 0.14  # four requests at 20/s: at least three intervals
+
+
+async def test_batches_refused_as_too_complex_are_split_and_the_size_kept(
+    sandbox: SandboxServer,
+) -> None:
+    """A server capping document complexity (here: 10 root fields) is met by halving the
+    batch until it passes; later batches start at the size that worked."""
+    sandbox.control.set_faults(max_root_fields=10)
+    async with PluvoClient(make_config(sandbox, batch_size=25, concurrency=1)) as client:
+        results = await client.run_calls(people(60))
+        assert [r.error for r in results if r.error] == []
+        assert client.batch_limit == 6  # 25 → 12 → 6, the first that passed
+        refused = sandbox.control.counters()["errors"].get("TooComplex", 0)
+        # The first chunk: 25 and two halves of 12 refused; every later one fits at once.
+        assert refused == 3
+    assert len(sandbox.control.state()["users"]) == 60
+
+
+async def test_batches_shrink_down_to_single_calls(sandbox: SandboxServer) -> None:
+    sandbox.control.set_faults(max_root_fields=1)
+    async with PluvoClient(make_config(sandbox, batch_size=3)) as client:
+        results = await client.run_calls(people(2))
+        assert all(r.ok for r in results)
+        assert client.batch_limit == 1
+
+
+async def test_a_single_call_refused_as_too_large_is_that_calls_error(
+    sandbox: SandboxServer,
+) -> None:
+    from sync.pluvo.client import _TooLarge
+
+    (call,) = people(1)
+    async with PluvoClient(make_config(sandbox)) as client:
+        (result,) = await client._split([call], _TooLarge("x1: too complex"))
+    assert isinstance(result.error, RecordError)
+    assert "even on its own as too large" in str(result.error)
