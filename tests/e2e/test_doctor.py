@@ -110,8 +110,8 @@ def test_invalid_config_fails_and_skips_the_rest(
     ws.write_config(**{"pluvo.batch_size": 0})
     code, lines = doctor(ws, capsys)
     assert code == 1
-    assert lines["config"].startswith("[FAIL] config: invalid configuration in ")
-    assert "pluvo.batch_size:" in lines["config"]
+    # One line naming the file and the key.
+    assert lines["config"].startswith(f"[FAIL] config: {ws.config_file}: pluvo.batch_size: ")
     skipped = {k: v for k, v in lines.items() if k != "config"}
     assert skipped
     assert all(v.endswith("skipped: config invalid") for v in skipped.values())
