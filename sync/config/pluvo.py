@@ -31,6 +31,12 @@ class PluvoConfig(BaseModel):
     batch_size: int = Field(25, ge=1, le=200, description="Mutations per aliased request")
     concurrency: int = Field(4, ge=1, le=64, description="Requests in flight at most")
     max_retries: int = Field(6, ge=0, le=20)
+    outage_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds without any answer from Pluvo after which the run stops "
+        "(what was not sent is planned again by the next run)",
+    )
     backoff_base: float = Field(0.5, gt=0)
     backoff_max: float = Field(30.0, gt=0)
     requests_per_second: float | None = Field(None, gt=0, description="Client-side throttle")

@@ -37,6 +37,7 @@ import inspect
 import json
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -199,6 +200,8 @@ class PluvoClient:
         self.counters = ClientCounters()
         self.batch_limit = config.batch_size
         """Calls per request; halved for good when Pluvo refuses a batch as too large."""
+        self._last_answer = time.monotonic()
+        self._outage: FatalError | None = None
         self.limiter = AdaptiveLimiter(config.concurrency, increase_after=increase_after)
         self._pacer = Pacer(config.requests_per_second)
         self._session: aiohttp.ClientSession | None = None
@@ -460,6 +463,8 @@ class PluvoClient:
         processed and will succeed once the client slows down.
         """
         self._check_scopes(fields)
+        if self._outage is not None:
+            raise self._outage
         config = self.config
         failures = throttles = renewals = 0
         refused_fresh = False
@@ -505,6 +510,7 @@ class PluvoClient:
                 self._pacer.pause(delay)
             except TransientError as exc:
                 failures += 1
+                self._check_outage(exc)
                 if failures > config.max_retries:
                     raise TransientError(
                         f"{exc.message}; gave up after {failures} attempts ({label})"
@@ -514,10 +520,30 @@ class PluvoClient:
                 )
                 if isinstance(exc, Unavailable):
                     delay = max(delay, exc.retry_after)
+                # Never wait past the point where the breaker would trip: an outage ends
+                # the run within outage_timeout, whatever the backoff or Retry-After.
+                deadline = self._last_answer + config.outage_timeout - time.monotonic()
+                delay = min(delay, max(0.0, deadline) + 0.05)
+                if isinstance(exc, Unavailable):
                     self._pacer.pause(delay)
                 self.counters.retries += 1
                 log.info("%s: %s; retry %d in %.1f s", label, exc.message, failures, delay)
                 await asyncio.sleep(delay)
+
+    def _check_outage(self, failure: TransientError) -> None:
+        """The circuit breaker: after `outage_timeout` seconds in which no request got an
+        answer from Pluvo (only 5xx, drops or timeouts), stop sending for good. Refused
+        records are answers and never trip it."""
+        silent = time.monotonic() - self._last_answer
+        if self._outage is None and silent > self.config.outage_timeout:
+            self._outage = FatalError(
+                f"Pluvo has not answered for {silent:.0f} s (last: {failure.message}); "
+                "stopping, and what was not sent is planned again by the next run",
+                hint="pluvo.outage_timeout sets how long an outage is waited out",
+            )
+            log.error("%s", self._outage)
+        if self._outage is not None:
+            raise self._outage
 
     async def _attempt(
         self,
@@ -546,6 +572,8 @@ class PluvoClient:
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
                     text = await resp.text()
+                if status < 500:
+                    self._last_answer = time.monotonic()  # Pluvo is there, whatever it said
             except _TRANSPORT_ERRORS as exc:
                 raise TransientError(
                     transport_failure(exc, url, timeout=self.config.timeout)
