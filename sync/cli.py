@@ -1,12 +1,15 @@
 """The thin command line: parse, set up logging, call the library, map errors to exit codes.
 
-Expected errors (`SyncError`) end as one line on stderr and the contract's exit code;
-anything else is a bug and keeps its traceback.
+Expected errors (`SyncError`) end as one line on stderr (a JSON object under JSON logs)
+and the contract's exit code; anything else is a bug and keeps its traceback. Under
+`--quiet` a command that changed, failed and rejected nothing prints nothing at all;
+plan, run and reconcile end their logs with one `finished` event.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from sync.errors import ExitCode, SyncError
-from sync.logs import redact, setup_logging
+from sync.logs import print_error, print_fatal, setup_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,23 +79,83 @@ def _settings() -> dict[str, Any]:
 
 def _guarded(func: F) -> F:
     """Turn expected errors into one clear line and the contract's exit code."""
+    return _guard(func, finished=False)
 
+
+def _guarded_run(func: F) -> F:
+    """`_guarded` for plan, run and reconcile, which end with one `finished` event (the
+    report the command keeps with `_keep` gives its counts)."""
+    return _guard(func, finished=True)
+
+
+def _guard(func: F, *, finished: bool) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _setup_logging()
+        code: int = ExitCode.OK
+        message: str | None = None
         try:
             result = func(*args, **kwargs)
         except SyncError as exc:
-            click.echo(f"pluvo-sync: error: {redact(str(exc))}", err=True)
-            sys.exit(int(exc.exit_code))
+            code, message = int(exc.exit_code), str(exc)
+            print_error(message, exit_code=code)
         except KeyboardInterrupt:
-            click.echo("pluvo-sync: interrupted", err=True)
-            sys.exit(int(ExitCode.FAILED))
-        if isinstance(result, int):
-            sys.exit(result)
-        return result
+            code, message = int(ExitCode.FAILED), "interrupted"
+            print_fatal("pluvo-sync: interrupted", exit_code=code)
+        else:
+            if not isinstance(result, int):
+                return result
+            code = result
+        if finished:
+            _finished(code, message)
+        sys.exit(code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _keep(report: Any) -> None:
+    """The command's report, for the `finished` event."""
+    _settings()["report"] = report
+
+
+def _quiet() -> bool:
+    return bool(_settings().get("quiet"))
+
+
+def _finished(code: int, message: str | None) -> None:
+    """The last log line of plan, run and reconcile: counts, exit code, report path.
+
+    In JSON logs always the last line (under --quiet only when the run is worth a word:
+    something changed, failed or was rejected); in human logs an ordinary log line,
+    left out after an error line."""
+    from sync.logs import event, json_format, redact
+
+    report = _settings().get("report")
+    if report is not None:
+        fields: dict[str, Any] = report.finished()
+    else:  # stopped before the engine returned a report
+        fields = {"mode": click.get_current_context().info_name, "status": "failed"}
+    fields["exit_code"] = code
+    if message is not None:
+        fields["reason"] = message
+    if fields.get("reason"):
+        fields["reason"] = redact(fields["reason"])
+    noteworthy = code != ExitCode.OK or (report is not None and report.noteworthy())
+    shown = ("planned", "applied", "failed", "rejected")
+    counts = ", ".join(f"{key} {fields[key]}" for key in shown if key in fields)
+    text = f"finished: {fields['status']}, exit {code}" + (f" ({counts})" if counts else "")
+    if fields.get("report"):
+        text += f"; report {fields['report']}"
+    level = logging.INFO
+    if code in (ExitCode.PARTIAL, ExitCode.GUARD):
+        level = logging.WARNING
+    elif code in (ExitCode.FAILED, ExitCode.USAGE, ExitCode.LOCKED):
+        level = logging.ERROR
+    if json_format():
+        event("finished", text, level=level, always=noteworthy, **fields)
+    elif message is None and not (report is not None and report.guards):
+        # (after an error line, human logs leave it the last word)
+        event("finished", text, level=level, **fields)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,7 +172,7 @@ def _setup_logging(config: Any = None) -> None:
     if settings.get("verbose"):
         level = "DEBUG"
     fmt = settings.get("log_format") or (config.logging.format if config is not None else "human")
-    setup_logging(level, fmt)
+    setup_logging(level, fmt, quiet=bool(settings.get("quiet")) and not settings.get("verbose"))
 
 
 def _load(ctx: click.Context) -> Any:
@@ -120,6 +183,28 @@ def _load(ctx: click.Context) -> Any:
     register_secret(config.pluvo.client_secret.get_secret_value())
     _setup_logging(config)
     return config
+
+
+def _load_local(ctx: click.Context) -> Any:
+    """The config without Pluvo's section: status and history work offline."""
+    from sync.config import load_local_config
+
+    config = load_local_config(ctx.obj.get("config_file"))
+    _setup_logging(config)
+    return config
+
+
+def _display(waiting: str) -> Any:
+    from sync.commands.terminal import RunDisplay
+    from sync.logs import json_format
+
+    return RunDisplay.for_terminal(waiting, quiet=_quiet(), json_logs=json_format())
+
+
+def _echo(text: str, report: Any) -> None:
+    """The plan or report on stdout; under --quiet only when it is worth a word."""
+    if not _quiet() or report.noteworthy():
+        click.echo(text)
 
 
 @cli.command()
@@ -174,6 +259,7 @@ def _override_option(help_text: str) -> Callable[[F], F]:
 def _save_report(config: Any, report: Any, out: Path | None) -> None:
     import json
 
+    from sync.commands.reports import prune_reports
     from sync.files import write_private
     from sync.logs import redact
     from sync.model import write_rejections
@@ -190,37 +276,7 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
         desired = report.desired
         if desired is not None and not desired.rejections.empty:
             write_rejections(desired, config.report.dir / f"rejected-{report.run_id}.csv")
-
-
-class _Progress:
-    """A bar per phase on a terminal; a plain line per phase under cron."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.bar: Any = None
-        self.task: Any = None
-        self.phase: str | None = None
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if self.tty:
-            from rich.progress import Progress
-
-            if self.phase != phase:
-                self.close()
-                self.bar = Progress(transient=False)
-                self.bar.start()
-                self.task = self.bar.add_task(phase, total=total)
-                self.phase = phase
-            self.bar.update(self.task, completed=done)
-        elif done == total:
-            import logging
-
-            logging.getLogger("sync").info("%s: %d/%d done", phase, done, total)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
+        prune_reports(config.report.dir, config.report.keep_days)
 
 
 @cli.command()
@@ -230,16 +286,18 @@ class _Progress:
 )
 @_override_option("Let this safety guard pass for this run (repeatable).")
 @click.pass_context
-@_guarded
+@_guarded_run
 def plan(ctx: click.Context, out: Path | None, overrides: tuple[str, ...]) -> int:
     """Dry run: read, map, diff and guard; print what would change. Sends no mutation."""
     from sync.commands.render import render_plan
     from sync.core import engine
 
     config = _load(ctx)
-    report = engine.run(config, dry=True, overrides=overrides)
+    with _display("reading sources and planning"):
+        report = engine.run(config, dry=True, overrides=overrides)
+    _keep(report)
     _save_report(config, report, out)
-    click.echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))))
+    _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)
     return int(report.exit_code)
 
 
@@ -252,7 +310,7 @@ def plan(ctx: click.Context, out: Path | None, overrides: tuple[str, ...]) -> in
     help="Also write the JSON report here.",
 )
 @click.pass_context
-@_guarded
+@_guarded_run
 def run_command(ctx: click.Context, overrides: tuple[str, ...], out: Path | None) -> int:
     """Plan, then apply: the cron command."""
     from sync.commands.render import render_plan, render_report
@@ -261,32 +319,38 @@ def run_command(ctx: click.Context, overrides: tuple[str, ...], out: Path | None
 
     config = _load(ctx)
     check_report_dir(config.report.dir)
-    progress = _Progress()
-    try:
+    with _display("reading sources and planning") as progress:
         report = engine.run(config, dry=False, overrides=overrides, progress=progress)
-    finally:
-        progress.close()
+    _keep(report)
     _save_report(config, report, out)
-    click.echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))))
+    _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)
     if report.guards:
-        click.echo(f"pluvo-sync: error: {redact(report.message or '')}", err=True)
+        print_error(report.message or "", exit_code=int(report.exit_code))
         return int(report.exit_code)
-    click.echo("")
-    click.echo(render_report(report))
+    _echo("\n" + render_report(report), report)
     return int(report.exit_code)
 
 
 @cli.command()
 @_global_options
 @click.option("--limit", default=10, show_default=True, help="Runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable, for monitoring.")
 @click.pass_context
 @_guarded
-def status(ctx: click.Context, limit: int) -> int:
-    """The last runs, operations pending or failed, and the state store's counts."""
+def status(ctx: click.Context, limit: int, as_json: bool) -> int:
+    """The last runs, operations pending or failed, and the state store's counts.
+
+    Offline: reads the state store only, and needs no Pluvo credentials."""
+    import json
+
     from sync.commands import admin
 
-    config = _load(ctx)
-    click.echo(admin.status(config, limit=limit))
+    config = _load_local(ctx)
+    data = admin.status_data(config, limit=limit)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(admin.render_status(data))
     return 0
 
 
@@ -297,10 +361,12 @@ def status(ctx: click.Context, limit: int) -> int:
 @click.pass_context
 @_guarded
 def history(ctx: click.Context, run_id: str | None, only_failed: bool) -> int:
-    """The journal of a run (default: the last one): each operation, outcome and error."""
+    """The journal of a run (default: the last one): each operation, outcome and error.
+
+    Offline: reads the state store only, and needs no Pluvo credentials."""
     from sync.commands import admin
 
-    config = _load(ctx)
+    config = _load_local(ctx)
     click.echo(admin.history(config, run_id, only_failed=only_failed))
     return 0
 
@@ -313,7 +379,7 @@ def history(ctx: click.Context, run_id: str | None, only_failed: bool) -> int:
 )
 @_override_option("Let this safety guard pass for --apply (repeatable).")
 @click.pass_context
-@_guarded
+@_guarded_run
 def reconcile(
     ctx: click.Context,
     apply_changes: bool,
@@ -324,13 +390,17 @@ def reconcile(
     from sync.commands.reconcile import reconcile_command
 
     config = _load(ctx)
-    return reconcile_command(
+    report = reconcile_command(
         config,
         apply=apply_changes,
         out=out,
         overrides=overrides,
         verbose=bool(ctx.obj.get("verbose")),
+        quiet=_quiet(),
+        display=_display("reading sources and live Pluvo"),
     )
+    _keep(report)
+    return int(report.exit_code)
 
 
 @cli.command()
@@ -366,7 +436,8 @@ def db_upgrade(ctx: click.Context) -> int:
         store.close()
     where = safe_url(config.state_url())
     if before == after:
-        click.echo(f"{where}: already at revision {after}")
+        if not _quiet():
+            click.echo(f"{where}: already at revision {after}")
     else:
         click.echo(f"{where}: upgraded from {before or 'empty'} to {after}")
     return 0

@@ -2,6 +2,13 @@
 
 Secrets are registered as soon as they are known (config load, token receipt); the
 filter replaces them in every record, so a careless f-string can never leak one.
+
+Every record carries the id of the run in progress (set once per plan, run or
+reconcile by `set_run_id`), so the JSON lines of one night's job can be grouped.
+Under `--quiet` only warnings and errors pass, plus the records marked `always`
+(the `finished` event of a run that changed, failed or rejected something). While a
+progress display is live on the terminal, lines are printed above it through its
+console instead of tearing it.
 """
 
 from __future__ import annotations
@@ -10,12 +17,24 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
 REDACTED = "***"
+
+_run_id: ContextVar[str | None] = ContextVar("pluvo_sync_run_id", default=None)
+_process_run_id: str | None = None
+"""The same id for threads, which start with an empty context (one run per process)."""
+_format = "human"
+_console: Console | None = None
 
 
 def register_secret(value: str | None) -> None:
@@ -34,11 +53,43 @@ def redact(text: str) -> str:
     return text
 
 
+def set_run_id(run_id: str | None) -> None:
+    """From now on, every log record of this process carries this run id."""
+    global _process_run_id
+    _run_id.set(run_id)
+    _process_run_id = run_id
+
+
+def current_run_id() -> str | None:
+    return _run_id.get() or _process_run_id
+
+
+def json_format() -> bool:
+    """Whether logs are JSON (then every line on stderr must be a JSON object)."""
+    return _format == "json"
+
+
 class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if getattr(record, "run_id", None) is None:
+            record.run_id = current_run_id()
         return True
+
+
+class _QuietFilter(logging.Filter):
+    """Lets through records at or above `floor`, and those marked `always`."""
+
+    def __init__(self, floor: int) -> None:
+        super().__init__()
+        self.floor = floor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.floor or bool(getattr(record, "always", False))
+
+
+_FIELDS = ("run_id", "event", "op", "ref")
 
 
 class _JsonFormatter(logging.Formatter):
@@ -49,17 +100,45 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("run_id", "op", "ref"):
-            if hasattr(record, key):
-                payload[key] = getattr(record, key)
+        for key in _FIELDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                payload[key] = value
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                payload.setdefault(key, value)
         if record.exc_info:
             payload["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(payload, ensure_ascii=False)
+        return redact(json.dumps(payload, ensure_ascii=False, default=str))
 
 
-def setup_logging(level: str = "INFO", fmt: str = "human") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class _StderrHandler(logging.Handler):
+    """Writes to the stderr of the moment, or above the live display when one is up."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            console = _console
+            if console is not None:
+                from rich.text import Text
+
+                console.print(Text(text), soft_wrap=True)
+            else:
+                stream = sys.stderr
+                stream.write(text + "\n")
+                stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "human", *, quiet: bool = False) -> None:
+    """Logs on stderr; `quiet` keeps only warnings, errors and records marked `always`."""
+    global _format
+    _format = fmt
+    handler = _StderrHandler()
     handler.addFilter(_RedactingFilter())
+    handler.addFilter(_QuietFilter(logging.WARNING if quiet else logging.NOTSET))
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
@@ -70,3 +149,59 @@ def setup_logging(level: str = "INFO", fmt: str = "human") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+@contextmanager
+def above(console: Console) -> Iterator[None]:
+    """Print log lines through this console (above its live display) while inside."""
+    global _console
+    previous, _console = _console, console
+    try:
+        yield
+    finally:
+        _console = previous
+
+
+def print_error(message: str, *, exit_code: int | None = None) -> None:
+    """The one fatal line: `pluvo-sync: error: ...`, a JSON object under JSON logs."""
+    print_fatal(f"pluvo-sync: error: {message}", exit_code=exit_code)
+
+
+def print_fatal(line: str, *, exit_code: int | None = None) -> None:
+    """A line that ends the command, on stderr whatever the level (JSON under JSON logs)."""
+    line = redact(line)
+    if json_format():
+        fields = {"exit_code": exit_code} if exit_code is not None else {}
+        logging.getLogger("sync.cli").error(
+            line, extra={"event": "error", "fields": fields, "always": True}
+        )
+    else:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def event(
+    name: str,
+    message: str,
+    /,
+    *,
+    level: int = logging.INFO,
+    always: bool = False,
+    **fields: Any,
+) -> None:
+    """A structured event: its fields become keys of the JSON line, the message is for
+    people. `always` lets it through `--quiet` and a configured level above its own."""
+    logger = logging.getLogger("sync.cli")
+    if not always and not logger.isEnabledFor(level):
+        return
+    record = logger.makeRecord(
+        logger.name,
+        level,
+        "(event)",
+        0,
+        message,
+        (),
+        None,
+        extra={"event": name, "fields": fields, "always": always},
+    )
+    logger.handle(record)

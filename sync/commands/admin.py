@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from sync.commands.render import table
-from sync.config import Config
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sync.config import Config, LocalConfig
 from sync.errors import SyncError
 from sync.state import journal
-from sync.state.read import store_counts
+from sync.state.read import StoreCounts, store_counts
 from sync.state.store import StateStore, require_current
 
+Settings = Config | LocalConfig
+"""Both commands are offline: the state store is all they read."""
 
-def _open(config: Config) -> StateStore:
+
+def _open(config: Settings) -> StateStore:
     store = StateStore(config.state_url())
     require_current(store.engine)
     return store
 
 
-def status(config: Config, *, limit: int = 10) -> str:
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def status_data(config: Settings, *, limit: int = 10) -> dict[str, Any]:
+    """What `status` shows, as data: `status --json` prints it for monitoring."""
     store = _open(config)
     try:
         with store.session() as session:
@@ -25,49 +36,87 @@ def status(config: Config, *, limit: int = 10) -> str:
         counts = store_counts(store.engine)
     finally:
         store.close()
-    out = ["Last runs:"]
-    if runs:
-        rows = [
+    return {
+        "runs": [
             {
-                "run": r.id,
+                "id": r.id,
                 "mode": r.mode,
                 "status": r.status,
-                "exit": "" if r.exit_code is None else r.exit_code,
-                "started": f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+                "exit_code": r.exit_code,
+                "started_at": _time(r.started_at),
+                "finished_at": _time(r.finished_at),
                 "applied": sum((r.summary or {}).get("applied", {}).values()),
-                "failed": (r.summary or {}).get("failed", ""),
-                "rejected": (r.summary or {}).get("rejected", ""),
+                "failed": (r.summary or {}).get("failed"),
+                "rejected": (r.summary or {}).get("rejected"),
+                "message": r.message,
             }
             for r in runs
+        ],
+        "needing_attention": dict(open_ops),
+        "store": _store(counts),
+    }
+
+
+def _store(counts: StoreCounts) -> dict[str, Any]:
+    users = {"active": 0, "archived": 0, "deactivated": 0, "adopted": 0}
+    for owned, left, count in counts.users:
+        key = {"archive": "archived", "deactivate": "deactivated"}.get(left or "", "active")
+        users[key] += count
+        if owned == "adopted":
+            users["adopted"] += count
+    return {
+        "users": users,
+        "groups": counts.groups,
+        "memberships": counts.memberships,
+        "managers": counts.managers,
+    }
+
+
+def status(config: Settings, *, limit: int = 10) -> str:
+    return render_status(status_data(config, limit=limit))
+
+
+def render_status(data: dict[str, Any]) -> str:
+    out = ["Last runs:"]
+    if data["runs"]:
+        rows = [
+            {
+                "run": r["id"],
+                "mode": r["mode"],
+                "status": r["status"],
+                "exit": "" if r["exit_code"] is None else r["exit_code"],
+                "started": r["started_at"][:19].replace("T", " "),
+                "applied": r["applied"],
+                "failed": "" if r["failed"] is None else r["failed"],
+                "rejected": "" if r["rejected"] is None else r["rejected"],
+            }
+            for r in data["runs"]
         ]
         out.append(table(rows, list(rows[0])))
     else:
         out.append("  none yet")
     out.append("")
     out.append("Journal entries needing attention (all runs):")
-    if open_ops:
-        out.extend(f"  {s}: {n}" for s, n in open_ops)
+    if data["needing_attention"]:
+        out.extend(f"  {s}: {n}" for s, n in data["needing_attention"].items())
     else:
         out.append("  none")
     out.append("")
     out.append("State store:")
-    total = {"active": 0, "archived": 0, "deactivated": 0, "adopted": 0}
-    for owned, left, count in counts.users:
-        key = {"archive": "archived", "deactivate": "deactivated"}.get(left or "", "active")
-        total[key] += count
-        if owned == "adopted":
-            total["adopted"] += count
+    store = data["store"]
+    users = store["users"]
     out.append(
-        f"  users: {total['active']} active, {total['archived']} archived, "
-        f"{total['deactivated']} deactivated ({total['adopted']} adopted)"
+        f"  users: {users['active']} active, {users['archived']} archived, "
+        f"{users['deactivated']} deactivated ({users['adopted']} adopted)"
     )
     out.append(
-        f"  groups: {counts.groups}, memberships: {counts.memberships}, managers: {counts.managers}"
+        f"  groups: {store['groups']}, memberships: {store['memberships']}, "
+        f"managers: {store['managers']}"
     )
     return "\n".join(out)
 
 
-def history(config: Config, run_id: str | None, *, only_failed: bool = False) -> str:
+def history(config: Settings, run_id: str | None, *, only_failed: bool = False) -> str:
     store = _open(config)
     try:
         with store.session() as session:
@@ -96,3 +145,12 @@ def history(config: Config, run_id: str | None, *, only_failed: bool = False) ->
     columns = ["#", "kind", "ref", "status", "why", "error"]
     out.append(table(rows, columns) if rows else "  no operations")
     return "\n".join(out)
+
+
+def table(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
+    rows = list(rows)
+    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    for row in rows:
+        lines.append("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,13 +1,10 @@
-"""What people read: plans, reports, status and history, for an HR administrator.
+"""What people read: plans and run reports, for an HR administrator.
 
 Plain text that reads well under cron and in an e-mail, and the same text in a
 terminal; the machine-readable form is the JSON report.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
-from typing import Any
 
 from sync.core.plan import AdoptUser, GroupLinks, Kind, Operation
 from sync.core.report import Report
@@ -135,12 +132,3 @@ def render_report(report: Report) -> str:
     if report.report_file:
         out.append(f"  report: {report.report_file}")
     return "\n".join(out)
-
-
-def table(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
-    rows = list(rows)
-    widths = {c: max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    for row in rows:
-        lines.append("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
-    return "\n".join(line.rstrip() for line in lines)

@@ -98,6 +98,9 @@ class AdoptionConfig(_Strict):
 
 class ReportConfig(_Strict):
     dir: ConfigPath = Field(Path("reports"), description="JSON reports and rejection CSVs")
+    keep_days: int | None = Field(
+        90, ge=1, description="Delete the tool's report files older than this (empty: keep all)"
+    )
 
 
 class LoggingConfig(_Strict):
@@ -126,19 +129,48 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _defaults_beside_the_config(self) -> Config:
         """Default paths too are relative to the config file (cron runs from anywhere)."""
-        if not self.report.dir.is_absolute():
-            self.report.dir = self.base_dir / self.report.dir
+        _anchor_report_dir(self.report, self.base_dir)
         return self
 
     def state_url(self) -> str:
         """The state URL with a relative SQLite path anchored at the config's folder."""
-        url = self.state.url.get_secret_value()
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/"):
-            rest = url[len(prefix) :]
-            if rest and rest != ":memory:":
-                return prefix + str((self.base_dir / rest).resolve())
-        return url
+        return _anchored_state_url(self.state.url.get_secret_value(), self.base_dir)
+
+
+LOCAL_SECTIONS = ("state", "report", "logging")
+
+
+class LocalConfig(_Strict):
+    """What the offline commands (`status`, `history`) read: the store, the report
+    folder and logging. The `pluvo` and `sources` sections are neither interpolated
+    nor validated, so a monitoring job needs none of their secrets."""
+
+    state: StateConfig = Field(default_factory=StateConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    base_dir: Path = Field(Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _defaults_beside_the_config(self) -> LocalConfig:
+        _anchor_report_dir(self.report, self.base_dir)
+        return self
+
+    def state_url(self) -> str:
+        return _anchored_state_url(self.state.url.get_secret_value(), self.base_dir)
+
+
+def _anchor_report_dir(report: ReportConfig, base_dir: Path) -> None:
+    if not report.dir.is_absolute():
+        report.dir = base_dir / report.dir
+
+
+def _anchored_state_url(url: str, base_dir: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        rest = url[len(prefix) :]
+        if rest and rest != ":memory:":
+            return prefix + str((base_dir / rest).resolve())
+    return url
 
 
 def config_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -257,6 +289,38 @@ def parse_config(
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read, interpolate and validate a config file; every problem is a ConfigError."""
+    file, data = _read(path)
+    return parse_config(data, base_dir=file.resolve().parent, source=str(file))
+
+
+def load_local_config(path: str | os.PathLike[str] | None = None) -> LocalConfig:
+    """The config as the offline commands need it: the state store, reports and logging,
+    validated as strictly as by `load_config`, without the `pluvo` and `sources`
+    sections (and so without their environment variables). Unknown top-level keys are
+    still mistakes."""
+    file, data = _read(path)
+    source = str(file)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys")
+    known = {name for name, info in Config.model_fields.items() if not info.exclude}
+    unknown = [
+        f"{source}: {key}: unknown key{_did_you_mean(str(key), Config)}"
+        for key in data
+        if key not in known
+    ]
+    if unknown:
+        raise ConfigError("\n".join(unknown))
+    local = interpolate({k: data[k] for k in LOCAL_SECTIONS if k in data}, source=source)
+    base_dir = file.resolve().parent
+    try:
+        return LocalConfig.model_validate(
+            {**local, "base_dir": base_dir}, context={"base_dir": base_dir}
+        )
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source=source)) from None
+
+
+def _read(path: str | os.PathLike[str] | None) -> tuple[Path, Any]:
     file = config_path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -273,4 +337,4 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{file}{where}: not valid YAML") from None
-    return parse_config(data, base_dir=file.resolve().parent, source=str(file))
+    return file, data

@@ -25,6 +25,7 @@ from sync.core.executor import Execution, Executor, ProgressHook, journal_plan, 
 from sync.core.plan import Plan
 from sync.core.report import Report
 from sync.errors import ExitCode, SyncError
+from sync.logs import set_run_id
 from sync.pluvo.api import PluvoApi
 from sync.state.journal import RunStatus
 from sync.state.store import StateStore, now
@@ -42,7 +43,10 @@ STATUS_OF = {
 
 
 def new_run_id() -> str:
-    return f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+    """A new run's id, which every log line from here on carries."""
+    run_id = f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+    set_run_id(run_id)
+    return run_id
 
 
 def check_report_dir(folder: Path) -> None:

@@ -60,6 +60,31 @@ class Report:
             return ExitCode.PARTIAL
         return ExitCode.OK
 
+    def noteworthy(self) -> bool:
+        """Worth a word under `--quiet`: something changed or would, failed, was rejected
+        or was stopped (every exit code but 0 says one of these)."""
+        changes = self.plan is not None and len(self.plan) > 0
+        return changes or self.rejected > 0 or self.exit_code != ExitCode.OK
+
+    def finished(self) -> dict[str, Any]:
+        """The fields of the `finished` log event: what monitoring needs in one line."""
+        ex = self.execution
+        seconds = (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
+        return {
+            "mode": self.mode,
+            "status": str(self.status),
+            "exit_code": int(self.exit_code),
+            "planned": sum(self.plan.counts().values()) if self.plan is not None else 0,
+            "applied": sum(ex.done.values()) if ex is not None else 0,
+            "failed": len(ex.failed) if ex is not None else 0,
+            "skipped": ex.skipped if ex is not None else 0,
+            "rejected": self.rejected,
+            "guards": len(self.guards),
+            "reason": self.message,
+            "report": str(self.report_file) if self.report_file else None,
+            "seconds": round(seconds, 3) if seconds is not None else None,
+        }
+
     def summary(self) -> dict[str, Any]:
         """What the runs table keeps of this report."""
         out: dict[str, Any] = {}

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Collection
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,7 @@ from sync.commands.reconcile.live import LiveSnapshot, read_live
 from sync.commands.reconcile.refresh import Refresh, plan_refresh
 from sync.commands.reconcile.render import render_reconcile
 from sync.commands.reconcile.view import adoption_from_live, live_view
+from sync.commands.reports import prune_reports
 from sync.config import Config
 from sync.core.adopt import adopt_in_plan, creations, reject_ambiguous
 from sync.core.apply import (
@@ -29,12 +31,12 @@ from sync.core.apply import (
 )
 from sync.core.categories import check_categories
 from sync.core.diff import DiffOptions, diff
-from sync.core.executor import Execution
+from sync.core.executor import Execution, ProgressHook
 from sync.core.plan import Plan
 from sync.core.report import Report
 from sync.errors import ExitCode
 from sync.files import write_private
-from sync.logs import redact
+from sync.logs import print_error, redact
 from sync.model import Desired
 from sync.state.journal import RunStatus
 from sync.state.read import Owned, read_owned
@@ -122,6 +124,7 @@ def reconcile(
     overrides: Collection[str] = (),
     today: date | None = None,
     api_factory: ApiFactory | None = None,
+    progress: ProgressHook | None = None,
 ) -> Reconciliation:
     """Report drift between live Pluvo, HR and the store; with `apply`, correct it."""
     report = Report(run_id=new_run_id(), mode="reconcile", started_at=now())
@@ -157,7 +160,15 @@ def reconcile(
                 result.refresh = refresh
                 report.sections["state_refreshed"] = refresh.counts()
 
-            apply_plan(config, store, report, plan, api_factory=api_factory, after=after)
+            apply_plan(
+                config,
+                store,
+                report,
+                plan,
+                api_factory=api_factory,
+                progress=progress,
+                after=after,
+            )
         return result
     finally:
         store.close()
@@ -170,22 +181,29 @@ def reconcile_command(
     out: Path | None,
     overrides: tuple[str, ...],
     verbose: bool,
-) -> int:
-    """The CLI's `reconcile`: run, write the JSON (to --out; and reports/ when applying),
-    print the readable report, return the exit code."""
+    quiet: bool = False,
+    display: AbstractContextManager[ProgressHook | None] | None = None,
+) -> Report:
+    """The CLI's `reconcile`: run (inside `display`, the terminal's progress), write the
+    JSON (to --out; and reports/ when applying), print the readable report (under
+    `quiet` only when it is worth a word), return the report."""
     if apply:
         from sync.core.apply import check_report_dir
 
         check_report_dir(config.report.dir)
-    result = reconcile(config, apply=apply, overrides=overrides)
+    with display or nullcontext() as progress:
+        result = reconcile(config, apply=apply, overrides=overrides, progress=progress)
     report = result.report
     text = redact(json.dumps(report.to_json(), indent=2, default=str, ensure_ascii=False))
     if out is not None:
         write_private(out, text)
     if apply:
-        write_private(config.report.dir / f"reconcile-{report.run_id}.json", text)
-    sys.stdout.write(render_reconcile(result, verbose=verbose) + "\n")
-    sys.stdout.flush()
+        report.report_file = config.report.dir / f"reconcile-{report.run_id}.json"
+        write_private(report.report_file, text)
+        prune_reports(config.report.dir, config.report.keep_days)
+    if not quiet or report.noteworthy():
+        sys.stdout.write(render_reconcile(result, verbose=verbose) + "\n")
+        sys.stdout.flush()
     if report.guards and apply:
-        sys.stderr.write(f"pluvo-sync: error: {redact(report.message or '')}\n")
-    return int(report.exit_code)
+        print_error(report.message or "", exit_code=int(report.exit_code))
+    return report
