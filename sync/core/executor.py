@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,8 +29,10 @@ from sqlalchemy.orm import Session
 
 from sync.core.plan import (
     PHASE_NAMES,
+    AdoptUser,
     ArchiveUser,
     CreateGroup,
+    CreateUser,
     DeactivateUser,
     ExtraValue,
     GroupLinks,
@@ -156,6 +158,9 @@ class Executor:
         self.progress = progress
         self.result = Execution()
         self._created_before: set[str] = set()
+        self._failed_users: set[str] = set()  # creations that failed this run
+        self._failed_groups: set[str] = set()
+        self._trimmed: dict[int, int] = {}  # id(op) → users left out of a membership batch
         self._verified_new: frozenset[str] = frozenset()
 
     async def execute(self, plan: Plan) -> Execution:
@@ -171,12 +176,56 @@ class Executor:
             if self.result.aborted:
                 self.result.skipped += len(phase_ops)
                 continue
-            await self._run_phase(phase, phase_ops, seqs)
+            runnable = self._without_failed_basis(phase_ops, seqs)
+            if runnable:
+                await self._run_phase(phase, runnable, seqs)
         if self.result.aborted:
             with self.store.session() as session, session.begin():
                 journal.skip_unsent(session, self.run_id, self.result.aborted, now())
         self.result.seconds = time.monotonic() - started
         return self.result
+
+    def _without_failed_basis(
+        self, ops: Sequence[Operation], seqs: dict[int, int]
+    ) -> list[Operation]:
+        """The phase's operations that still make sense after earlier phases' failures.
+
+        A user whose creation failed gets no values or memberships, and a group whose
+        creation failed no members or managers, this run: they would fail too (and cost
+        requests). They are journaled skipped and planned again by the next run. A
+        membership batch naming such users goes out without them, and says so.
+        """
+        keep: list[Operation] = []
+        blocked: list[tuple[int, str]] = []
+        for op in ops:
+            if isinstance(op, SetExtraValues) and op.ref in self._failed_users:
+                blocked.append((seqs[id(op)], f"user {op.ref} was not created this run"))
+                continue
+            if isinstance(op, GroupLinks) and op.adds:
+                if op.ref in self._failed_groups:
+                    blocked.append((seqs[id(op)], f"group {op.ref} was not created this run"))
+                    continue
+                users = tuple(u for u in op.users if u not in self._failed_users)
+                if not users:
+                    blocked.append((seqs[id(op)], "none of its users was created this run"))
+                    continue
+                if len(users) < len(op.users):
+                    trimmed = replace(
+                        op, users=users, changes=tuple(c for c in op.changes if c.new in users)
+                    )
+                    seqs[id(trimmed)] = seqs[id(op)]
+                    self._trimmed[id(trimmed)] = len(op.users) - len(users)
+                    op = trimmed
+            keep.append(op)
+        if blocked:
+            with self.store.session() as session, session.begin():
+                for seq, reason in blocked:
+                    journal.mark_skipped(
+                        session, self.run_id, [seq], reason, now(), why=ErrorClass.BLOCKED
+                    )
+            self.result.skipped += len(blocked)
+            log.warning("%d operation(s) not sent: what they need failed earlier", len(blocked))
+        return keep
 
     async def _run_phase(self, phase: int, ops: Sequence[Operation], seqs: dict[int, int]) -> None:
         name = PHASE_NAMES[phase]
@@ -318,6 +367,17 @@ class Executor:
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
                     error = f"unexpected answer from Pluvo: {exc.__class__.__name__}: {exc}"
                     error_class = ErrorClass.ANSWER
+            left_out = self._trimmed.get(id(op), 0)
+            if left_out and error is None:
+                error = (
+                    f"{left_out} user(s) not sent: their creation failed this run "
+                    "(planned again by the next run)"
+                )
+                error_class = ErrorClass.PARTIAL
+            if error is not None and isinstance(op, CreateUser | AdoptUser):
+                self._failed_users.add(op.ref)
+            if error is not None and isinstance(op, CreateGroup):
+                self._failed_groups.add(op.ref)
             outcomes.append(Outcome(seq, error, error_class))
             if error is not None and error_class is not None:
                 self.result.failed.append(Failure(seq, str(op.kind), op.ref, error, error_class))

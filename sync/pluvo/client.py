@@ -462,16 +462,21 @@ class PluvoClient:
         failures, bounded by `2 * max_retries + 4`, since a throttled request was not
         processed and will succeed once the client slows down.
         """
-        self._check_scopes(fields)
         if self._outage is not None:
             raise self._outage
         config = self.config
         failures = throttles = renewals = 0
-        refused_fresh = False
+        refused_fresh = checked = False
         while True:
             provider = self._auth_provider()
             started = provider.now()
             try:
+                if not checked:
+                    # The token answer says which scopes were granted: a missing one
+                    # fails here, before the first request that needs it is sent.
+                    await provider.token()
+                    self._check_scopes(fields)
+                    checked = True
                 return await self._attempt(document, variables, label, fields)
             except _AuthRejected as exc:
                 provider.invalidate(exc.token)

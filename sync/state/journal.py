@@ -82,6 +82,7 @@ class ErrorClass(StrEnum):
     TRANSIENT = "transient"  # retries gave up: 5xx, 429, timeouts, dropped connections
     FATAL = "fatal"  # the run had to stop: credentials, scopes, a refused document
     STOPPED = "stopped"  # not sent: the run stopped before it
+    BLOCKED = "blocked"  # not sent: the user or group it needs failed this run
     KILLED = "killed"  # the process died around it
 
 
@@ -207,12 +208,17 @@ def record_outcomes(
 
 
 def mark_skipped(
-    session: Session, run_id: str, seqs: Sequence[int], reason: str, stamp: datetime
+    session: Session,
+    run_id: str,
+    seqs: Sequence[int],
+    reason: str,
+    stamp: datetime,
+    *,
+    why: ErrorClass = ErrorClass.STOPPED,
 ) -> None:
-    """pending → skipped for these operations: the run stopped before their batch left."""
-    _move(
-        session, run_id, seqs, OpStatus.SKIPPED, stamp, error=reason, error_class=ErrorClass.STOPPED
-    )
+    """pending → skipped for these operations: never sent (the run stopped before their
+    batch left, or what they depend on failed)."""
+    _move(session, run_id, seqs, OpStatus.SKIPPED, stamp, error=reason, error_class=why)
 
 
 def skip_unsent(session: Session, run_id: str, reason: str, stamp: datetime) -> int:

@@ -51,7 +51,7 @@ def test_an_outage_trips_the_breaker_and_the_next_run_converges(
     assert "Pluvo has not answered for" in result.stdout + result.stderr
     report = json.loads((ws.root / "outage.json").read_text(encoding="utf-8"))
     assert report["status"] == "failed"
-    assert "Pluvo has not answered for" in (report["reason"] or "")
+    assert "Pluvo has not answered for" in (report["message"] or "")
     assert report["skipped"] > 0
     statuses = ws.operation_statuses()
     assert set(statuses) <= {"done", "failed", "skipped"}, statuses
