@@ -84,14 +84,19 @@ def _guarded(func: F) -> F:
 
 def _guarded_run(func: F) -> F:
     """`_guarded` for plan, run and reconcile, which end with one `finished` event (the
-    report the command keeps with `_keep` gives its counts)."""
-    return _guard(func, finished=True)
+    report the command keeps with `_keep` gives its counts), and stop gracefully on
+    SIGTERM or SIGINT (sync/stopping.py)."""
+    return _guard(func, finished=True, graceful=True)
 
 
-def _guard(func: F, *, finished: bool) -> F:
+def _guard(func: F, *, finished: bool, graceful: bool = False) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _setup_logging()
+        if graceful:
+            from sync import stopping
+
+            stopping.install()
         code: int = ExitCode.OK
         message: str | None = None
         try:
@@ -351,6 +356,25 @@ def status(ctx: click.Context, limit: int, as_json: bool) -> int:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         click.echo(admin.render_status(data))
+    return 0
+
+
+@cli.command()
+@_global_options
+@click.option("--force", is_flag=True, help="Required: says you mean it.")
+@click.pass_context
+@_guarded
+def unlock(ctx: click.Context, force: bool) -> int:
+    """Clear the run lock by hand (journaled). Locks of dead processes release themselves."""
+    from sync.commands import admin
+
+    if not force:
+        raise click.UsageError(
+            "unlock clears another run's lock; locks of dead processes release themselves, "
+            "so this is for a holder that hangs: pass --force if you mean it"
+        )
+    config = _load_local(ctx)
+    click.echo(admin.unlock(config))
     return 0
 
 

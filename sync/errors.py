@@ -82,6 +82,10 @@ class FatalError(PluvoError):
     """Retrying cannot help and the run must stop: bad credentials, 3xx, missing scope."""
 
 
+class StoppedError(FatalError):
+    """A stop was asked for (SIGTERM/SIGINT): what had not left is not sent."""
+
+
 class RecordError(PluvoError):
     """Pluvo refused one operation (a GraphQL error on its alias); the others go on."""
 

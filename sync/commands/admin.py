@@ -154,3 +154,39 @@ def table(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
     for row in rows:
         lines.append("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def unlock(config: Any) -> str:
+    """Clear the run lock by hand, and journal that it was done (a run of mode unlock).
+
+    Locks release themselves when their process dies (sync/state/lock.py); this is for
+    the exceptional case, e.g. a holder that hangs. On PostgreSQL the session holding
+    the lock is ended.
+    """
+    from sync.core.apply import new_run_id
+    from sync.state.journal import RunStatus
+    from sync.state.lock import force_unlock
+
+    store = _open(config)
+    try:
+        run_id = new_run_id()
+        store.start_run(run_id, "unlock")
+        row = force_unlock(store.engine)
+        if row is None:
+            message = "no run held the lock"
+        else:
+            message = (
+                f"cleared by hand: the lock of run {row['run_id']} ({row['holder']}, "
+                f"since {row['acquired_at']:%Y-%m-%d %H:%M:%S})"
+            )
+        store.finish_run(
+            run_id,
+            status=RunStatus.SUCCEEDED,
+            exit_code=0,
+            summary={},
+            source_rows={},
+            message=message,
+        )
+    finally:
+        store.close()
+    return message

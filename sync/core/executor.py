@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from sync import stopping
 from sync.core.plan import (
     PHASE_NAMES,
     AdoptUser,
@@ -173,12 +174,18 @@ class Executor:
             self._created_before = journal.sent_unanswered(session, str(Kind.CREATE_USER), creates)
         seqs = {id(op): seq for seq, op in enumerate(ops)}
         for phase, phase_ops in plan.by_phase():
+            stop = stopping.requested()
+            if stop is not None and not self.result.aborted:
+                self.result.aborted = stop
             if self.result.aborted:
                 self.result.skipped += len(phase_ops)
                 continue
             runnable = self._without_failed_basis(phase_ops, seqs)
             if runnable:
                 await self._run_phase(phase, runnable, seqs)
+            stop = stopping.requested()
+            if stop is not None and not self.result.aborted:
+                self.result.aborted = stop  # what did not leave is journaled skipped
         if self.result.aborted:
             with self.store.session() as session, session.begin():
                 journal.skip_unsent(session, self.run_id, self.result.aborted, now())

@@ -48,8 +48,16 @@ import aiohttp
 from gql import gql
 from graphql import FieldNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
 
+from sync import stopping
 from sync.config.pluvo import PluvoConfig
-from sync.errors import ConflictError, FatalError, PluvoError, RecordError, TransientError
+from sync.errors import (
+    ConflictError,
+    FatalError,
+    PluvoError,
+    RecordError,
+    StoppedError,
+    TransientError,
+)
 from sync.logs import redact
 from sync.pluvo import ops
 from sync.pluvo.auth import TokenProvider
@@ -293,6 +301,9 @@ class PluvoClient:
             while pending:
                 indexes = pending.popleft()
                 chunk = [calls[i] for i in indexes]
+                stop = stopping.requested()
+                if fatal is None and stop is not None:
+                    fatal = StoppedError(stop)  # nothing more leaves; in flight finishes
                 if fatal is not None:
                     chunk_results = [CallResult(c, None, fatal) for c in chunk]
                 else:

@@ -9,6 +9,7 @@ next run takes it, on either backend.
 from __future__ import annotations
 
 import signal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,29 @@ def test_a_holder_killed_on_another_host_does_not_block_the_next_run(
         engine.dispose()
     if state_url.startswith("sqlite"):
         assert_converged(sandbox, ws, rows)
+
+
+def test_unlock_force_clears_the_lock_and_is_journaled(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    ws = make_workspace(tmp_path / "ws", sandbox.url)
+    ws.write_hr(employees(3))
+    assert ws.cli("run").returncode == 0
+    with sqlite3.connect(ws.state_db) as conn:
+        conn.execute(
+            "INSERT INTO lock (name, run_id, holder, acquired_at) "
+            "VALUES ('run', 'r-stuck', ?, '2026-11-30 01:00:00')",
+            (ELSEWHERE,),
+        )
+    refused = ws.cli("unlock")
+    assert refused.returncode == 2
+    assert "--force" in refused.stderr
+    cleared = ws.cli("unlock", "--force")
+    assert cleared.returncode == 0, cleared.stderr
+    assert f"the lock of run r-stuck ({ELSEWHERE}" in cleared.stdout
+    assert ws.query("SELECT count(*) FROM lock") == [(0,)]
+    ((mode, status, message),) = ws.query(
+        "SELECT mode, status, message FROM runs WHERE mode = 'unlock'"
+    )
+    assert (mode, status) == ("unlock", "succeeded")
+    assert "r-stuck" in message
