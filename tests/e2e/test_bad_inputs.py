@@ -9,6 +9,7 @@ gets a copy of its Pluvo state and state store, so the cases stay independent.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -186,4 +187,25 @@ def test_truncated_export_fails_before_any_change(case: Case) -> None:
     err = _failed_before_any_change(case, case.run("truncated.csv"))
     assert "line 201" in err, err  # the header, then people 0 .. 199: the cut record
     assert "looks truncated" in err, err
+    case.assert_nobody_archived()
+
+
+def test_an_excel_sep_line_is_a_directive_and_nothing_changes(case: Case) -> None:
+    result = case.run("excel_sep_line.csv")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert case.report()["planned"] == {}
+    case.assert_untouched()
+
+
+def test_formula_names_come_out_neutralised_in_the_rejected_rows_file(case: Case) -> None:
+    result = case.run("formula_names.csv")
+    assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
+    (rejected_file,) = (case.ws.root / "reports").glob("rejected-*.csv")
+    with rejected_file.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    (row,) = [r for r in rows if r["ref"] == "10990"]
+    assert row["reason"].startswith("invalid email '=not-an-email'")
+    for cells in rows:
+        for cell in cells.values():
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
     case.assert_nobody_archived()
