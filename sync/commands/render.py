@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from sync.core.plan import AdoptUser, GroupLinks, Kind, Operation
 from sync.core.report import Report
+from sync.core.review import LEAVERS, Section, build_review
 
 SHOWN_RECORDS = 25
+SHOWN_LEAVERS = 100
+"""Leavers come first and are the riskiest: a long list is still shown in full."""
+SHOWN_SUMMARY = 15
+SHOWN_DETAILS = 8
 
 
 def _value(text: str) -> str:
@@ -37,19 +42,22 @@ def render_operation(op: Operation) -> list[str]:
 
 
 def render_plan(report: Report, *, verbose: bool = False) -> str:
+    """The plan for the person who signs it off: a summary, then every class of change
+    riskiest first (leavers, removals, overwrites, moves and renames, joiners)."""
     plan = report.plan
     out: list[str] = []
     title = "Plan (dry run, nothing sent)" if report.mode == "plan" else "Plan"
     if plan is None:
         return f"{title}: not computed"
-    counts = plan.counts()
-    total = sum(counts.values())
+    review = build_review(plan, report.desired)
+    total = len(plan)
     out.append(
         f"{title}: {total} operation(s) for {plan.desired_users} desired user(s), "
         f"{plan.state_users} known"
     )
-    for kind, count in counts.items():
-        out.append(f"  {kind:<18} {count:>8}")
+    width = max((len(words) for words, _ in review.kinds), default=0)
+    for words, count in review.kinds:
+        out.append(f"  {words:<{width}} {count:>8}")
     out.extend(_sources(report.mapping))
     if plan.adopted:
         how: dict[str, int] = {}
@@ -58,20 +66,40 @@ def render_plan(report: Report, *, verbose: bool = False) -> str:
                 how[op.matched_by] = how.get(op.matched_by, 0) + 1
         matched = ", ".join(f"{n} by {k}" for k, n in sorted(how.items()))
         out.append(f"  existing Pluvo users taken over: {len(plan.adopted)} (matched {matched})")
-    if total:
+    if review.summary:
         out.append("")
-        out.append("Changes:")
-        shown = plan.operations if verbose else plan.operations[:SHOWN_RECORDS]
-        for op in shown:
-            out.extend(render_operation(op))
-        if len(shown) < total:
-            out.append(f"  … and {total - len(shown)} more (use --verbose or --out plan.json)")
+        out.append("In short:")
+        shown = review.summary if verbose else review.summary[:SHOWN_SUMMARY]
+        out.extend(f"  {line}" for line in shown)
+        if len(shown) < len(review.summary):
+            out.append(f"  … and {len(review.summary) - len(shown)} more (use --verbose)")
+    for section in review.sections:
+        out.append("")
+        out.extend(render_section(section, verbose=verbose))
     out.extend(_rejections(report))
     if report.guards:
         out.append("")
         out.append("STOPPED by safety guard(s), nothing applied:")
         out.extend(f"  {g}" for g in report.guards)
     return "\n".join(out)
+
+
+def render_section(section: Section, *, verbose: bool = False) -> list[str]:
+    items = section.items
+    out = [f"{section.title} ({len(items)}):"]
+    limit = SHOWN_LEAVERS if section.risk == LEAVERS else SHOWN_RECORDS
+    shown = items if verbose else items[:limit]
+    for item in shown:
+        origin = f"   [{item.origin}]" if item.origin else ""
+        out.append(f"  {item.subject}: {item.text}{origin}")
+        details = list(item.details)
+        if not verbose and len(details) > SHOWN_DETAILS:
+            more = len(details) - SHOWN_DETAILS
+            details = [*details[:SHOWN_DETAILS], f"… and {more} more (use --verbose)"]
+        out.extend(f"      {line}" for line in details)
+    if len(shown) < len(items):
+        out.append(f"  … and {len(items) - len(shown)} more (use --verbose or --out plan.json)")
+    return out
 
 
 def _sources(mapping: dict[str, dict[str, int]]) -> list[str]:

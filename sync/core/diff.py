@@ -31,6 +31,7 @@ from sync.core.plan import (
     DeactivateUser,
     ExtraValue,
     GroupLinks,
+    LeaverFacts,
     Operation,
     Plan,
     RemoveManagers,
@@ -350,8 +351,10 @@ def _leaver_ops(
         candidates = candidates.assign(pluvo_id=ids.reindex(candidates.index).to_numpy())
     ops: list[Operation] = []
     ended_set = set(desired.ended.index)
+    facts = _leaver_facts(desired, state, candidates, now, config)
     for ref, row in candidates.sort_index().iterrows():
         reason = "end date passed" if ref in ended_set else "gone from the sources"
+        who = facts.get(str(ref))
         if config.action == "archive":
             pluvo_id = None if _missing(row["pluvo_id"]) else str(row["pluvo_id"])
             ops.append(
@@ -361,12 +364,65 @@ def _leaver_ops(
                     method=config.archive_method,
                     pluvo_id=pluvo_id,
                     reason=reason,
+                    who=who,
                 )
             )
         else:
             ops.append(
                 DeactivateUser(
-                    ref=str(ref), changes=(Change("is_active", "true", "false"),), reason=reason
+                    ref=str(ref),
+                    changes=(Change("is_active", "true", "false"),),
+                    reason=reason,
+                    who=who,
                 )
             )
     return ops
+
+
+def _leaver_facts(
+    desired: Desired,
+    state: StateView,
+    candidates: pd.DataFrame,
+    now: datetime,
+    config: LeaverConfig,
+) -> dict[str, LeaverFacts]:
+    """Name, email, groups and the why of each leaver, for the people who sign the plan
+    off: read from the store for the few leavers only."""
+    refs = [str(r) for r in candidates.index]
+    if not refs:
+        return {}
+    fields = _records(state.load_fields(refs), refs)
+    links = state.load_memberships(refs)
+    names = state.groups["name"].to_dict() if "name" in state.groups else {}
+    groups: dict[str, list[str]] = {}
+    for group_ref, user_ref in zip(links["group_ref"], links["user_ref"], strict=True):
+        groups.setdefault(str(user_ref), []).append(str(names.get(group_ref, group_ref)))
+    ended = desired.ended["end_date"].to_dict() if "end_date" in desired.ended else {}
+    today = pd.Timestamp(now).date().isoformat()
+    grace = " and ".join(
+        text
+        for count, text in (
+            (config.grace_runs, f"{config.grace_runs} run(s)"),
+            (config.grace_days, f"{config.grace_days:g} day(s)"),
+        )
+        if count
+    )
+    out: dict[str, LeaverFacts] = {}
+    for ref, row in candidates.iterrows():
+        key = str(ref)
+        person = fields.get(key, {})
+        missing = row.get("missing_since")
+        if key in ended:
+            since, runs, used = str(ended[key]), 0, ""
+        else:
+            since = today if _missing(missing) or pd.isna(missing) else str(missing)[:10]
+            runs, used = int(row.get("missing_runs", 0)) + 1, grace
+        out[key] = LeaverFacts(
+            name=str(person.get("name", "")),
+            email=str(person.get("email", "")),
+            groups=tuple(sorted(groups.get(key, []))),
+            since=since,
+            missing_runs=runs,
+            grace=used,
+        )
+    return out

@@ -333,12 +333,31 @@ class RemoveManagers(GroupLinks):
 # ------------------------------------------------------------------ leavers
 
 
+@dataclass(frozen=True)
+class LeaverFacts:
+    """What the person signing a plan off needs about a leaver, from the state store:
+    who it is (as last applied), the groups it is in, and why it leaves now.
+
+    `since`: the day it was first missed (gone from the sources) or its end date;
+    `missing_runs`: runs it has been missing, this one included; `grace`: the grace
+    that passed before acting ("" when none was configured or the end date decides).
+    """
+
+    name: str = ""
+    email: str = ""
+    groups: tuple[str, ...] = ()
+    since: str = ""
+    missing_runs: int = 0
+    grace: str = ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ArchiveUser(Operation):
     kind = Kind.ARCHIVE_USER
     method: ArchiveMethod = "upsert"
     pluvo_id: str | None = None
     reason: str = ""
+    who: LeaverFacts | None = None
 
     @property
     def description(self) -> str:
@@ -356,6 +375,7 @@ class ArchiveUser(Operation):
 class DeactivateUser(Operation):
     kind = Kind.DEACTIVATE_USER
     reason: str = ""
+    who: LeaverFacts | None = None
 
     @property
     def description(self) -> str:

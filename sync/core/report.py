@@ -15,6 +15,7 @@ from typing import Any
 
 from sync.core.executor import Execution
 from sync.core.plan import Plan
+from sync.core.review import build_review
 from sync.core.sources import Source
 from sync.errors import ExitCode
 from sync.model import Desired, is_warning
@@ -115,6 +116,7 @@ class Report:
             data["planned"] = self.plan.counts()
             if include_plan:
                 data["plan"] = self.plan.to_json()
+                data["review"] = build_review(self.plan, self.desired).to_json()
         if self.execution is not None:
             ex = self.execution
             data["applied"] = ex.done

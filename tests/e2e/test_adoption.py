@@ -32,8 +32,8 @@ def test_adoption_by_ref_and_email_rejects_ambiguous(
     plan = ws.cli("plan", "--out", "plan.json")
     assert plan.returncode == 3, plan.stdout + plan.stderr  # the ambiguous row is rejected
     assert mutations(sandbox) == 0
-    assert "adopt existing Pluvo user 10001 (matched by ref)" in plan.stdout
-    assert "adopt existing Pluvo user 10002 (matched by email)" in plan.stdout
+    assert "(10001): existing Pluvo account taken over (matched by ref;" in plan.stdout
+    assert "(10002): existing Pluvo account taken over (matched by email;" in plan.stdout
     assert "taken over: 2 (matched 1 by email, 1 by ref)" in plan.stdout
     assert "already belongs to Pluvo user with ref 'LEGACY-3'" in plan.stdout
     planned = json.loads((ws.root / "plan.json").read_text())

@@ -72,7 +72,7 @@ def test_quiet_prints_nothing_unless_something_changed_failed_or_was_rejected(
     ws.write_hr([*rows, employee(20)])
     changed = ws.cli("run", "--quiet")
     assert changed.returncode == 0, changed.stderr
-    assert re.search(r"^  create_user +1$", changed.stdout, re.MULTILINE), changed.stdout
+    assert re.search(r"^  new person +1$", changed.stdout, re.MULTILINE), changed.stdout
     assert "succeeded (exit 0)" in changed.stdout
     assert " INFO " not in changed.stderr, "INFO logs are suppressed under --quiet"
 
@@ -316,7 +316,7 @@ def test_progress_goes_to_a_terminal_s_stderr_and_never_to_redirected_stdout(
     assert first.returncode == 0, first.text[-3000:]
     assert BAR not in first.stdout, first.stdout[:2000]
     assert "\x1b" not in first.stdout, first.stdout[:2000]
-    assert re.search(rf"^  create_user +{users}$", first.stdout, re.MULTILINE)
+    assert re.search(rf"^  new people +{users}$", first.stdout, re.MULTILINE)
     assert "succeeded (exit 0)" in first.stdout
     # A spinner while sources are read and mapped, then a bar per phase with done/total.
     assert "reading sources and planning" in first.text

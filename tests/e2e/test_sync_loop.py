@@ -34,7 +34,7 @@ def test_initial_load_day2_changes_and_convergence(sandbox: SandboxServer, ws: W
     before = sandbox.control.state()
     plan = ws.cli("plan", "--out", "plan.json")
     assert plan.returncode == 0, plan.stderr
-    assert re.search(rf"^  create_user +{N}$", plan.stdout, re.MULTILINE), plan.stdout[:2000]
+    assert re.search(rf"^  new people +{N}$", plan.stdout, re.MULTILINE), plan.stdout[:2000]
     assert mutations(sandbox) == 0, "plan must never send a mutation"
     assert sandbox.control.state()["users"] == before["users"]
     assert ws.query("SELECT count(*) FROM users") == [(0,)]

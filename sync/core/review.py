@@ -1,0 +1,486 @@
+"""The plan as the HR administrator who signs it off reads it: ordered by risk.
+
+The plan's operations stay in execution order (groups before members, leavers last);
+that is the order a machine needs. A person needs the opposite: what cannot easily be
+undone first. This module regroups the same operations into five classes, riskiest
+first, names people instead of refs, says kinds in words, and adds the few sentences
+that catch a mistake at a glance ("group Customer Support loses 14 members and keeps
+0", "department renamed?"). Text, HTML and the JSON report's `review` section are
+all drawn from this one structure, so they never disagree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.core.plan import (
+    AdoptUser,
+    ArchiveUser,
+    Change,
+    CreateGroup,
+    CreateUser,
+    DeactivateUser,
+    GroupLinks,
+    Kind,
+    Operation,
+    Plan,
+    RenameGroup,
+    RestoreUser,
+    SetExtraValues,
+    UpdateUser,
+)
+from sync.model import Desired
+
+LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS = (
+    "leavers",
+    "removals",
+    "overwrites",
+    "moves",
+    "joiners",
+)
+RISK_ORDER = (LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS)
+TITLES = {
+    LEAVERS: "Leaving",
+    REMOVALS: "Removed from groups and manager roles",
+    OVERWRITES: "Existing values overwritten",
+    MOVES: "Moves and renames",
+    JOINERS: "Joining and added",
+}
+
+KIND_WORDS: dict[Kind, tuple[str, str]] = {
+    # kind: (one, many)
+    Kind.CREATE_GROUP: ("new group", "new groups"),
+    Kind.UPDATE_GROUP: ("group renamed", "groups renamed"),
+    Kind.CREATE_USER: ("new person", "new people"),
+    Kind.ADOPT_USER: ("existing Pluvo account taken over", "existing Pluvo accounts taken over"),
+    Kind.UPDATE_USER: ("person's details changed", "people's details changed"),
+    Kind.RESTORE_USER: ("returning person restored", "returning people restored"),
+    Kind.SET_VALUES: ("person's profile fields changed", "people's profile fields changed"),
+    Kind.REMOVE_MEMBERS: ("group losing members", "groups losing members"),
+    Kind.ADD_MEMBERS: ("group gaining members", "groups gaining members"),
+    Kind.REMOVE_MANAGERS: ("group losing managers", "groups losing managers"),
+    Kind.ADD_MANAGERS: ("group gaining managers", "groups gaining managers"),
+    Kind.ARCHIVE_USER: ("leaver archived", "leavers archived"),
+    Kind.DEACTIVATE_USER: ("leaver deactivated", "leavers deactivated"),
+}
+
+
+def kind_words(kind: Kind | str, count: int = 1) -> str:
+    one, many = KIND_WORDS[Kind(kind)]
+    return one if count == 1 else many
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing a reviewer checks: a person or a group, and what happens to it."""
+
+    risk: str
+    kind: str
+    """The operation kind (machine-readable); `what` says it in words."""
+    what: str
+    ref: str
+    subject: str
+    """Who or what: "Sanne Bakker <sanne@example.nl>", "group Sales"."""
+    text: str
+    """What happens, in one line."""
+    details: tuple[str, ...] = ()
+    """Every value and every member, unabridged."""
+    origin: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "class": self.risk,
+            "kind": self.kind,
+            "what": self.what,
+            "ref": self.ref,
+            "subject": self.subject,
+            "text": self.text,
+            "details": list(self.details),
+            "origin": self.origin,
+            **dict(self.data),
+        }
+
+
+@dataclass(frozen=True)
+class Section:
+    risk: str
+    title: str
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Review:
+    summary: tuple[str, ...]
+    sections: tuple[Section, ...]
+    kinds: tuple[tuple[str, int], ...]
+    """(kind in words, operations) in execution order of the kinds."""
+
+    def counts(self) -> dict[str, int]:
+        return {s.risk: len(s.items) for s in self.sections}
+
+    def items(self, risk: str) -> tuple[Item, ...]:
+        for section in self.sections:
+            if section.risk == risk:
+                return section.items
+        return ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "order": list(RISK_ORDER),
+            "counts": self.counts(),
+            "summary": list(self.summary),
+            "sections": [
+                {
+                    "class": s.risk,
+                    "title": s.title,
+                    "count": len(s.items),
+                    "items": [i.to_json() for i in s.items],
+                }
+                for s in self.sections
+            ],
+        }
+
+
+# ------------------------------------------------------------------ building
+
+
+@dataclass
+class _Names:
+    """People and groups by ref, as the reviewer knows them."""
+
+    people: dict[str, tuple[str, str]]
+    groups: dict[str, str]
+
+    def person(self, ref: str) -> str:
+        name, _ = self.people.get(ref, ("", ""))
+        return f"{name} ({ref})" if name else ref
+
+    def person_with_email(self, ref: str) -> str:
+        name, email = self.people.get(ref, ("", ""))
+        text = name or ref
+        return f"{text} <{email}>" if email else text
+
+    def group(self, ref: str) -> str:
+        return self.groups.get(ref) or ref
+
+
+def _names(plan: Plan, desired: Desired | None) -> _Names:
+    refs: set[str] = set()
+    for op in plan.operations:
+        if isinstance(op, GroupLinks):
+            refs.update(op.users)
+        else:
+            refs.add(op.ref)
+    people: dict[str, tuple[str, str]] = {}
+    groups: dict[str, str] = {}
+    if desired is not None:
+        users = desired.users
+        if len(users) and "name" in users:
+            part = users.loc[users.index.intersection(list(refs)), ["name", "email"]]
+            for ref, name, email in zip(part.index, part["name"], part["email"], strict=True):
+                people[str(ref)] = (str(name), str(email))
+        if len(desired.groups) and "name" in desired.groups:
+            groups.update({str(k): str(v) for k, v in desired.groups["name"].items()})
+    for op in plan.operations:
+        if isinstance(op, ArchiveUser | DeactivateUser) and op.who is not None:
+            people[op.ref] = (op.who.name, op.who.email)
+        elif isinstance(op, CreateGroup | RenameGroup):
+            groups[op.ref] = op.name
+    return _Names(people, groups)
+
+
+def _shown(value: str) -> str:
+    text = value.replace("\n", ", ")
+    return f"'{text}'" if text else "(empty)"
+
+
+def _change_line(change: Change) -> str:
+    return f"{change.field}: {_shown(change.old)} → {_shown(change.new)}"
+
+
+def _why(op: ArchiveUser | DeactivateUser) -> str:
+    who = op.who
+    if who is None:
+        return op.reason
+    if op.reason == "end date passed":
+        return f"end date {who.since}" if who.since else "end date passed"
+    text = f"gone from the sources since {who.since}" if who.since else op.reason
+    parts = [f"missing {plural(who.missing_runs, 'run')}"] if who.missing_runs else []
+    if who.grace:
+        parts.append(f"grace of {who.grace} used")
+    return f"{text} ({'; '.join(parts)})" if parts else text
+
+
+def _keeps(desired: Desired | None, frame: str) -> Counter[str]:
+    if desired is None:
+        return Counter()
+    pairs = getattr(desired, frame)
+    if not len(pairs):
+        return Counter()
+    return Counter(str(g) for g in pairs["group_ref"])
+
+
+def build_review(plan: Plan, desired: Desired | None = None) -> Review:
+    """The plan regrouped by risk, with names, words and summaries (see module doc)."""
+    names = _names(plan, desired)
+    items: dict[str, list[Item]] = {risk: [] for risk in RISK_ORDER}
+
+    # Memberships and manager links, merged per group (the plan chunks long lists).
+    links: dict[tuple[Kind, str], list[str]] = {}
+    for op in plan.operations:
+        if isinstance(op, GroupLinks):
+            links.setdefault((op.kind, op.ref), []).extend(op.users)
+    removed_from: dict[str, list[str]] = {}
+    added_to: dict[str, list[str]] = {}
+    for (kind, group), users in links.items():
+        for user in users:
+            if kind == Kind.REMOVE_MEMBERS:
+                removed_from.setdefault(user, []).append(group)
+            elif kind == Kind.ADD_MEMBERS:
+                added_to.setdefault(user, []).append(group)
+    movers = {u: (removed_from[u], added_to[u]) for u in removed_from if u in added_to}
+
+    for op in plan.operations:
+        _item_of(op, names, items)
+
+    members_after = _keeps(desired, "memberships")
+    managers_after = _keeps(desired, "managers")
+    summary_removals: list[tuple[int, int, str]] = []
+    for (kind, group), users in links.items():
+        manager = kind in (Kind.ADD_MANAGERS, Kind.REMOVE_MANAGERS)
+        noun = "manager" if manager else "member"
+        adds = kind in (Kind.ADD_MEMBERS, Kind.ADD_MANAGERS)
+        after = (managers_after if manager else members_after)[group]
+        listed = []
+        for user in users:
+            note = ""
+            if not manager and user in movers:
+                away, into = movers[user]
+                others = into if not adds else away
+                arrow = "moves to" if not adds else "moves from"
+                note = f" ({arrow} {', '.join(names.group(g) for g in sorted(others))})"
+            listed.append(names.person(user) + note)
+        title = f"group {names.group(group)}"
+        if adds:
+            text = f"gains {plural(len(users), noun)}, has {after} after"
+            risk = JOINERS
+        else:
+            text = f"loses {plural(len(users), noun)}, keeps {after}"
+            risk = REMOVALS
+            sentence = f"{title} loses {plural(len(users), noun)} and keeps {after}"
+            if manager:
+                sentence += " manager" + ("" if after == 1 else "s")
+            summary_removals.append((after, -len(users), sentence))
+        items[risk].append(
+            Item(
+                risk,
+                str(kind),
+                kind_words(kind),
+                group,
+                title,
+                text,
+                details=tuple(listed),
+                data={"group": names.group(group), "users": list(users), "after": after},
+            )
+        )
+
+    # Moves: one line per person, and how many made the same move.
+    move_counts: Counter[tuple[str, str]] = Counter()
+    for user, (away, into) in sorted(movers.items()):
+        before = ", ".join(sorted(names.group(g) for g in away))
+        now = ", ".join(sorted(names.group(g) for g in into))
+        move_counts[(before, now)] += 1
+        items[MOVES].append(
+            Item(
+                MOVES,
+                "move",
+                "moves",
+                user,
+                names.person_with_email(user) + f" ({user})",
+                f"{before} → {now}",
+                data={"from": sorted(away), "to": sorted(into)},
+            )
+        )
+
+    summary: list[str] = []
+    leavers = items[LEAVERS]
+    if leavers:
+        who = ", ".join(i.data.get("name") or i.ref for i in leavers[:5])
+        more = f" and {len(leavers) - 5} more" if len(leavers) > 5 else ""
+        verb = "leaves" if len(leavers) == 1 else "leave"
+        summary.append(f"{plural(len(leavers), 'person', 'people')} {verb}: {who}{more}")
+    summary += [s for _, _, s in sorted(summary_removals)]
+    fields = Counter(str(i.data.get("field")) for i in items[OVERWRITES])
+    if fields:
+        each = ", ".join(f"{f} {n}" for f, n in sorted(fields.items()))
+        total = sum(fields.values())
+        summary.append(f"{plural(total, 'existing value')} overwritten ({each})")
+    for (before, now), count in sorted(move_counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        verb = "moves" if count == 1 else "move"
+        summary.append(f"{plural(count, 'person', 'people')} {verb} {before} → {now}")
+    summary += _renames(plan, names, removed_from, added_to, members_after, desired)
+    joined = Counter(op.kind for op in plan.operations)
+    for kind in (Kind.CREATE_USER, Kind.RESTORE_USER, Kind.ADOPT_USER, Kind.CREATE_GROUP):
+        if joined[kind]:
+            summary.append(f"{joined[kind]} {kind_words(kind, joined[kind])}")
+
+    kinds = tuple((kind_words(k, n), n) for k, n in plan.counts().items())
+    sections = tuple(
+        Section(risk, TITLES[risk], tuple(items[risk])) for risk in RISK_ORDER if items[risk]
+    )
+    return Review(tuple(summary), sections, kinds)
+
+
+def _renames(
+    plan: Plan,
+    names: _Names,
+    removed_from: Mapping[str, list[str]],
+    added_to: Mapping[str, list[str]],
+    members_after: Counter[str],
+    desired: Desired | None,
+) -> list[str]:
+    """A department renamed in HR looks like a new group plus an old one emptied: the
+    plan does exactly that (the old group stays in Pluvo, empty), so it is said aloud."""
+    new_groups = {op.ref for op in plan.operations if isinstance(op, CreateGroup)}
+    if not new_groups:
+        return []
+    wanted = set(desired.groups.index) if desired is not None else set()
+    leaving: dict[str, set[str]] = {}
+    for user, groups in removed_from.items():
+        for group in groups:
+            leaving.setdefault(group, set()).add(user)
+    out = []
+    for old, users in sorted(leaving.items()):
+        if members_after[old] or old in wanted:
+            continue
+        into = Counter(g for u in users for g in added_to.get(u, ()) if g in new_groups)
+        if not into:
+            continue
+        new, count = into.most_common(1)[0]
+        if count * 2 >= len(users):
+            out.append(
+                f"department renamed? new group {names.group(new)}, old group "
+                f"{names.group(old)} left empty ({count} of its {len(users)} moved there)"
+            )
+    return out
+
+
+def _item_of(op: Operation, names: _Names, items: dict[str, list[Item]]) -> None:
+    words = kind_words(op.kind)
+    if isinstance(op, ArchiveUser | DeactivateUser):
+        who = op.who
+        name = who.name if who is not None else ""
+        email = who.email if who is not None else ""
+        subject = f"{name or op.ref} <{email}>" if email else (name or op.ref)
+        subject += f" ({op.ref})" if name else ""
+        groups = ", ".join(who.groups) if who is not None else ""
+        action = "archived" if isinstance(op, ArchiveUser) else "deactivated"
+        where = f"; was in {groups}" if groups else ""
+        items[LEAVERS].append(
+            Item(
+                LEAVERS,
+                str(op.kind),
+                words,
+                op.ref,
+                subject,
+                f"{action}, {_why(op)}{where}",
+                data={
+                    "name": name,
+                    "email": email,
+                    "groups": list(who.groups) if who is not None else [],
+                    "reason": op.reason,
+                    "since": who.since if who is not None else "",
+                    "missing_runs": who.missing_runs if who is not None else 0,
+                    "grace": who.grace if who is not None else "",
+                },
+            )
+        )
+    elif isinstance(op, UpdateUser | SetExtraValues | RestoreUser):
+        subject = names.person_with_email(op.ref) + f" ({op.ref})"
+        overwrites = [c for c in op.changes if c.old and c.field != "archived"]
+        added = [c for c in op.changes if not c.old]
+        if isinstance(op, RestoreUser):
+            items[JOINERS].append(
+                Item(
+                    JOINERS,
+                    str(op.kind),
+                    words,
+                    op.ref,
+                    subject,
+                    "returns: unarchived in Pluvo",
+                    details=tuple(_change_line(c) for c in op.changes if c.field != "archived"),
+                )
+            )
+            return
+        for change in overwrites:
+            items[OVERWRITES].append(
+                Item(
+                    OVERWRITES,
+                    str(op.kind),
+                    words,
+                    op.ref,
+                    subject,
+                    _change_line(change),
+                    origin=change.origin,
+                    data={"field": change.field, "old": change.old, "new": change.new},
+                )
+            )
+        if added:
+            items[JOINERS].append(
+                Item(
+                    JOINERS,
+                    str(op.kind),
+                    "new values",
+                    op.ref,
+                    subject,
+                    ", ".join(f"{c.field} {_shown(c.new)}" for c in added),
+                    origin=added[0].origin,
+                    data={"values": {c.field: c.new for c in added}},
+                )
+            )
+    elif isinstance(op, CreateUser | AdoptUser):
+        fields = op.fields
+        subject = f"{fields.name or op.ref} <{fields.email}> ({op.ref})"
+        values = f"language {fields.language or '-'}, roles {fields.roles or '-'}"
+        if isinstance(op, AdoptUser):
+            text = f"{words} (matched by {op.matched_by}; {values})"
+        else:
+            text = f"joins ({values})"
+        origin = op.changes[0].origin if op.changes else ""
+        items[JOINERS].append(
+            Item(
+                JOINERS,
+                str(op.kind),
+                words,
+                op.ref,
+                subject,
+                text,
+                origin=origin,
+                data={"name": fields.name, "email": fields.email},
+            )
+        )
+    elif isinstance(op, CreateGroup):
+        items[JOINERS].append(
+            Item(JOINERS, str(op.kind), words, op.ref, f"group {op.name} ({op.ref})", "new group")
+        )
+    elif isinstance(op, RenameGroup):
+        old = op.changes[0].old if op.changes else ""
+        items[MOVES].append(
+            Item(
+                MOVES,
+                str(op.kind),
+                words,
+                op.ref,
+                f"group {op.name}",
+                f"renamed {_shown(old)} → {_shown(op.name)}",
+                data={"old": old, "new": op.name},
+            )
+        )
