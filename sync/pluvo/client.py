@@ -324,9 +324,14 @@ class PluvoClient:
                         if inspect.isawaitable(outcome):
                             await outcome
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(self.config.concurrency, len(pending))):
-                group.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.config.concurrency, len(pending))):
+                    group.create_task(worker())
+        except ExceptionGroup as failed:
+            # A hook failing (the store locked while journaling) is the caller's error,
+            # raised as itself so the caller's handlers (a StateError) see it.
+            raise failed.exceptions[0] from None
         return [r for r in results if r is not None]
 
     async def _run_chunk(self, chunk: list[Call]) -> list[CallResult]:

@@ -303,10 +303,12 @@ async def test_missing_scope_is_named(sandbox: SandboxServer) -> None:
     )
     config = make_config(sandbox, client_id="reader", client_secret="reader-secret-77")
     async with PluvoClient(config) as client:
-        assert await client.count_users() >= 0
-        assert client.granted_scopes == frozenset({"users.read"})
         results = await client.run_calls(people(3))
+        assert client.granted_scopes == frozenset({"users.read"})
         group = await send(client, ops.create_group("G1", "Sales"))
+        assert await client.count_users() == len(sandbox.control.state()["users"])
+    # The token's answer named the scopes: nothing was sent that needed another one.
+    assert sandbox.control.counters()["mutations_total"] == 0
     assert all(isinstance(r.error, FatalError) for r in results)
     assert "missing Pluvo scope users.write" in str(results[0].error)
     assert isinstance(group.error, FatalError)
