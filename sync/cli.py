@@ -287,23 +287,37 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
 @cli.command()
 @_global_options
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the plan as JSON."
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the plan as JSON: a saved plan, for `run --plan FILE`.",
 )
 @_override_option("Let this safety guard pass for this run (repeatable).")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 6 when changes are pending, 0 when nothing would change (errors keep theirs).",
+)
 @click.pass_context
 @_guarded_run
-def plan(ctx: click.Context, out: Path | None, overrides: tuple[str, ...]) -> int:
+def plan(
+    ctx: click.Context, out: Path | None, overrides: tuple[str, ...], detailed_exitcode: bool
+) -> int:
     """Dry run: read, map, diff and guard; print what would change. Sends no mutation."""
     from sync.commands.render import render_plan
     from sync.core import engine
 
     config = _load(ctx)
     with _display("reading sources and planning"):
-        report = engine.run(config, dry=True, overrides=overrides)
+        report = engine.run(config, dry=True, overrides=overrides, fingerprint=out is not None)
     _keep(report)
     _save_report(config, report, out)
     _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)
-    return int(report.exit_code)
+    code = int(report.exit_code)
+    if detailed_exitcode and code in (ExitCode.OK, ExitCode.PARTIAL) and report.plan:
+        # Pending changes outrank rejected rows (most exports carry a few for days);
+        # a guard or an error keeps its own code.
+        code = int(ExitCode.CHANGES_PENDING)
+    return code
 
 
 @cli.command("run")
@@ -314,18 +328,29 @@ def plan(ctx: click.Context, out: Path | None, overrides: tuple[str, ...]) -> in
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the JSON report here.",
 )
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Apply this saved plan (`plan --out FILE`) exactly, or refuse it (exit 4) "
+    "when its sources, config, mappings or the store changed since.",
+)
 @click.pass_context
 @_guarded_run
-def run_command(ctx: click.Context, overrides: tuple[str, ...], out: Path | None) -> int:
+def run_command(
+    ctx: click.Context, overrides: tuple[str, ...], out: Path | None, plan_file: Path | None
+) -> int:
     """Plan, then apply: the cron command."""
     from sync.commands.render import render_plan, render_report
     from sync.core import engine
     from sync.core.apply import check_report_dir
+    from sync.core.saved import read_saved
 
     config = _load(ctx)
+    saved = read_saved(plan_file) if plan_file is not None else None
     check_report_dir(config.report.dir)
     with _display("reading sources and planning") as progress:
-        report = engine.run(config, dry=False, overrides=overrides, progress=progress)
+        report = engine.run(config, dry=False, overrides=overrides, progress=progress, saved=saved)
     _keep(report)
     _save_report(config, report, out)
     _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)

@@ -20,6 +20,10 @@ class ExitCode(IntEnum):
     PARTIAL = 3
     GUARD = 4
     LOCKED = 5
+    CHANGES_PENDING = 6
+    """`plan --detailed-exitcode` only: the plan holds changes to review."""
+    HELD = 7
+    """The safe changes were applied; the risky ones are held for an explicit release."""
 
 
 class SyncError(Exception):
@@ -54,6 +58,11 @@ class GuardError(SyncError):
     """A safety guard stopped the run before anything was applied."""
 
     exit_code = ExitCode.GUARD
+
+
+class StalePlanError(GuardError):
+    """A saved plan no longer matches what it was computed from (or was edited): it
+    is refused before anything is applied, like a tripped guard."""
 
 
 class LockedError(SyncError):

@@ -77,21 +77,24 @@ def check_guards(
 
 
 @contextmanager
-def applying(store: StateStore, report: Report) -> Iterator[None]:
-    """The run's lifetime in the store: lock, settle dead runs, record the run; a run
-    that fails before it finishes is recorded as failed with its reason."""
+def applying(store: StateStore, report: Report, *, plan_hash: str | None = None) -> Iterator[None]:
+    """The run's lifetime in the store: lock, settle dead runs, record the run (with
+    the hash of the saved plan it applies, if any); a run that fails before it
+    finishes is recorded as failed with its reason, one refused before anything was
+    applied (a stale saved plan) as guarded."""
     store.acquire_lock(report.run_id)
     try:
         settled = settle_dead_runs(store)
         if settled:
             log.warning("settled %d interrupted run(s): %s", len(settled), ", ".join(settled))
-        store.start_run(report.run_id, report.mode)
+        store.start_run(report.run_id, report.mode, plan_hash=plan_hash)
         try:
             yield
         except SyncError as exc:
+            refused = exc.exit_code == ExitCode.GUARD
             store.finish_run(
                 report.run_id,
-                status=RunStatus.FAILED,
+                status=RunStatus.GUARDED if refused else RunStatus.FAILED,
                 exit_code=int(exc.exit_code),
                 summary=report.summary(),
                 source_rows=report.source_rows,

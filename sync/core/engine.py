@@ -1,7 +1,10 @@
 """The library core: `run(config, dry=...) -> Report`, callable from tests and the CLI.
 
 One function drives sources → mapping → diff → guards → executor → report, so that
-the dry run and the real run share every step up to the first request.
+the dry run and the real run share every step up to the first request. A saved plan
+(`saved=`) replaces only the diff: the sources are read and mapped again, to check
+the plan's fingerprint under the run lock, and its operations go through the same
+guards and apply path.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import date
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,15 +30,20 @@ from sync.core.diff import DiffOptions, diff, held_refs
 from sync.core.executor import Execution, ProgressHook
 from sync.core.plan import Plan
 from sync.core.report import Report
+from sync.core.saved import Fingerprinter, SavedPlan, refuse_if_stale, sections
 from sync.errors import ExitCode, StateError, SyncError
+from sync.model import Desired
 from sync.state import write
 from sync.state.journal import RunStatus
 from sync.state.read import read_state
 from sync.state.store import StateStore, now, require_current, safe_url
 
+if TYPE_CHECKING:
+    from sync.core.load import Opener
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Report", "new_run_id", "plan_and_guard", "run"]
+__all__ = ["Report", "check_saved", "new_run_id", "plan_and_guard", "run"]
 
 
 def plan_and_guard(
@@ -45,11 +54,17 @@ def plan_and_guard(
     overrides: Collection[str],
     today: date | None,
     api_factory: ApiFactory | None = None,
+    fingerprint: bool = False,
 ) -> Plan:
-    """Read, map, diff and guard: everything a run does before its first request."""
+    """Read, map, diff and guard: everything a run does before its first request.
+
+    With `fingerprint`, the report gets the sections that make it a saved plan."""
+    printer = Fingerprinter(config, store.last_applied_run()) if fingerprint else None
     with _no_cyclic_gc():
-        plan = _plan(config, store, report, today=today, api_factory=api_factory)
+        plan = _plan(config, store, report, today=today, api_factory=api_factory, printer=printer)
     report.plan = plan
+    if printer is not None:
+        report.sections.update(sections(plan, printer.fingerprint()))
     check_guards(config, store, report, plan, overrides)
     return plan
 
@@ -75,27 +90,20 @@ def _plan(
     *,
     today: date | None,
     api_factory: ApiFactory | None,
+    printer: Fingerprinter | None = None,
 ) -> Plan:
-    from sync.core.load import load
-
     t0 = time.monotonic()
     # The store is read while the sources are read and mapped (the SQLite driver
     # releases the GIL while it steps): about a second saved at a million users.
     with ThreadPoolExecutor(max_workers=1) as pool:
         state_future = pool.submit(read_state, store.engine)
-        loaded = load(config, today=today)
-        desired = loaded.desired
-        report.desired = desired
-        report.sources = list(loaded.sources)
-        report.source_rows = dict(desired.source_rows)
-        t1 = time.monotonic()
-        # Pluvo's categories before the diff: a mapping no value of which could land
-        # stops here (exit 2), and rows naming options Pluvo lacks are rejected.
-        checked = check_categories(config, desired, api_factory)
-        for source, count in checked.rejected.items():
-            stats = loaded.stats[source]
-            stats.rejected, stats.users = stats.rejected + count, stats.users - count
-        report.mapping = {name: asdict(stats) for name, stats in loaded.stats.items()}
+        desired, t1 = _read(
+            config,
+            report,
+            today=today,
+            api_factory=api_factory,
+            opener=printer.opener if printer is not None else None,
+        )
         t2 = time.monotonic()
         state = state_future.result()
     options = DiffOptions(leavers=config.leavers)
@@ -114,6 +122,63 @@ def _plan(
     return plan
 
 
+def _read(
+    config: Config,
+    report: Report,
+    *,
+    today: date | None,
+    api_factory: ApiFactory | None,
+    opener: Opener | None,
+) -> tuple[Desired, float]:
+    """Sources read and mapped, rows checked against Pluvo's categories: the desired
+    state, into the report; with the time reading and mapping ended."""
+    from sync.core.load import load
+
+    loaded = load(config, today=today, opener=opener)
+    desired = loaded.desired
+    report.desired = desired
+    report.sources = list(loaded.sources)
+    report.source_rows = dict(desired.source_rows)
+    read_at = time.monotonic()
+    # Pluvo's categories before the diff: a mapping no value of which could land
+    # stops here (exit 2), and rows naming options Pluvo lacks are rejected.
+    checked = check_categories(config, desired, api_factory)
+    for source, count in checked.rejected.items():
+        stats = loaded.stats[source]
+        stats.rejected, stats.users = stats.rejected + count, stats.users - count
+    report.mapping = {name: asdict(stats) for name, stats in loaded.stats.items()}
+    return desired, read_at
+
+
+def check_saved(
+    config: Config,
+    store: StateStore,
+    report: Report,
+    saved: SavedPlan,
+    *,
+    overrides: Collection[str],
+    today: date | None,
+    api_factory: ApiFactory | None = None,
+) -> Plan:
+    """A saved plan in place of a new one: the sources read and mapped again (the
+    desired state the run records, as `plan` saw it), the fingerprint recomputed and
+    compared (StalePlanError, exit 4, naming what changed), then the same guards.
+    Called under the run lock, so no other run can change the store in between."""
+    printer = Fingerprinter(config, store.last_applied_run(exclude=report.run_id))
+    t0 = time.monotonic()
+    with _no_cyclic_gc():
+        _, t1 = _read(config, report, today=today, api_factory=api_factory, opener=printer.opener)
+    report.timings.update({"read_and_map": t1 - t0, "categories": time.monotonic() - t1})
+    report.sections.update(plan_hash=saved.plan_hash, plan_file=str(saved.file))
+    refuse_if_stale(saved, printer.fingerprint())
+    log.info(
+        "saved plan %s (%s) matches its sources, config and store", saved.file, saved.plan_hash
+    )
+    report.plan = saved.plan
+    check_guards(config, store, report, saved.plan, overrides)
+    return saved.plan
+
+
 def run(
     config: Config,
     *,
@@ -122,24 +187,47 @@ def run(
     today: date | None = None,
     progress: ProgressHook | None = None,
     api_factory: ApiFactory | None = None,
+    saved: SavedPlan | None = None,
+    fingerprint: bool = False,
 ) -> Report:
-    """Plan (dry) or plan and apply; never raises for record-level problems."""
+    """Plan (dry) or plan and apply; never raises for record-level problems.
+
+    `fingerprint` (dry only) makes the report a saved plan (`plan --out`); `saved`
+    applies such a plan instead of planning anew, or refuses it (exit 4) when what it
+    was computed from has changed."""
     report = Report(run_id=new_run_id(), mode="plan" if dry else "run", started_at=now())
     store = StateStore(config.state_url())
     try:
         require_current(store.engine)
         if dry:
             plan_and_guard(
-                config, store, report, overrides=overrides, today=today, api_factory=api_factory
+                config,
+                store,
+                report,
+                overrides=overrides,
+                today=today,
+                api_factory=api_factory,
+                fingerprint=fingerprint,
             )
             report.status = RunStatus.GUARDED if report.guards else RunStatus.PLANNED
             report.exit_code = ExitCode.GUARD if report.guards else report.outcome()
             report.finished_at = now()
             return report
-        with applying(store, report):
-            plan = plan_and_guard(
-                config, store, report, overrides=overrides, today=today, api_factory=api_factory
-            )
+        with applying(store, report, plan_hash=saved.plan_hash if saved is not None else None):
+            if saved is None:
+                plan = plan_and_guard(
+                    config, store, report, overrides=overrides, today=today, api_factory=api_factory
+                )
+            else:
+                plan = check_saved(
+                    config,
+                    store,
+                    report,
+                    saved,
+                    overrides=overrides,
+                    today=today,
+                    api_factory=api_factory,
+                )
 
             def after(execution: Execution) -> None:
                 assert report.desired is not None

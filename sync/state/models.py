@@ -115,6 +115,9 @@ class RunRow(Base):
     source_rows: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     message: Mapped[str | None] = mapped_column(Text)
+    plan_hash: Mapped[str | None] = mapped_column(String(80))
+    """The saved plan a `run --plan FILE` applied (its `plan_hash`); None for a run
+    that planned for itself."""
 
 
 class OperationRow(Base):

@@ -18,7 +18,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, exists, or_, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,7 +27,7 @@ from sync.errors import ConfigError, StateError
 from sync.resources import migrations
 from sync.state.journal import COUNTED, RunStatus
 from sync.state.lock import RunLock
-from sync.state.models import RunRow
+from sync.state.models import OperationRow, RunRow
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class StateStore:
                 getattr(exc, "orig", exc),
             )
 
-    def start_run(self, run_id: str, mode: str) -> None:
+    def start_run(self, run_id: str, mode: str, *, plan_hash: str | None = None) -> None:
         with self.session() as session, session.begin():
             session.add(
                 RunRow(
@@ -194,8 +194,31 @@ class StateStore:
                     holder=holder_id(),
                     source_rows={},
                     summary={},
+                    plan_hash=plan_hash,
                 )
             )
+
+    def last_applied_run(self, *, exclude: str | None = None) -> tuple[str, datetime | None] | None:
+        """The id and finish time of the last run that may have changed the store: one
+        that journaled operations (whatever became of them) or that succeeded (a run
+        with nothing to send still records who was present). Plans, guarded or refused
+        runs and `unlock` change nothing a plan is computed from. A saved plan records
+        this, and is stale once it differs."""
+        has_operations = exists(select(OperationRow.id).where(OperationRow.run_id == RunRow.id))
+        query = (
+            select(RunRow.id, RunRow.finished_at)
+            .where(
+                RunRow.mode.not_in(("plan", "unlock")),
+                or_(RunRow.status.in_(COUNTED), has_operations),
+            )
+            .order_by(RunRow.started_at.desc(), RunRow.id.desc())
+            .limit(1)
+        )
+        if exclude is not None:
+            query = query.where(RunRow.id != exclude)
+        with self.session() as session:
+            row = session.execute(query).first()
+        return None if row is None else (str(row[0]), row[1])
 
     def finish_run(
         self,
