@@ -261,6 +261,30 @@ def _override_option(help_text: str) -> Callable[[F], F]:
     return decorate
 
 
+def _remember_html(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    ctx.find_root().ensure_object(dict)["html"] = value
+
+
+_html_option = click.option(
+    "--html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    expose_value=False,
+    callback=_remember_html,
+    help="Also write a self-contained HTML report for people here.",
+)
+
+
+def _save_html(config: Any, report: Any) -> None:
+    """The HTML report at --html, and for a run beside its JSON in the report folder."""
+    from sync.commands.html import write_html
+
+    target = _settings().get("html")
+    if target is not None:
+        write_html(report, target)
+    if report.mode == "run" and report.report_file is not None:
+        write_html(report, config.report.dir / f"run-{report.run_id}.html")
+
+
 def _save_report(config: Any, report: Any, out: Path | None) -> None:
     import json
 
@@ -297,6 +321,7 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
     is_flag=True,
     help="Exit 6 when changes are pending, 0 when nothing would change (errors keep theirs).",
 )
+@_html_option
 @click.pass_context
 @_guarded_run
 def plan(
@@ -311,6 +336,7 @@ def plan(
         report = engine.run(config, dry=True, overrides=overrides, fingerprint=out is not None)
     _keep(report)
     _save_report(config, report, out)
+    _save_html(config, report)
     _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)
     code = int(report.exit_code)
     if detailed_exitcode and code in (ExitCode.OK, ExitCode.PARTIAL) and report.plan:
@@ -335,6 +361,7 @@ def plan(
     help="Apply this saved plan (`plan --out FILE`) exactly, or refuse it (exit 4) "
     "when its sources, config, mappings or the store changed since.",
 )
+@_html_option
 @click.pass_context
 @_guarded_run
 def run_command(
@@ -353,12 +380,29 @@ def run_command(
         report = engine.run(config, dry=False, overrides=overrides, progress=progress, saved=saved)
     _keep(report)
     _save_report(config, report, out)
+    _save_html(config, report)
     _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)
     if report.guards:
         print_error(report.message or "", exit_code=int(report.exit_code))
         return int(report.exit_code)
     _echo("\n" + render_report(report), report)
     return int(report.exit_code)
+
+
+@cli.command()
+@_global_options
+@click.argument("ref")
+@click.pass_context
+@_guarded
+def explain(ctx: click.Context, ref: str) -> int:
+    """One person's story: source rows, mapped values and their rules, store, plan, journal.
+
+    Reads the sources and the state store; sends nothing to Pluvo."""
+    from sync.commands.explain import explain as explain_ref
+
+    config = _load(ctx)
+    click.echo(explain_ref(config, ref))
+    return 0
 
 
 @cli.command()

@@ -251,6 +251,7 @@ def _pairs_ops(
     have: pd.DataFrame,
     add: type[GroupLinks],
     remove: type[GroupLinks],
+    names: dict[str, str] | None = None,
 ) -> list[Operation]:
     # Integer keys and isin instead of a merge on two string columns: a million
     # unchanged pairs cost a fraction of a second.
@@ -274,6 +275,7 @@ def _pairs_ops(
                             Change(noun, "", u) if kind.adds else Change(noun, u, "") for u in chunk
                         ),
                         users=tuple(chunk),
+                        group_name="" if kind.adds else (names or {}).get(str(group_ref), ""),
                     )
                 )
     return ops
@@ -285,7 +287,7 @@ def _membership_ops(desired: Desired, refs: list[str], state: StateView) -> list
     members = desired.memberships
     want = members[members["user_ref"].isin(refs)]
     have = state.load_memberships(refs)
-    return _pairs_ops(want, have, AddMembers, RemoveMembers)
+    return _pairs_ops(want, have, AddMembers, RemoveMembers, _group_names(state))
 
 
 def held_refs(desired: Desired) -> pd.Index:
@@ -310,7 +312,12 @@ def _manager_ops(desired: Desired, state: StateView, unsynced: set[str]) -> list
     have = state.managers
     if len(have) and unsynced:
         have = have[~have["user_ref"].isin(unsynced).to_numpy()]
-    return _pairs_ops(desired.managers, have, AddManagers, RemoveManagers)
+    return _pairs_ops(desired.managers, have, AddManagers, RemoveManagers, _group_names(state))
+
+
+def _group_names(state: StateView) -> dict[str, str]:
+    groups = state.groups
+    return {str(k): str(v) for k, v in groups["name"].items()} if "name" in groups else {}
 
 
 def _leaver_ops(

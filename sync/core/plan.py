@@ -283,6 +283,9 @@ class GroupLinks(Operation):
     """Users added to or removed from one group (`ref`), as members or managers."""
 
     users: tuple[str, ...]
+    group_name: str = ""
+    """For removals, the group's name as last applied (for people reading the plan: a
+    group HR no longer names has no other name left)."""
     noun: ClassVar[str] = "member"
     adds: ClassVar[bool] = True
 

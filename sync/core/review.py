@@ -194,6 +194,8 @@ def _names(plan: Plan, desired: Desired | None) -> _Names:
             people[op.ref] = (op.who.name, op.who.email)
         elif isinstance(op, CreateGroup | RenameGroup):
             groups[op.ref] = op.name
+        elif isinstance(op, GroupLinks) and op.group_name:
+            groups.setdefault(op.ref, op.group_name)
     return _Names(people, groups)
 
 

@@ -1,0 +1,248 @@
+"""`explain REF`: one person's story, for the question "why does Pluvo show this?".
+
+Five parts, each from where it is true: the source rows that name the ref (file and
+line, every column), each mapped value with the mapping rule that made it, what the
+state store says was applied, the operations a plan would make for them now, and
+the journal's history of that ref. It reads sources and the store only and sends
+nothing to Pluvo (so it also works offline; `plan` additionally looks Pluvo up for
+accounts to adopt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import String, cast, or_, select
+
+from sync.commands.render import render_section
+from sync.config import Config
+from sync.core.diff import DiffOptions, diff
+from sync.core.load import load
+from sync.core.mapping.spec import MappingSpec, ValueSpec, load_mapping
+from sync.core.plan import GroupLinks, Kind
+from sync.core.review import build_review, kind_words
+from sync.core.sources import open_source
+from sync.model import USER_FIELDS, shown_reason
+from sync.state.models import (
+    ExtraValueRow,
+    GroupRow,
+    ManagerRow,
+    MembershipRow,
+    OperationRow,
+    RunRow,
+    UserRow,
+)
+from sync.state.read import read_state
+from sync.state.store import StateStore, require_current
+
+LINK_KINDS = [
+    str(k) for k in (Kind.ADD_MEMBERS, Kind.REMOVE_MEMBERS, Kind.ADD_MANAGERS, Kind.REMOVE_MANAGERS)
+]
+JOURNAL_SHOWN = 50
+KNOWN_KINDS = {str(k) for k in Kind}
+SPEC_FIELDS = {"email": "email", "name": "name", "language": "language", "roles": "roles",
+               "is_active": "active"}  # fmt: skip
+
+
+def describe_rule(spec: ValueSpec | None) -> str:
+    """A mapping rule in one line, as it reads in the mapping file."""
+    if spec is None:
+        return "not mapped"
+    if spec.column is not None:
+        text = f"column {spec.column!r}"
+    elif spec.template is not None:
+        text = f"template {spec.template!r}"
+    else:
+        text = f"constant {spec.value!r}"
+    steps: list[str] = []
+    for transform in spec.transforms:
+        if isinstance(transform, str):
+            steps.append(transform)
+        else:
+            dumped = transform.model_dump(exclude_defaults=True)
+            steps.append(", ".join(f"{k}: {v}" for k, v in dumped.items()) or str(transform))
+    if steps:
+        text += ", then " + "; ".join(steps)
+    if spec.default is not None:
+        text += f", default {spec.default!r}"
+    return text
+
+
+def _indent(lines: list[str], by: str = "  ") -> list[str]:
+    return [by + line for line in lines]
+
+
+def explain(config: Config, ref: str, *, today: date | None = None) -> str:
+    loaded = load(config, today=today)
+    desired = loaded.desired
+    specs = {src.name: load_mapping(src.mapping) for src in config.sources}
+    out = [f"Explain {ref}"]
+
+    # 1. Source rows.
+    out += ["", "Source rows that name this ref:"]
+    found = False
+    for src in config.sources:
+        data = open_source(src, base_dir=config.base_dir).read()
+        rows = _rows_naming(data.frame, specs[src.name], ref, desired, src.name)
+        for record in rows:
+            found = True
+            out.append(f"  {record['_file']}:{record['_line']} (source {src.name})")
+            for column, value in record.items():
+                if not str(column).startswith("_") and value != "":
+                    out.append(f"      {column}: {value!r}")
+    if not found:
+        out.append("  none: no source row names this ref today")
+
+    # 2. Mapped values and the rules that made them.
+    out += ["", "Mapped values (value ← mapping rule):"]
+    users = desired.users
+    if ref in users.index:
+        row = users.loc[ref]
+        source = str(row.get("_source", ""))
+        spec = specs.get(source)
+        where = f"{row['_file']}:{row['_line']}"
+        out.append(f"  from {where} (source {source}, mapping {_mapping(config, source)})")
+        for field in USER_FIELDS:
+            rule = getattr(spec.users, SPEC_FIELDS[field]) if spec is not None else None
+            out.append(f"  {field}: {str(row[field])!r} ← {describe_rule(rule)}")
+        values = desired.extra_values[desired.extra_values["user_ref"] == ref]
+        for value in values.to_dict(orient="records"):
+            extra = (
+                next((e for e in spec.extra if e.category == value["category_ref"]), None)
+                if spec
+                else None
+            )
+            shown = str(value["value"]).replace("\n", ", ")
+            category = f"{value['category_ref']} ({value['category_type']})"
+            out.append(f"  {category}: {shown!r} ← {describe_rule(extra)}")
+        groups = desired.groups
+        for frame, noun in ((desired.memberships, "member of"), (desired.managers, "manager of")):
+            for group in sorted(frame.loc[frame["user_ref"] == ref, "group_ref"]):
+                name = groups["name"].get(group, group) if len(groups) else group
+                rule = groups["_source"].get(group, "") if "_source" in groups else ""
+                out.append(f"  {noun} group {name!r} ({group}) ← group rule {rule or '?'}")
+    elif ref in desired.ended.index:
+        end = desired.ended.loc[ref, "end_date"]
+        out.append(f"  not synced: end date {end!s} has passed (a leaver)")
+    elif ref in desired.pending.index:
+        start = desired.pending.loc[ref, "start_date"]
+        out.append(f"  not synced yet: a pre-hire starting {start!s}")
+    else:
+        out.append("  none: this ref is not a synced user in today's sources")
+    rejected = desired.rejections[desired.rejections["ref"].astype(str) == ref]
+    for raw in rejected.to_dict(orient="records"):
+        record = {str(k): v for k, v in raw.items()}
+        column = f" {record['column']}" if record.get("column") else ""
+        out.append(f"  rejected: {record['file']}:{record['line']}{column}: {shown_reason(record)}")
+
+    store = StateStore(config.state_url())
+    try:
+        require_current(store.engine)
+        out += ["", "State store (what was last applied to Pluvo):"]
+        out += _indent(_store(store, ref))
+        out += ["", "Planned now (offline: Pluvo is not asked about accounts to adopt):"]
+        state = read_state(store.engine)
+        plan = diff(desired, state, DiffOptions(leavers=config.leavers))
+        mine = tuple(
+            op for op in plan.operations
+            if op.ref == ref or (isinstance(op, GroupLinks) and ref in op.users)
+        )  # fmt: skip
+        if mine:
+            review = build_review(replace(plan, operations=mine), desired)
+            for section in review.sections:
+                out += _indent(render_section(section, verbose=True))
+        else:
+            out.append("  nothing: Pluvo already matches the sources for this ref")
+        out += ["", "Journal (newest first):"]
+        out += _indent(_journal(store, ref))
+    finally:
+        store.close()
+    return "\n".join(out)
+
+
+def _mapping(config: Config, source: str) -> str:
+    for src in config.sources:
+        if src.name == source:
+            return str(src.mapping)
+    return "?"
+
+
+def _rows_naming(
+    frame: pd.DataFrame, spec: MappingSpec, ref: str, desired: Any, source: str
+) -> list[dict[str, Any]]:
+    """Raw rows whose ref is `ref`: by the ref column when the mapping has one, else by
+    the lines the mapping itself attributed to the ref (kept or rejected)."""
+    rule = spec.users.ref
+    if rule.column is not None and rule.column in frame:
+        cells = frame[rule.column].astype(str).str.strip().str.upper()
+        part = frame[cells == ref.strip().upper()]
+    else:
+        lines: set[int] = set()
+        users = desired.users
+        if ref in users.index and users.loc[ref, "_source"] == source:
+            lines.add(int(users.loc[ref, "_line"]))
+        rejected = desired.rejections
+        lines |= {int(x) for x in rejected.loc[rejected["ref"].astype(str) == ref, "line"]}
+        part = frame[frame["_line"].isin(lines)]
+    return [{str(k): v for k, v in r.items()} for r in part.to_dict(orient="records")]
+
+
+def _store(store: StateStore, ref: str) -> list[str]:
+    with store.session() as session:
+        user = session.get(UserRow, ref)
+        if user is None:
+            return ["nothing: the engine never created or adopted this ref"]
+        out = [
+            f"{user.name} <{user.email}>, language {user.language or '-'}, roles "
+            f"{user.roles or '-'}, active {user.is_active}; Pluvo id {user.pluvo_id or '?'} "
+            f"({user.owned})",
+            f"first seen {user.first_seen:%Y-%m-%d}, last seen {user.last_seen:%Y-%m-%d}",
+        ]
+        if user.archived or user.left_action:
+            out.append(f"left: {user.left_action or 'archived'}")
+        if user.missing_since is not None:
+            out.append(f"missing since {user.missing_since:%Y-%m-%d} ({user.missing_runs} run(s))")
+        names = dict(session.execute(select(GroupRow.ref, GroupRow.name)).tuples().all())
+        for table, noun in ((MembershipRow, "member of"), (ManagerRow, "manager of")):
+            groups = session.scalars(select(table.group_ref).where(table.user_ref == ref)).all()
+            out += [f"{noun} group {names.get(g, g)!r} ({g})" for g in sorted(groups)]
+        values = session.execute(
+            select(ExtraValueRow.category_ref, ExtraValueRow.value).where(
+                ExtraValueRow.user_ref == ref
+            )
+        ).tuples()
+        out += [f"{c}: {v.replace(chr(10), ', ')!r}" for c, v in sorted(values)]
+    return out
+
+
+def _journal(store: StateStore, ref: str) -> list[str]:
+    needle = f'%"{ref}"%'
+    query = (
+        select(RunRow.started_at, RunRow.id, OperationRow.kind, OperationRow.ref,
+               OperationRow.status, OperationRow.error)
+        .join(RunRow, RunRow.id == OperationRow.run_id)
+        .where(
+            or_(
+                OperationRow.ref == ref,
+                OperationRow.kind.in_(LINK_KINDS) & cast(OperationRow.payload, String).like(needle),
+            )
+        )
+        .order_by(RunRow.started_at.desc(), OperationRow.seq.desc())
+        .limit(JOURNAL_SHOWN + 1)
+    )  # fmt: skip
+    with store.session() as session:
+        rows = session.execute(query).tuples().all()
+    if not rows:
+        return ["nothing journaled for this ref"]
+    out = []
+    for started, run_id, kind, op_ref, status, error in rows[:JOURNAL_SHOWN]:
+        words = kind_words(kind) if kind in KNOWN_KINDS else kind
+        what = f"{words}, group {op_ref}" if op_ref != ref else words
+        tail = f": {error}" if error else ""
+        out.append(f"{started:%Y-%m-%d %H:%M} run {run_id}: {what} {status}{tail}")
+    if len(rows) > JOURNAL_SHOWN:
+        out.append("… older entries: `pluvo-sync history RUN_ID`")
+    return out

@@ -1,0 +1,197 @@
+"""The plan or run as one self-contained HTML page, for people who do not read terminals.
+
+One file, mailed or opened from the report folder: styles and the small filtering
+script are inline, nothing is fetched (the page's Content-Security-Policy forbids
+any connection, and allows only the one script whose hash it names). Every value
+that comes from HR data (names, emails, departments, reasons) is escaped: a name
+like `<script>` or `=HYPERLINK(...)` is shown as the text it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable
+from html import escape
+from pathlib import Path
+
+from sync.core.report import Report
+from sync.core.review import RISK_ORDER, TITLES, Review, build_review
+from sync.files import write_private
+from sync.model import shown_reason
+
+SCRIPT = """
+(function () {
+  var search = document.getElementById("search");
+  var boxes = document.querySelectorAll("input[data-risk]");
+  function apply() {
+    var needle = search.value.toLowerCase();
+    var shown = {};
+    boxes.forEach(function (b) { shown[b.dataset.risk] = b.checked; });
+    document.querySelectorAll("section[data-risk]").forEach(function (s) {
+      var on = shown[s.dataset.risk] !== false;
+      s.hidden = !on;
+      var visible = 0;
+      s.querySelectorAll("tbody tr").forEach(function (row) {
+        var hit = row.textContent.toLowerCase().indexOf(needle) >= 0;
+        row.hidden = !hit;
+        if (hit) { visible += 1; }
+      });
+      var count = s.querySelector(".visible");
+      if (count) { count.textContent = String(visible); }
+    });
+  }
+  search.addEventListener("input", apply);
+  boxes.forEach(function (b) { b.addEventListener("change", apply); });
+})();
+"""
+
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem; color: #1d1d1f; }
+h1 { font-size: 1.5rem; margin-bottom: .2rem; }
+.meta { color: #555; margin-top: 0; }
+.counts { display: flex; gap: .8rem; flex-wrap: wrap; margin: 1rem 0; }
+.count { border: 1px solid #ccc; border-radius: 6px; padding: .5rem .9rem; min-width: 7rem; }
+.count b { display: block; font-size: 1.6rem; }
+.count.leavers { border-color: #b3261e; background: #fdecea; }
+.count.removals { border-color: #c26a00; background: #fff4e5; }
+.count.overwrites { border-color: #8a6d00; background: #fffbe6; }
+.stopped { border: 2px solid #b3261e; padding: .6rem 1rem; background: #fdecea; }
+table { border-collapse: collapse; width: 100%; margin-bottom: 1.5rem; }
+th, td { text-align: left; vertical-align: top; padding: .3rem .6rem;
+         border-bottom: 1px solid #e3e3e3; }
+th { background: #f4f4f6; }
+td.details { white-space: pre-wrap; color: #444; }
+.filters { position: sticky; top: 0; background: #fff; padding: .5rem 0; }
+.filters label { margin-right: 1rem; }
+#search { width: 20rem; padding: .3rem; }
+"""
+
+
+def _csp() -> str:
+    digest = base64.b64encode(hashlib.sha256(SCRIPT.encode("utf-8")).digest()).decode("ascii")
+    return (
+        "default-src 'none'; style-src 'unsafe-inline'; "
+        f"script-src 'sha256-{digest}'; img-src 'none'; connect-src 'none'; "
+        "form-action 'none'; base-uri 'none'"
+    )
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _table(head: Iterable[str], rows: Iterable[Iterable[object]], *, details_at: int = -1) -> str:
+    out = ["<table><thead><tr>"]
+    out += [f"<th>{_e(h)}</th>" for h in head]
+    out.append("</tr></thead><tbody>")
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            css = ' class="details"' if i == details_at else ""
+            cells.append(f"<td{css}>{_e(cell)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def render_html(report: Report, review: Review | None = None) -> str:
+    """The whole page: counts per class, the risky changes first, rejected rows last."""
+    plan = report.plan
+    if review is None and plan is not None:
+        review = build_review(plan, report.desired)
+    title = "Plan (dry run, nothing sent)" if report.mode == "plan" else "Run report"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(_csp())}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>pluvo-sync {_e(title)} {_e(report.run_id)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>pluvo-sync: {_e(title)}</h1>",
+        f'<p class="meta">run {_e(report.run_id)}, {_e(report.started_at.isoformat())}; '
+        f"status {_e(report.status)} (exit {_e(int(report.exit_code))})</p>",
+    ]
+    if report.guards:
+        parts.append('<div class="stopped"><b>Stopped by safety guard(s), nothing applied:</b><ul>')
+        parts += [f"<li>{_e(g)}</li>" for g in report.guards]
+        parts.append("</ul></div>")
+    if report.message:
+        parts.append(f"<p>{_e(report.message)}</p>")
+    counts = review.counts() if review is not None else {}
+    rejected = report.desired.rejections if report.desired is not None else None
+    parts.append('<div class="counts">')
+    for risk in RISK_ORDER:
+        parts.append(
+            f'<div class="count {risk}"><b>{counts.get(risk, 0)}</b>{_e(TITLES[risk])}</div>'
+        )
+    parts.append(
+        f'<div class="count rejected"><b>{0 if rejected is None else len(rejected)}</b>'
+        "Rejected rows</div></div>"
+    )
+    if plan is not None and review is not None:
+        parts.append(
+            f"<p>{len(plan)} operation(s) for {plan.desired_users} desired user(s), "
+            f"{plan.state_users} known.</p>"
+        )
+        if review.summary:
+            parts.append("<h2>In short</h2><ul>")
+            parts += [f"<li>{_e(line)}</li>" for line in review.summary]
+            parts.append("</ul>")
+        parts.append('<div class="filters"><input id="search" type="search" ')
+        parts.append('placeholder="Filter by name, email, group..." aria-label="Filter"> ')
+        for section in review.sections:
+            parts.append(
+                f'<label><input type="checkbox" checked data-risk="{_e(section.risk)}"> '
+                f"{_e(section.title)}</label>"
+            )
+        parts.append("</div>")
+        for section in review.sections:
+            parts.append(
+                f'<section data-risk="{_e(section.risk)}"><h2>{_e(section.title)} '
+                f'(<span class="visible">{len(section.items)}</span> of '
+                f"{len(section.items)})</h2>"
+            )
+            parts.append(
+                _table(
+                    ("Who / what", "Change", "Details", "Source"),
+                    ((i.subject, i.text, "\n".join(i.details), i.origin) for i in section.items),
+                    details_at=2,
+                )
+            )
+            parts.append("</section>")
+    if rejected is not None and len(rejected):
+        parts.append('<section data-risk="rejected"><h2>Rejected rows (')
+        parts.append(f'<span class="visible">{len(rejected)}</span> of {len(rejected)})</h2>')
+        parts.append("<p>They are not synced; fix them in the HR system.</p>")
+        records = rejected.to_dict(orient="records")
+        parts.append(
+            _table(
+                ("File", "Line", "Column", "Ref", "Reason"),
+                (
+                    (r["file"], r["line"], r.get("column", ""), r.get("ref", ""), shown_reason(r))
+                    for r in records
+                ),
+            )
+        )
+        parts.append("</section>")
+    ex = report.execution
+    if ex is not None:
+        parts.append("<h2>Applied</h2>")
+        parts.append(_table(("Kind", "Operations"), sorted(ex.done.items())))
+        if ex.failed:
+            parts.append("<h2>Failed (retried by the next run)</h2>")
+            parts.append(
+                _table(
+                    ("Kind", "Ref", "Class", "Error"),
+                    ((f.kind, f.ref, f.error_class, f.error) for f in ex.failed),
+                )
+            )
+    parts.append(f"<script>{SCRIPT}</script></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_html(report: Report, path: Path) -> Path:
+    """The page, readable by its owner only: it names people and their emails."""
+    write_private(path, render_html(report))
+    return path
