@@ -25,6 +25,7 @@ def _fresh_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.setattr(logger, "disabled", False)
     root = logging.getLogger("sync")
     saved = (root.handlers[:], root.level, root.propagate, logs.json_format())
+    logs.set_run_id(None)  # an in-process run earlier in the session may have set one
     yield
     logs.set_run_id(None)
     handlers, level, propagate, was_json = saved
