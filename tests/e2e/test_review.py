@@ -202,3 +202,18 @@ def test_html_report_in_a_real_browser(planned: Workspace) -> None:
     keep = os.environ.get("PLUVO_SYNC_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_run_keeps_its_html_report_beside_the_json(planned: Workspace) -> None:
+    """Last in this module: it applies day 2."""
+    result = planned.cli("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    pages = sorted((planned.root / "reports").glob("run-*.html"))
+    assert [p.stem for p in pages][-1] == sorted(
+        p.stem for p in (planned.root / "reports").glob("run-*.json")
+    )[-1]
+    page = pages[-1].read_text(encoding="utf-8")
+    assert "Run report" in page
+    assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in page
+    assert "<h2>Applied</h2>" in page
+    assert oct(pages[-1].stat().st_mode & 0o777) == "0o600"
