@@ -159,6 +159,7 @@ class Executor:
         self.progress = progress
         self.result = Execution()
         self._created_before: set[str] = set()
+        self._group_names_sent: dict[str, str] = {}
         self._failed_users: set[str] = set()  # creations that failed this run
         self._failed_groups: set[str] = set()
         self._trimmed: dict[int, int] = {}  # id(op) → users left out of a membership batch
@@ -172,6 +173,10 @@ class Executor:
         with self.store.session() as session:
             # Creations sent earlier that may have landed unrecorded: ours, not adopted.
             self._created_before = journal.sent_unanswered(session, str(Kind.CREATE_USER), creates)
+            groups = [op.ref for op in ops if op.kind is Kind.CREATE_GROUP]
+            sent = journal.sent_unanswered_payloads(session, str(Kind.CREATE_GROUP), groups)
+            # The name Pluvo got for a group an earlier run created without learning so.
+            self._group_names_sent = {ref: str(p.get("name", "")) for ref, p in sent.items()}
         seqs = {id(op): seq for seq, op in enumerate(ops)}
         for phase, phase_ops in plan.by_phase():
             stop = stopping.requested()
@@ -363,8 +368,9 @@ class Executor:
             elif isinstance(result.error, ConflictError) and isinstance(op, CreateGroup):
                 # Pluvo already has the group (made by hand, or by a run killed before
                 # it could record it): take it over instead of failing forever. Its name
-                # in Pluvo is unknown, so none is recorded and the next diff renames it.
-                pending.groups.append((op.ref, "", None))
+                # is the one an earlier run sent, if one did; otherwise it is unknown,
+                # none is recorded, and the next diff renames it.
+                pending.groups.append((op.ref, self._group_names_sent.get(op.ref, ""), None))
             elif result.error is not None:
                 error, error_class = str(result.error), classify(result.error)
             else:

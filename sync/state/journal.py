@@ -286,23 +286,31 @@ def sent_unanswered(session: Session, kind: str, refs: Sequence[str]) -> set[str
     """Refs whose `kind` operation was sent and may have been applied without the
     engine learning so: abandoned by a dead run, or failed in a way that may have
     landed. A creation among them is ours, whatever a later upsert answers."""
-    found: set[str] = set()
+    return set(sent_unanswered_payloads(session, kind, refs))
+
+
+def sent_unanswered_payloads(
+    session: Session, kind: str, refs: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """`sent_unanswered`, with what was sent (the latest such operation per ref)."""
+    found: dict[str, dict[str, Any]] = {}
     for part in chunks(refs):
-        found.update(
-            session.scalars(
-                select(OperationRow.ref).where(
-                    OperationRow.kind == kind,
-                    OperationRow.ref.in_(part),
-                    or_(
-                        OperationRow.status == OpStatus.ABANDONED,
-                        and_(
-                            OperationRow.status == OpStatus.FAILED,
-                            OperationRow.error_class.in_(MAY_HAVE_LANDED),
-                        ),
+        rows = session.execute(
+            select(OperationRow.ref, OperationRow.payload)
+            .where(
+                OperationRow.kind == kind,
+                OperationRow.ref.in_(part),
+                or_(
+                    OperationRow.status == OpStatus.ABANDONED,
+                    and_(
+                        OperationRow.status == OpStatus.FAILED,
+                        OperationRow.error_class.in_(MAY_HAVE_LANDED),
                     ),
-                )
+                ),
             )
+            .order_by(OperationRow.updated_at)
         )
+        found.update((str(ref), dict(payload)) for ref, payload in rows)
     return found
 
 

@@ -667,6 +667,22 @@ def test_a_group_taken_over_gets_the_name_hr_gives_it(make_sync: Callable[..., S
     assert sync.owned().groups.at["G1", "name"] == "Group G1"
 
 
+def test_a_group_an_earlier_run_created_unrecorded_keeps_the_name_it_was_sent(
+    make_sync: Callable[..., Sync],
+) -> None:
+    """Created by a run whose answer was lost, the group is taken over with the name
+    that run sent: no rename is planned, so one more run converges."""
+    sync = make_sync()
+    people = team("E1")
+    sync.fake.inject(Fault.lost(), field="createGroup", ref="G1")
+    sync.apply(sync.plan(*people))
+    assert "G1" not in sync.owned().groups.index
+    again = sync.apply(sync.plan(*people))
+    assert again.status(Kind.CREATE_GROUP, "G1") is OpStatus.DONE
+    assert sync.owned().groups.at["G1", "name"] == "Group G1"
+    assert list(sync.plan(*people)) == []
+
+
 # ---------------------------------------------------------------- the journal, batch by batch
 
 
