@@ -17,9 +17,7 @@ from tests.support.workspace import Workspace, employees
 pytestmark = pytest.mark.faults
 
 
-def test_a_ten_root_field_limit_converges_in_one_run(
-    sandbox: SandboxServer, ws: Workspace
-) -> None:
+def test_a_ten_root_field_limit_converges_in_one_run(sandbox: SandboxServer, ws: Workspace) -> None:
     rows = employees(200)
     ws.write_hr(rows)
     sandbox.control.set_faults(max_root_fields=10)
