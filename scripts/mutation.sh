@@ -20,6 +20,8 @@ TARGETS=(
 )
 #
 # Settings (environment):
+#   MUTATION_ONLY       entries to use instead of TARGETS, one per line or space, same
+#                       form (e.g. "sync/core/diff.py"), to look at one module
 #   MUTATION_THRESHOLD  lowest acceptable score in percent (default 90)
 #   MUTATION_JOBS       mutants tested at once (default 2, the machine's cores)
 #   MUTATION_SAMPLE     test this many mutants, drawn at random from each file in
@@ -75,7 +77,13 @@ cd "$WORKDIR"
 rm -rf mutants
 mkdir -p mutants
 
-export MUTATION_TARGETS="$(printf '%s\n' "${TARGETS[@]}")"
+if [ -n "${MUTATION_ONLY:-}" ]; then
+  set -f  # split on blanks, but leave globs to the driver
+  export MUTATION_TARGETS="$(printf '%s\n' $MUTATION_ONLY)"
+  set +f
+else
+  export MUTATION_TARGETS="$(printf '%s\n' "${TARGETS[@]}")"
+fi
 export MUTATION_THRESHOLD="$THRESHOLD" MUTATION_JOBS="$JOBS" MUTATION_REPORT="$REPORT"
 export MUTATION_SURVIVORS_FILE="$ROOT/tests/mutation-survivors.md"
 
