@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = ["tests.sandbox_fixture"]
+pytest_plugins: list[str] = ["tests.sandbox_fixture", "tests.support.state_store"]

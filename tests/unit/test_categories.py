@@ -33,7 +33,7 @@ from sync.state import journal
 from sync.state.journal import ErrorClass, OpStatus, RunStatus
 from sync.state.models import RunRow
 from sync.state.read import read_owned
-from sync.state.store import StateStore, upgrade
+from sync.state.store import StateStore
 from tests.support.fake_pluvo import FakePluvo, Fault
 
 HEADER = ["id", "mail", "first", "last", "dept", "title", "loc", "skills"]
@@ -87,16 +87,6 @@ def fake_pluvo(cats: list[dict[str, Any]] | None = None, **options: Any) -> Fake
 # ---------------------------------------------------------------- an installation
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated store, copied per test: Alembic once per module."""
-    path = tmp_path_factory.mktemp("categories") / "state.db"
-    store = StateStore(f"sqlite:///{path}")
-    upgrade(store.engine)
-    store.close()
-    return path
-
-
 class Install:
     """A config with one CSV source and its mapping, a state store, and a fake Pluvo."""
 
@@ -139,11 +129,11 @@ class Install:
 
 
 @pytest.fixture
-def install(tmp_path: Path, template: Path) -> Any:
+def install(tmp_path: Path, migrated_template: Path) -> Any:
     def make(fake: FakePluvo | None = None) -> Install:
         folder = tmp_path / uuid.uuid4().hex[:8]
         folder.mkdir()
-        return Install(folder, template, fake or fake_pluvo())
+        return Install(folder, migrated_template, fake or fake_pluvo())
 
     return make
 

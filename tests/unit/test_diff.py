@@ -9,14 +9,11 @@ diff's own properties: convergence, ownership, order independence, leaver grace.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,8 +23,9 @@ from sync.core.executor import Executor, journal_plan
 from sync.core.plan import ExtraValue, Kind, Plan, UpdateUser
 from sync.model import Desired
 from sync.state.read import read_state
-from sync.state.store import StateStore, upgrade
+from sync.state.store import StateStore
 from tests.support.fake_pluvo import FakePluvo
+from tests.support.state_store import fresh_store
 
 
 def make_desired(
@@ -81,27 +79,6 @@ def make_desired(
     if extra:
         desired.extra_values = values
     return desired
-
-
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated database file, copied per test: Alembic once, not per example."""
-    path = tmp_path_factory.mktemp("template") / "state.db"
-    template = StateStore(f"sqlite:///{path}")
-    upgrade(template.engine)
-    template.close()
-    return path
-
-
-def fresh_store(template: Path, directory: Path) -> StateStore:
-    target = directory / f"state-{uuid.uuid4().hex}.db"
-    shutil.copy(template, target)
-    return StateStore(f"sqlite:///{target}")
-
-
-@pytest.fixture
-def store(migrated_template: Path, tmp_path: Path) -> StateStore:
-    return fresh_store(migrated_template, tmp_path)
 
 
 def apply(

@@ -17,7 +17,6 @@ store while a `failed` one does not.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -52,31 +51,16 @@ from sync.state import journal
 from sync.state.journal import ErrorClass, OpStatus, RunStatus
 from sync.state.models import OperationRow, RunRow
 from sync.state.read import Owned, read_owned, read_state
-from sync.state.store import StateStore, now, upgrade
+from sync.state.store import StateStore, now
 from tests.support.diffing import Person, desired_state, plan_for
 from tests.support.fake_pluvo import FakePluvo, Fault
+from tests.support.state_store import fresh_store
 
 FINAL = frozenset({OpStatus.DONE, OpStatus.FAILED, OpStatus.SKIPPED})
 SENT = frozenset({OpStatus.DONE, OpStatus.FAILED})
 
 
 # ---------------------------------------------------------------- a store, a Pluvo, runs
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated store, copied per test: Alembic once per module."""
-    path = tmp_path_factory.mktemp("executor") / "state.db"
-    store = StateStore(f"sqlite:///{path}")
-    upgrade(store.engine)
-    store.close()
-    return path
-
-
-def copy_store(template: Path, folder: Path) -> StateStore:
-    target = folder / f"state-{uuid.uuid4().hex}.db"
-    shutil.copy(template, target)
-    return StateStore(f"sqlite:///{target}")
 
 
 @dataclass
@@ -211,11 +195,13 @@ class Sync:
 
 
 @pytest.fixture
-def make_sync(template: Path, tmp_path: Path) -> Iterator[Callable[..., Sync]]:
+def make_sync(migrated_template: Path, tmp_path: Path) -> Iterator[Callable[..., Sync]]:
     made: list[Sync] = []
 
     def make(*, batch_size: int = 25, **options: Any) -> Sync:
-        sync = Sync(copy_store(template, tmp_path), FakePluvo(batch_size=batch_size), **options)
+        sync = Sync(
+            fresh_store(migrated_template, tmp_path), FakePluvo(batch_size=batch_size), **options
+        )
         made.append(sync)
         return sync
 
@@ -740,9 +726,9 @@ class Prepared:
 
 
 @pytest.fixture(scope="module")
-def before(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+def before(migrated_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Prepared:
     folder = tmp_path_factory.mktemp("before")
-    sync = Sync(copy_store(template, folder), FakePluvo())
+    sync = Sync(fresh_store(migrated_template, folder), FakePluvo())
     try:
         sync.converge(*BEFORE)
     finally:
@@ -767,7 +753,7 @@ def test_any_one_fault_leaves_a_sound_journal_and_the_next_run_converges(
 ) -> None:
     pluvo = Seed(users=before.pluvo["users"], groups=before.pluvo["groups"])
     sync = Sync(
-        copy_store(before.store, tmp_path),
+        fresh_store(before.store, tmp_path),
         FakePluvo(seed=pluvo, batch_size=batch_size),
         leavers=LeaverConfig(archive_method=method, grace_runs=0),  # type: ignore[arg-type]
     )

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,30 +25,12 @@ from sync.state import journal
 from sync.state.journal import Entry, ErrorClass, OpStatus, Outcome, RunStatus
 from sync.state.models import OperationRow, RunRow
 from sync.state.read import Owned, read_owned, read_state
-from sync.state.store import StateStore, upgrade
+from sync.state.store import StateStore
 from tests.support.diffing import Person, desired_state, plan_for
 from tests.support.fake_pluvo import FakePluvo, Fault
 
 STAMP = datetime(2024, 6, 3, 2, 0, tzinfo=UTC)
 LATER = STAMP + timedelta(minutes=5)
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("edges") / "state.db"
-    store = StateStore(f"sqlite:///{path}")
-    upgrade(store.engine)
-    store.close()
-    return path
-
-
-@pytest.fixture
-def store(template: Path, tmp_path: Path) -> Iterator[StateStore]:
-    target = tmp_path / f"state-{uuid.uuid4().hex}.db"
-    shutil.copy(template, target)
-    made = StateStore(f"sqlite:///{target}")
-    yield made
-    made.close()
 
 
 @dataclass

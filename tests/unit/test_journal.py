@@ -12,11 +12,7 @@ back, leaves every row as it was. Then what a new run does with a dead one's lef
 
 from __future__ import annotations
 
-import shutil
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +34,7 @@ from sync.state.journal import (
 )
 from sync.state.models import OperationRow, RunRow
 from sync.state.read import read_state
-from sync.state.store import StateStore, upgrade
+from sync.state.store import StateStore
 from tests.support.diffing import Person, desired_state, plan_for
 
 STAMP = datetime(2024, 6, 3, 2, 0, tzinfo=UTC)
@@ -52,24 +48,6 @@ P, S, D, F, K, A = (
     OpStatus.SKIPPED,
     OpStatus.ABANDONED,
 )
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("journal") / "state.db"
-    store = StateStore(f"sqlite:///{path}")
-    upgrade(store.engine)
-    store.close()
-    return path
-
-
-@pytest.fixture
-def store(template: Path, tmp_path: Path) -> Iterator[StateStore]:
-    target = tmp_path / f"state-{uuid.uuid4().hex}.db"
-    shutil.copy(template, target)
-    made = StateStore(f"sqlite:///{target}")
-    yield made
-    made.close()
 
 
 # ---------------------------------------------------------------- building journals

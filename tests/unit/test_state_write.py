@@ -7,11 +7,7 @@ or the next run would plan changes nobody made.
 
 from __future__ import annotations
 
-import shutil
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,7 +18,7 @@ from sync.hashing import extras_hash_at, fields_hash, groups_hash_at
 from sync.model import USER_FIELDS
 from sync.state.models import ExtraValueRow, GroupRow, ManagerRow, MembershipRow, UserRow
 from sync.state.read import read_owned
-from sync.state.store import StateStore, upgrade
+from sync.state.store import StateStore
 from sync.state.write import (
     forget_groups,
     forget_users,
@@ -38,24 +34,6 @@ from sync.state.write import (
 T0 = datetime(2024, 6, 3, 2, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
 T2 = T0 + timedelta(days=2)
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("write") / "s.db"
-    store = StateStore(f"sqlite:///{path}")
-    upgrade(store.engine)
-    store.close()
-    return path
-
-
-@pytest.fixture
-def store(template: Path, tmp_path: Path) -> Iterator[StateStore]:
-    target = tmp_path / f"s-{uuid.uuid4().hex}.db"
-    shutil.copy(template, target)
-    store = StateStore(f"sqlite:///{target}")
-    yield store
-    store.close()
 
 
 def write(store: StateStore, fn: Any, *args: Any, **kwargs: Any) -> None:
