@@ -152,7 +152,7 @@ def _finished(code: int, message: str | None) -> None:
     if fields.get("report"):
         text += f"; report {fields['report']}"
     level = logging.INFO
-    if code in (ExitCode.PARTIAL, ExitCode.GUARD):
+    if code in (ExitCode.PARTIAL, ExitCode.GUARD, ExitCode.HELD):
         level = logging.WARNING
     elif code in (ExitCode.FAILED, ExitCode.USAGE, ExitCode.LOCKED):
         level = logging.ERROR
@@ -293,13 +293,14 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
     from sync.logs import redact
     from sync.model import write_rejections
 
-    if out is None and report.mode != "run":
+    kept = report.mode in ("run", "release")
+    if out is None and not kept:
         return  # a plain `plan` writes nothing: no JSON to build
     text = redact(json.dumps(report.to_json(), indent=2, default=str, ensure_ascii=False))
     if out is not None:
         write_private(out, text)
-    if report.mode == "run":
-        path = config.report.dir / f"run-{report.run_id}.json"
+    if kept:
+        path = config.report.dir / f"{report.mode}-{report.run_id}.json"
         write_private(path, text)
         report.report_file = path
         desired = report.desired
@@ -339,7 +340,8 @@ def plan(
     _save_html(config, report)
     _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)
     code = int(report.exit_code)
-    if detailed_exitcode and code in (ExitCode.OK, ExitCode.PARTIAL) and report.plan:
+    pending = report.plan is not None and (len(report.plan) > 0 or bool(report.plan.held))
+    if detailed_exitcode and code in (ExitCode.OK, ExitCode.PARTIAL) and pending:
         # Pending changes outrank rejected rows (most exports carry a few for days);
         # a guard or an error keeps its own code.
         code = int(ExitCode.CHANGES_PENDING)
@@ -445,6 +447,96 @@ def unlock(ctx: click.Context, force: bool) -> int:
     config = _load_local(ctx)
     click.echo(admin.unlock(config))
     return 0
+
+
+@cli.command()
+@_global_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+@click.pass_context
+@_guarded
+def held(ctx: click.Context, as_json: bool) -> int:
+    """The changes held by the safety policy: who, what, why and since when.
+
+    Offline: reads the state store only, and needs no Pluvo credentials."""
+    import json
+
+    from sync.commands.held import held_data, render_held
+
+    config = _load_local(ctx)
+    rows = held_data(config)
+    click.echo(json.dumps(rows, indent=2, ensure_ascii=False) if as_json else render_held(rows))
+    return 0
+
+
+def _chosen(refs: tuple[str, ...], all_held: bool) -> list[str] | None:
+    if bool(refs) == all_held:
+        raise click.UsageError("name the REFs whose held changes you mean, or pass --all")
+    return None if all_held else list(refs)
+
+
+_reason_option = click.option(
+    "--reason", required=True, help="Why: recorded in the journal with who did it."
+)
+_by_option = click.option("--by", help="Who, when not the logged-in user (recorded).")
+
+
+@cli.command()
+@_global_options
+@click.argument("refs", nargs=-1)
+@click.option("--all", "all_held", is_flag=True, help="Every held change.")
+@_reason_option
+@_by_option
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the JSON report."
+)
+@click.pass_context
+@_guarded_run
+def release(
+    ctx: click.Context,
+    refs: tuple[str, ...],
+    all_held: bool,
+    reason: str,
+    by: str | None,
+    out: Path | None,
+) -> int:
+    """Apply held changes (of REFs, or --all), planned anew from today's sources and
+    store: a change the sources no longer ask for is dropped, never applied stale."""
+    from sync.commands.held import render_closed
+    from sync.commands.render import render_report
+    from sync.core import release as releasing
+
+    chosen = _chosen(refs, all_held)
+    config = _load(ctx)
+    with _display("reading sources and planning the release") as progress:
+        report = releasing.release(config, chosen, reason=reason, by=by, progress=progress)
+    _keep(report)
+    _save_report(config, report, out)
+    click.echo(render_closed(report))
+    _echo(render_report(report), report)
+    return int(report.exit_code)
+
+
+@cli.command()
+@_global_options
+@click.argument("refs", nargs=-1)
+@click.option("--all", "all_held", is_flag=True, help="Every held change.")
+@_reason_option
+@_by_option
+@click.pass_context
+@_guarded
+def discard(
+    ctx: click.Context, refs: tuple[str, ...], all_held: bool, reason: str, by: str | None
+) -> int:
+    """Drop held changes (of REFs, or --all) without applying them. If the sources still
+    ask for them, the next run plans them again under its safety policy."""
+    from sync.commands.held import render_closed
+    from sync.core import release as releasing
+
+    chosen = _chosen(refs, all_held)
+    config = _load_local(ctx)
+    report = releasing.discard(config, chosen, reason=reason, by=by)
+    click.echo(render_closed(report))
+    return int(report.exit_code)
 
 
 @cli.command()

@@ -48,6 +48,12 @@ class ConfigError(SyncError):
     exit_code = ExitCode.USAGE
 
 
+class UsageError(SyncError):
+    """A command was asked for something that does not exist (a ref with nothing held)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class SourceError(SyncError):
     """A whole source is unusable (unreadable, empty, wrong columns): fail before any change."""
 

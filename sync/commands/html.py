@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 
 from sync.core.report import Report
-from sync.core.review import RISK_ORDER, TITLES, Review, build_review
+from sync.core.review import HELD, RISK_ORDER, TITLES, Review, build_review
 from sync.files import write_private
 from sync.model import shown_reason
 
@@ -53,6 +53,7 @@ h1 { font-size: 1.5rem; margin-bottom: .2rem; }
 .counts { display: flex; gap: .8rem; flex-wrap: wrap; margin: 1rem 0; }
 .count { border: 1px solid #ccc; border-radius: 6px; padding: .5rem .9rem; min-width: 7rem; }
 .count b { display: block; font-size: 1.6rem; }
+.count.held { border-color: #5b2a86; background: #f3ecfa; }
 .count.leavers { border-color: #b3261e; background: #fdecea; }
 .count.removals { border-color: #c26a00; background: #fff4e5; }
 .count.overwrites { border-color: #8a6d00; background: #fffbe6; }
@@ -116,12 +117,16 @@ def render_html(report: Report, review: Review | None = None) -> str:
         parts.append('<div class="stopped"><b>Stopped by safety guard(s), nothing applied:</b><ul>')
         parts += [f"<li>{_e(g)}</li>" for g in report.guards]
         parts.append("</ul></div>")
+    if report.holding:
+        parts.append('<div class="stopped"><b>Held by safety guard(s); the rest applies:</b><ul>')
+        parts += [f"<li>{_e(g)}</li>" for g in report.holding]
+        parts.append("</ul></div>")
     if report.message:
         parts.append(f"<p>{_e(report.message)}</p>")
     counts = review.counts() if review is not None else {}
     rejected = report.desired.rejections if report.desired is not None else None
     parts.append('<div class="counts">')
-    for risk in RISK_ORDER:
+    for risk in (HELD, *RISK_ORDER) if counts.get(HELD) else RISK_ORDER:
         parts.append(
             f'<div class="count {risk}"><b>{counts.get(risk, 0)}</b>{_e(TITLES[risk])}</div>'
         )
@@ -152,6 +157,7 @@ def render_html(report: Report, review: Review | None = None) -> str:
                 f'(<span class="visible">{len(section.items)}</span> of '
                 f"{len(section.items)})</h2>"
             )
+            parts += [f"<p>{_e(note)}</p>" for note in section.notes]
             parts.append(
                 _table(
                     ("Who / what", "Change", "Details", "Source"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sync.core.plan import AdoptUser, GroupLinks, Kind, Operation
 from sync.core.report import Report
-from sync.core.review import LEAVERS, Section, build_review
+from sync.core.review import HELD, LEAVERS, Section, build_review
 
 SHOWN_RECORDS = 25
 SHOWN_LEAVERS = 100
@@ -81,13 +81,18 @@ def render_plan(report: Report, *, verbose: bool = False) -> str:
         out.append("")
         out.append("STOPPED by safety guard(s), nothing applied:")
         out.extend(f"  {g}" for g in report.guards)
+    if report.holding:
+        out.append("")
+        out.append("HELD by safety guard(s) (safety.on_exceed: hold), the rest applies:")
+        out.extend(f"  {g}" for g in report.holding)
     return "\n".join(out)
 
 
 def render_section(section: Section, *, verbose: bool = False) -> list[str]:
     items = section.items
     out = [f"{section.title} ({len(items)}):"]
-    limit = SHOWN_LEAVERS if section.risk == LEAVERS else SHOWN_RECORDS
+    out.extend(f"  {note}" for note in section.notes)
+    limit = SHOWN_LEAVERS if section.risk in (HELD, LEAVERS) else SHOWN_RECORDS
     shown = items if verbose else items[:limit]
     for item in shown:
         origin = f"   [{item.origin}]" if item.origin else ""
@@ -154,6 +159,11 @@ def render_report(report: Report) -> str:
                 )
         if ex.skipped:
             out.append(f"  not attempted: {ex.skipped} operation(s)")
+        if report.plan is not None and report.plan.held:
+            out.append(
+                f"  held for release: {len(report.plan.held)} change(s) "
+                "(`pluvo-sync held` lists them; `release` applies, `discard` drops them)"
+            )
         out.append(f"  requests: {ex.requests} in {ex.seconds:.1f} s")
     if report.message:
         out.append(f"  {report.message}")

@@ -4,8 +4,9 @@ Every run writes its JSON report (and the rejected rows) there; a first run over
 20,000 people writes tens of megabytes of personal data, every night adds more. After
 a report is written, the files this tool wrote there that are older than
 `report.keep_days` are deleted. Only names the tool itself gives are touched
-(`run-<id>.json`, `reconcile-<id>.json`, `rejected-<id>.csv`, their `.html`), so a
-folder shared with other files, or pointed at the wrong place, loses nothing else.
+(`run-<id>.json`, `reconcile-<id>.json`, `release-<id>.json`, `rejected-<id>.csv`,
+their `.html`), so a folder shared with other files, or pointed at the wrong place,
+loses nothing else.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _RUN_ID = r"\d{8}T\d{6}-[0-9a-f]{6}"
-OWN_FILES = re.compile(rf"^(?:(?:run|reconcile)-{_RUN_ID}\.(?:json|html)|rejected-{_RUN_ID}\.csv)$")
+OWN_FILES = re.compile(
+    rf"^(?:(?:run|reconcile|release)-{_RUN_ID}\.(?:json|html)|rejected-{_RUN_ID}\.csv)$"
+)
 """The names of the files a run writes to the report folder."""
 
 DAY = 86400.0

@@ -69,6 +69,10 @@ class Limit(_Strict):
     count: int | None = Field(None, ge=0)
 
 
+HoldClass = Literal["leavers", "removals", "overwrites"]
+"""The risky classes of change a run can hold back (sync.core.hold)."""
+
+
 class SafetyConfig(_Strict):
     max_leavers: Limit = Field(default_factory=lambda: Limit(share=0.05, count=50))
     max_changes: Limit = Field(default_factory=lambda: Limit(share=0.5, count=None))
@@ -77,6 +81,20 @@ class SafetyConfig(_Strict):
     )
     source_history_runs: int = Field(5, ge=1, description="Successful runs the ratio looks back on")
     allow_empty_source: bool = False
+    on_exceed: Literal["stop", "hold"] = Field(
+        "stop",
+        description="A tripped guard stops the whole run (stop), or holds only the risky "
+        "changes it is about and applies the rest (hold, exit 7)",
+    )
+    hold: list[HoldClass] = Field(
+        default_factory=list,
+        description="Classes of change always held for an explicit `release`",
+    )
+
+    @field_validator("hold")
+    @classmethod
+    def _once_each(cls, value: list[HoldClass]) -> list[HoldClass]:
+        return list(dict.fromkeys(value))
 
 
 class LeaverConfig(_Strict):

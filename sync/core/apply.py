@@ -22,11 +22,13 @@ from pathlib import Path
 from sync.config import Config
 from sync.core import guards
 from sync.core.executor import Execution, Executor, ProgressHook, journal_plan, settle_dead_runs
-from sync.core.plan import Plan
+from sync.core.hold import Standing, always_held, held_by_guards, hold
+from sync.core.plan import HeldOp, Plan
 from sync.core.report import Report
 from sync.errors import ExitCode, SyncError
 from sync.logs import set_run_id
 from sync.pluvo.api import PluvoApi
+from sync.state import held as held_store
 from sync.state.journal import RunStatus
 from sync.state.store import StateStore, now
 
@@ -39,6 +41,7 @@ STATUS_OF = {
     ExitCode.OK: RunStatus.SUCCEEDED,
     ExitCode.PARTIAL: RunStatus.PARTIAL,
     ExitCode.FAILED: RunStatus.FAILED,
+    ExitCode.HELD: RunStatus.HELD,
 }
 
 
@@ -61,10 +64,21 @@ def check_report_dir(folder: Path) -> None:
         raise SyncError(f"cannot write reports to {folder}: not writable (nothing was applied)")
 
 
-def check_guards(
+def guard(
     config: Config, store: StateStore, report: Report, plan: Plan, overrides: Collection[str]
-) -> None:
-    """Every guard the plan trips, into the report (the dry run shows them too)."""
+) -> Plan:
+    """The plan as the safety policy lets it apply (the dry run shows the same).
+
+    Changes held before, and classes `safety.hold` lists, are held first; the guards
+    then judge what is left. A tripped guard goes into `report.guards` (the run stops,
+    exit 4) or, with `safety.on_exceed: hold`, into `report.holding`, and the classes
+    it is about are held too."""
+    with store.session() as session:
+        standing = {
+            item.key: Standing(item.reason, item.held_at.isoformat(timespec="seconds"))
+            for item in held_store.active(session)
+        }
+    plan = hold(plan, always_held(config.safety.hold), standing)
     desired = report.desired
     tripped = guards.check(
         plan,
@@ -73,7 +87,13 @@ def check_guards(
         history=store.source_history(config.safety.source_history_runs),
         overrides=overrides,
     )
-    report.guards = [str(t) for t in tripped]
+    if tripped and config.safety.on_exceed == "hold":
+        plan = hold(plan, held_by_guards(tripped), standing)
+        report.holding = [t.held() for t in tripped]
+    else:
+        report.guards = [str(t) for t in tripped]
+    report.plan = plan
+    return plan
 
 
 @contextmanager
@@ -114,23 +134,32 @@ def apply_plan(
     api_factory: ApiFactory | None = None,
     progress: ProgressHook | None = None,
     after: Callable[[Execution], None] | None = None,
+    settle_holds: bool = True,
+    note: str | None = None,
 ) -> None:
     """Apply a guarded plan inside `applying`, and finish the report and the run.
 
     A tripped guard (already in `report.guards`) stops here with exit 4 before the
     journal or Pluvo sees anything. `after` records what the applying command learns
     besides the executor's results (presence of users, a store refresh); it runs only
-    when the execution was not aborted.
+    when the execution was not aborted. With `settle_holds`, the store's held changes
+    become the plan's (a release, which holds nothing, leaves the others alone).
+    `note` is the run's message when it was not aborted (who released and why).
     """
     report.plan = plan
     if report.guards:
         report.status, report.exit_code = RunStatus.GUARDED, ExitCode.GUARD
         report.message = "; ".join(report.guards)
-        _finish(store, report)
+        finish(store, report)
         return
     check_report_dir(config.report.dir)
     with store.session() as session, session.begin():
         journal_plan(session, report.run_id, plan)
+        if settle_holds:
+            dropped = held_store.settle(
+                session, report.run_id, [_holding(h) for h in plan.held], now()
+            )
+            report.sections["held_dropped"] = dropped
     started = time.monotonic()
     execution = asyncio.run(_execute(config, store, report, plan, api_factory, progress))
     report.execution = execution
@@ -139,12 +168,19 @@ def apply_plan(
     if not execution.aborted and after is not None:
         after(execution)
     code = report.outcome()
+    if code == ExitCode.OK and plan.held:
+        code = ExitCode.HELD
     report.exit_code, report.status = code, STATUS_OF[code]
-    report.message = execution.aborted
-    _finish(store, report)
+    report.message = execution.aborted or note
+    finish(store, report)
 
 
-def _finish(store: StateStore, report: Report) -> None:
+def _holding(item: HeldOp) -> held_store.Holding:
+    return held_store.Holding(item.key, item.risk, item.reason, item.operation.to_json())
+
+
+def finish(store: StateStore, report: Report) -> None:
+    """The report finished and the run recorded with its status and summary."""
     report.finished_at = now()
     store.finish_run(
         report.run_id,

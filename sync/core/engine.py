@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sync.config import Config
 from sync.core.adopt import Adoption, adopt_in_plan, creations, look_up, reject_ambiguous
-from sync.core.apply import ApiFactory, apply_plan, applying, check_guards, new_run_id, pluvo_client
+from sync.core.apply import ApiFactory, apply_plan, applying, guard, new_run_id, pluvo_client
 from sync.core.categories import check_categories
 from sync.core.diff import DiffOptions, diff, held_refs
 from sync.core.executor import Execution, ProgressHook
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Report", "check_saved", "new_run_id", "plan_and_guard", "run"]
+__all__ = ["Report", "check_saved", "fresh_plan", "new_run_id", "plan_and_guard", "run"]
 
 
 def plan_and_guard(
@@ -61,11 +61,12 @@ def plan_and_guard(
     With `fingerprint`, the report gets the sections that make it a saved plan."""
     printer = Fingerprinter(config, store.last_applied_run()) if fingerprint else None
     with _no_cyclic_gc():
-        plan = _plan(config, store, report, today=today, api_factory=api_factory, printer=printer)
-    report.plan = plan
+        plan = fresh_plan(
+            config, store, report, today=today, api_factory=api_factory, printer=printer
+        )
+    plan = guard(config, store, report, plan, overrides)
     if printer is not None:
         report.sections.update(sections(plan, printer.fingerprint()))
-    check_guards(config, store, report, plan, overrides)
     return plan
 
 
@@ -83,7 +84,7 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _plan(
+def fresh_plan(
     config: Config,
     store: StateStore,
     report: Report,
@@ -92,6 +93,8 @@ def _plan(
     api_factory: ApiFactory | None,
     printer: Fingerprinter | None = None,
 ) -> Plan:
+    """Sources read and mapped, diffed against the store and adopted: the whole plan,
+    before the safety policy holds or stops any of it."""
     t0 = time.monotonic()
     # The store is read while the sources are read and mapped (the SQLite driver
     # releases the GIL while it steps): about a second saved at a million users.
@@ -174,9 +177,7 @@ def check_saved(
     log.info(
         "saved plan %s (%s) matches its sources, config and store", saved.file, saved.plan_hash
     )
-    report.plan = saved.plan
-    check_guards(config, store, report, saved.plan, overrides)
-    return saved.plan
+    return guard(config, store, report, saved.plan, overrides)
 
 
 def run(

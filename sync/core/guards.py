@@ -12,9 +12,19 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from sync.config import Limit, SafetyConfig
-from sync.core.plan import LEAVER_KINDS, Kind, Operation, Plan
+from sync.core.plan import LEAVER_KINDS, Plan, RiskClass, overwrites
 
 GUARDS = ("leavers", "changes", "source-shrink", "empty-source")
+
+GUARD_HOLDS: dict[str, tuple[RiskClass, ...]] = {
+    "leavers": ("leavers",),
+    "changes": ("overwrites",),
+    # A shrunk or empty source makes people look gone: they would leave, and leave
+    # their groups. What it says of the people still in it is as good as ever.
+    "source-shrink": ("leavers", "removals"),
+    "empty-source": ("leavers", "removals"),
+}
+"""With `safety.on_exceed: hold`, the classes of change a tripped guard holds."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,13 @@ class Tripped:
             f"--override {self.guard} (or raise the bound under `safety:` in the config)"
         )
 
+    def held(self) -> str:
+        """Said of a guard that held its changes instead of stopping the run."""
+        return (
+            f"safety guard '{self.guard}': {self.message}; its changes are held: "
+            f"`pluvo-sync held` lists them, `pluvo-sync release` applies them"
+        )
+
 
 def _exceeds(limit: Limit, count: int, base: int) -> str | None:
     if limit.count is not None and count > limit.count:
@@ -35,20 +52,6 @@ def _exceeds(limit: Limit, count: int, base: int) -> str | None:
     if limit.share is not None and base > 0 and count / base > limit.share:
         return f"{count} of {base} ({count / base:.1%}) exceeds the maximum share {limit.share:.0%}"
     return None
-
-
-def _overwrites(op: Operation) -> bool:
-    """Does the operation change data the engine applied before?
-
-    Creating joiners, or completing what a failed or killed run left undone (values
-    never set), endangers nobody; the guard is about overwriting what people already
-    have in Pluvo, which is what a wrong mapping or a garbled export does.
-    """
-    if op.kind in (Kind.UPDATE_USER, Kind.RESTORE_USER):
-        return True
-    if op.kind is Kind.SET_VALUES:
-        return any(change.old for change in op.changes)
-    return False
 
 
 def check(
@@ -66,7 +69,7 @@ def check(
     reason = _exceeds(safety.max_leavers, leavers, plan.state_users)
     if reason:
         tripped.append(Tripped("leavers", f"{reason} leavers (archive/deactivate) planned"))
-    changed_users = len({op.ref for op in plan.operations if _overwrites(op)})
+    changed_users = len({op.ref for op in plan.operations if overwrites(op)})
     if plan.state_users > 0:
         reason = _exceeds(safety.max_changes, changed_users, base)
         if reason:

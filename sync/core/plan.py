@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 from sync.model import USER_FIELDS
 from sync.pluvo import ops as calls
 from sync.pluvo.ops import Call, MembershipFields
+from sync.state.held import HoldKey
 
 
 class Kind(StrEnum):
@@ -60,6 +61,7 @@ PHASES: dict[Kind, int] = {
 }
 PHASE_NAMES = ("groups", "users", "extra values", "memberships", "managers", "leavers")
 LEAVER_KINDS = frozenset({Kind.ARCHIVE_USER, Kind.DEACTIVATE_USER})
+REMOVAL_KINDS = frozenset({Kind.REMOVE_MEMBERS, Kind.REMOVE_MANAGERS})
 USER_UPSERTS = frozenset({Kind.CREATE_USER, Kind.ADOPT_USER, Kind.UPDATE_USER, Kind.RESTORE_USER})
 
 ArchiveMethod = Literal["upsert", "update", "bulk"]
@@ -408,6 +410,90 @@ OPERATION_TYPES: dict[Kind, type[Operation]] = {
 }
 
 
+# ------------------------------------------------------------------ risk and holding
+
+RiskClass = Literal["leavers", "removals", "overwrites"]
+HOLD_CLASSES: tuple[RiskClass, ...] = ("leavers", "removals", "overwrites")
+
+# HoldKey (kind, person ref, group ref or ""): one held change of one person, so that
+# holds, releases and discards are per person even where the plan lists a group's
+# members in one operation.
+
+
+def overwrites(op: Operation) -> bool:
+    """Does the operation change data the engine applied before?
+
+    Creating joiners, or completing what a failed or killed run left undone (values
+    never set), endangers nobody; overwriting what people already have in Pluvo is
+    what a wrong mapping or a garbled export does.
+    """
+    if op.kind in (Kind.UPDATE_USER, Kind.RESTORE_USER):
+        return True
+    if isinstance(op, SetExtraValues):
+        return any(change.old for change in op.changes)
+    return False
+
+
+def risk_class(op: Operation) -> RiskClass | None:
+    """The class of risk the operation carries (None: safe to apply unreviewed)."""
+    if op.kind in LEAVER_KINDS:
+        return "leavers"
+    if op.kind in REMOVAL_KINDS:
+        return "removals"
+    if overwrites(op):
+        return "overwrites"
+    return None
+
+
+def per_person(op: Operation) -> list[tuple[HoldKey, Operation]]:
+    """The operation cut into one part per person it concerns, each with its key."""
+    if isinstance(op, GroupLinks):
+        return [
+            ((str(op.kind), user, op.ref), dataclasses.replace(op, users=(user,)))
+            for user in op.users
+        ]
+    return [((str(op.kind), op.ref, ""), op)]
+
+
+@dataclass(frozen=True)
+class HeldOp:
+    """A risky operation the safety policy holds back until an explicit `release`.
+
+    `since` is when it was first held ("" when this plan is the first to hold it):
+    a held change the sources still ask for is held again by every run, re-planned
+    from that run's data, and keeps its original reason and date."""
+
+    operation: Operation
+    risk: RiskClass
+    reason: str
+    since: str = ""
+
+    @property
+    def key(self) -> HoldKey:
+        ((key, _),) = per_person(self.operation)
+        return key
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "class": self.risk,
+            "reason": self.reason,
+            "since": self.since,
+            "operation": self.operation.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HeldOp:
+        risk = data["class"]
+        if risk not in HOLD_CLASSES:
+            raise ValueError(f"{risk!r} is not one of {HOLD_CLASSES}")
+        return cls(
+            operation=operation_from_json(data["operation"]),
+            risk=risk,
+            reason=str(data["reason"]),
+            since=str(data.get("since", "")),
+        )
+
+
 # ------------------------------------------------------------------ the plan
 
 
@@ -422,6 +508,9 @@ class Plan:
     verified_new: frozenset[str] = frozenset()
     """Refs Pluvo was checked not to have before this plan: whatever a retried upsert
     answers later (`created: false` after a lost answer), the engine made them."""
+    held: tuple[HeldOp, ...] = ()
+    """Risky operations held back by the safety policy (sync.core.hold): not applied,
+    not in `operations`, one per person."""
 
     def __iter__(self) -> Iterator[Operation]:
         return iter(self.operations)
@@ -450,6 +539,7 @@ class Plan:
             "adopted": list(self.adopted),
             "verified_new": sorted(self.verified_new),
             "operations": [op.to_json() for op in self.operations],
+            "held": [h.to_json() for h in self.held],
         }
 
     @classmethod
@@ -460,6 +550,7 @@ class Plan:
             desired_users=int(data.get("desired_users", 0)),
             adopted=tuple(data.get("adopted", ())),
             verified_new=frozenset(data.get("verified_new", ())),
+            held=tuple(HeldOp.from_json(h) for h in data.get("held", ())),
         )
 
 

@@ -35,6 +35,9 @@ class Report:
     desired: Desired | None = None
     execution: Execution | None = None
     guards: list[str] = field(default_factory=list)
+    """Tripped guards that stopped the run (exit 4)."""
+    holding: list[str] = field(default_factory=list)
+    """Tripped guards that held their changes instead (`safety.on_exceed: hold`)."""
     timings: dict[str, float] = field(default_factory=dict)
     source_rows: dict[str, int] = field(default_factory=dict)
     mapping: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -64,7 +67,7 @@ class Report:
     def noteworthy(self) -> bool:
         """Worth a word under `--quiet`: something changed or would, failed, was rejected
         or was stopped (every exit code but 0 says one of these)."""
-        changes = self.plan is not None and len(self.plan) > 0
+        changes = self.plan is not None and (len(self.plan) > 0 or bool(self.plan.held))
         return changes or self.rejected > 0 or self.exit_code != ExitCode.OK
 
     def finished(self) -> dict[str, Any]:
@@ -81,6 +84,7 @@ class Report:
             "skipped": ex.skipped if ex is not None else 0,
             "rejected": self.rejected,
             "guards": len(self.guards),
+            "held": len(self.plan.held) if self.plan is not None else 0,
             "reason": self.message,
             "report": str(self.report_file) if self.report_file else None,
             "seconds": round(seconds, 3) if seconds is not None else None,
@@ -91,6 +95,10 @@ class Report:
         out: dict[str, Any] = {}
         if self.plan is not None:
             out["planned"] = self.plan.counts()
+            if self.plan.held:
+                out["held"] = len(self.plan.held)
+        if self.holding:
+            out["holding"] = list(self.holding)
         if self.execution is not None:
             ex = self.execution
             out.update(applied=ex.done, failed=len(ex.failed), skipped=ex.skipped)
@@ -110,10 +118,12 @@ class Report:
             "source_rows": self.source_rows,
             "mapping": self.mapping,
             "guards": self.guards,
+            "holding": self.holding,
             "requests": self.requests,
         }
         if self.plan is not None:
             data["planned"] = self.plan.counts()
+            data["held"] = len(self.plan.held)
             if include_plan:
                 data["plan"] = self.plan.to_json()
                 data["review"] = build_review(self.plan, self.desired).to_json()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sync.core.plan import (
@@ -42,7 +42,10 @@ LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS = (
     "joiners",
 )
 RISK_ORDER = (LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS)
+HELD = "held"
+"""The section of changes the safety policy holds: first, since they need a decision."""
 TITLES = {
+    HELD: "Held for release, not applied",
     LEAVERS: "Leaving",
     REMOVALS: "Removed from groups and manager roles",
     OVERWRITES: "Existing values overwritten",
@@ -114,6 +117,8 @@ class Section:
     risk: str
     title: str
     items: tuple[Item, ...]
+    notes: tuple[str, ...] = ()
+    """Said once above the items (why the held changes are held)."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ class Review:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "order": list(RISK_ORDER),
+            "order": [HELD, *RISK_ORDER],
             "counts": self.counts(),
             "summary": list(self.summary),
             "sections": [
@@ -142,6 +147,7 @@ class Review:
                     "class": s.risk,
                     "title": s.title,
                     "count": len(s.items),
+                    "notes": list(s.notes),
                     "items": [i.to_json() for i in s.items],
                 }
                 for s in self.sections
@@ -338,7 +344,41 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
     sections = tuple(
         Section(risk, TITLES[risk], tuple(items[risk])) for risk in RISK_ORDER if items[risk]
     )
+    if plan.held:
+        held, said = _held_section(plan, desired)
+        return Review((*said, *summary), (held, *sections), kinds)
     return Review(tuple(summary), sections, kinds)
+
+
+def _held_section(plan: Plan, desired: Desired | None) -> tuple[Section, list[str]]:
+    """The held changes, reviewed like a plan of their own (riskiest first, named), in
+    one section with why they are held; and the summary lines that lead the plan."""
+    inner = build_review(Plan(operations=tuple(h.operation for h in plan.held)), desired)
+    reasons: dict[tuple[str, str], str] = {}
+    for item in plan.held:
+        kind, person, group = item.key
+        reasons.setdefault((kind, group or person), item.reason)
+    items = tuple(
+        replace(
+            item,
+            risk=HELD,
+            data={**item.data, "class": item.risk, "held": reasons.get((item.kind, item.ref), "")},
+        )
+        for section in inner.sections
+        for item in section.items
+    )
+    classes = Counter(h.risk for h in plan.held)
+    each = ", ".join(f"{n} {risk}" for risk, n in classes.items())
+    said = [
+        f"{plural(len(plan.held), 'change')} held for release, not applied ({each}): "
+        "`pluvo-sync held` lists them, `pluvo-sync release REF --reason TEXT` applies them",
+        *(f"held: {line}" for line in inner.summary),
+    ]
+    why = sorted({h.reason for h in plan.held})
+    notes = tuple(f"why: {reason}" for reason in why[:5])
+    if len(why) > 5:
+        notes += (f"… and {len(why) - 5} other reasons (see `pluvo-sync held`)",)
+    return Section(HELD, TITLES[HELD], items, notes), said
 
 
 def _renames(

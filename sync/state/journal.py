@@ -62,6 +62,8 @@ class RunStatus(StrEnum):
     PARTIAL = "partial"
     FAILED = "failed"
     GUARDED = "guarded"
+    HELD = "held"
+    """Applied the safe changes; risky ones wait for `release` (exit 7)."""
     ABORTED = "aborted"  # killed; settled by the next run
     # Reports of commands that apply nothing (never stored as runs):
     PLANNED = "planned"

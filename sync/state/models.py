@@ -152,3 +152,35 @@ class LockRow(Base):
     run_id: Mapped[str] = mapped_column(String(40))
     holder: Mapped[str] = mapped_column(String(255))
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HeldRow(Base):
+    """A risky change the safety policy held back (sync.core.hold), one per person.
+
+    `status` is `held` while it waits; `released` (applied by a release run),
+    `discarded` (dropped by hand) and `dropped` (the sources stopped asking for it)
+    end it. `operation` is the change as last planned, for people to read; what a
+    release applies is always planned anew, never this copy."""
+
+    __tablename__ = "held"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(255))
+    group_ref: Mapped[str] = mapped_column(String(255), default="")
+    risk: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    operation: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    held_by_run: Mapped[str] = mapped_column(String(40))
+    planned_by_run: Mapped[str] = mapped_column(String(40))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_by_run: Mapped[str | None] = mapped_column(String(40))
+    closed_by: Mapped[str | None] = mapped_column(String(255))
+    close_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_held_status", "status"),
+        Index("ix_held_ref", "ref"),
+    )

@@ -25,7 +25,7 @@ from sync.core.apply import (
     ApiFactory,
     apply_plan,
     applying,
-    check_guards,
+    guard,
     new_run_id,
     pluvo_client,
 )
@@ -113,8 +113,7 @@ def _compare(
     report.timings.update(
         {"read_and_map": t1 - t0, "read_live": t2 - t1, "compare": time.monotonic() - t2}
     )
-    check_guards(config, store, report, plan, overrides)
-    return desired, owned, live, plan
+    return desired, owned, live, guard(config, store, report, plan, overrides)
 
 
 def reconcile(

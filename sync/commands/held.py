@@ -1,0 +1,108 @@
+"""`held`: the changes the safety policy holds, for the person who releases them.
+
+Offline: the state store is all it reads. Each held change is shown as the plan
+showed it (who, what, in words), with why it is held and since when.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from sync.commands.admin import Settings, table
+from sync.core.plan import GroupLinks, Operation, Plan, operation_from_json
+from sync.core.report import Report
+from sync.core.review import build_review
+from sync.state import held as held_store
+from sync.state.models import UserRow
+from sync.state.store import StateStore, require_current
+
+
+def held_data(config: Settings) -> list[dict[str, Any]]:
+    """Every change held now, oldest first, as `held --json` prints it."""
+    store = StateStore(config.state_url())
+    try:
+        require_current(store.engine)
+        with store.session() as session:
+            items = held_store.active(session)
+            refs = {item.ref for item in items}
+            people = {
+                ref: (name, email)
+                for ref, name, email in session.execute(
+                    select(UserRow.ref, UserRow.name, UserRow.email).where(
+                        UserRow.ref.in_(list(refs))
+                    )
+                )
+            }
+    finally:
+        store.close()
+    out = []
+    for item in items:
+        kind, ref, group = item.key
+        op = operation_from_json(item.operation)
+        name, email = people.get(ref, ("", ""))
+        out.append(
+            {
+                "ref": ref,
+                "name": name,
+                "email": email,
+                "kind": kind,
+                "group": group,
+                "class": item.risk,
+                "what": _what(op),
+                "why": item.reason,
+                "since": item.held_at.isoformat(timespec="seconds"),
+                "held_by_run": item.held_by_run,
+                "last_planned_by_run": item.planned_by_run,
+            }
+        )
+    return out
+
+
+def _what(op: Operation) -> str:
+    """The change in words, as the plan says it."""
+    if isinstance(op, GroupLinks):
+        role = "manager" if op.noun == "manager" else "member"
+        return f"removed as {role} of group {op.group_name or op.ref}"
+    review = build_review(Plan(operations=(op,)))
+    texts = [item.text for section in review.sections for item in section.items]
+    return "; ".join(texts) or op.description
+
+
+def render_held(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "Nothing is held."
+    lines = [
+        f"Held for release: {len(rows)} change(s); "
+        "`pluvo-sync release REF... --reason TEXT` applies them, `discard` drops them",
+        "",
+    ]
+    shown = [
+        {
+            "ref": r["ref"],
+            "who": f"{r['name'] or r['ref']} <{r['email']}>" if r["email"] else r["name"],
+            "what": r["what"],
+            "why": r["why"],
+            "since": r["since"][:16].replace("T", " "),
+        }
+        for r in rows
+    ]
+    lines.append(table(shown, ["ref", "who", "what", "since", "why"]))
+    return "\n".join(lines)
+
+
+def render_closed(report: Report) -> str:
+    """What a release or discard did, for the person who asked for it."""
+    section = report.sections.get("release") or report.sections.get("discard") or {}
+    out = [f"{report.mode.capitalize()} {report.run_id}: {report.status} (exit {report.exit_code})"]
+    out.append(f"  by {section.get('by', '?')}: {section.get('reason', '')}")
+    for key, label in (
+        ("released", "released and applied"),
+        ("discarded", "discarded, not applied"),
+        ("dropped", "dropped: the sources no longer ask for it"),
+    ):
+        for item in section.get(key, ()):
+            group = f" in group {item['group']}" if item["group"] else ""
+            out.append(f"  {label}: {item['kind']} {item['ref']}{group}")
+    return "\n".join(out)

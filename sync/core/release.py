@@ -1,0 +1,210 @@
+"""Release and discard: the explicit, journaled end of a held change.
+
+A release never applies the copy of a change stored when it was held: it plans anew
+from today's sources and store, under the run lock, and applies only those parts of
+the new plan that are the released changes. A released change the sources no longer
+ask for is dropped and said so; one whose content changed (a new value, another
+group) is applied as it is planned now. Either way it is one run in the journal,
+with who released what and why, and no other change goes with it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from sync.config import Config, LocalConfig
+from sync.core.apply import ApiFactory, apply_plan, applying, finish, new_run_id
+from sync.core.engine import fresh_plan
+from sync.core.executor import ProgressHook
+from sync.core.plan import GroupLinks, Operation, Plan, per_person
+from sync.core.report import Report
+from sync.errors import ExitCode, UsageError
+from sync.state import held as held_store
+from sync.state.held import Held, HeldStatus, HoldKey
+from sync.state.journal import RunStatus
+from sync.state.store import StateStore, now, require_current
+
+log = logging.getLogger(__name__)
+
+
+def who_am_i() -> str:
+    """The person releasing or discarding, as the operating system knows them."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass
+class Choice:
+    """The held changes a release or discard is about."""
+
+    items: list[Held]
+    unknown: list[str] = field(default_factory=list)
+
+
+def choose(store: StateStore, refs: Sequence[str] | None) -> Choice:
+    """The changes held for `refs` (None: all of them); refs with none held are named."""
+    with store.session() as session:
+        items = held_store.active(session, None if refs is None else set(refs))
+    unknown = sorted(set(refs or ()) - {item.ref for item in items})
+    return Choice(items, unknown)
+
+
+def _refuse_unknown(choice: Choice, verb: str) -> None:
+    if choice.unknown:
+        raise UsageError(
+            f"nothing is held for {', '.join(choice.unknown)}; nothing was {verb}",
+            hint="`pluvo-sync held` lists what is held",
+        )
+
+
+def release(
+    config: Config,
+    refs: Sequence[str] | None,
+    *,
+    reason: str,
+    by: str | None = None,
+    today: date | None = None,
+    api_factory: ApiFactory | None = None,
+    progress: ProgressHook | None = None,
+) -> Report:
+    """Apply the held changes of `refs` (None: all), planned anew (see module doc)."""
+    report = Report(run_id=new_run_id(), mode="release", started_at=now())
+    by = by or who_am_i()
+    store = StateStore(config.state_url())
+    try:
+        require_current(store.engine)
+        _refuse_unknown(choose(store, refs), "released")
+        with applying(store, report):
+            choice = choose(store, refs)  # again, under the lock
+            plan = fresh_plan(config, store, report, today=today, api_factory=api_factory)
+            wanted = {item.key: item for item in choice.items}
+            picked = released_part(plan, set(wanted))
+            found = {key for key, _ in _keys(picked)}
+            gone = [item for key, item in wanted.items() if key not in found]
+            at = now()
+            with store.session() as session, session.begin():
+                held_store.close(
+                    session,
+                    [wanted[key].id for key in found],
+                    HeldStatus.RELEASED,
+                    run_id=report.run_id,
+                    by=by,
+                    reason=reason,
+                    at=at,
+                )
+                held_store.close(
+                    session,
+                    [item.id for item in gone],
+                    HeldStatus.DROPPED,
+                    run_id=report.run_id,
+                    by=by,
+                    reason=f"{held_store.NO_LONGER_ASKED} (found at release)",
+                    at=at,
+                )
+            report.sections["release"] = {
+                "by": by,
+                "reason": reason,
+                "released": [_described(wanted[key]) for key in sorted(found)],
+                "dropped": [_described(item) for item in gone],
+            }
+            log.info(
+                "releasing %d held change(s) by %s (%d no longer asked for)",
+                len(found),
+                by,
+                len(gone),
+            )
+            apply_plan(
+                config,
+                store,
+                report,
+                picked,
+                api_factory=api_factory,
+                progress=progress,
+                settle_holds=False,
+                note=f"released by {by}: {reason}",
+            )
+        return report
+    finally:
+        store.close()
+
+
+def discard(
+    config: Config | LocalConfig, refs: Sequence[str] | None, *, reason: str, by: str | None = None
+) -> Report:
+    """Drop the held changes of `refs` (None: all) without applying them: recorded as a
+    run, with who and why. Sources that still ask for a change plan it again next run,
+    under the safety policy of that run."""
+    report = Report(run_id=new_run_id(), mode="discard", started_at=now())
+    by = by or who_am_i()
+    store = StateStore(config.state_url())
+    try:
+        require_current(store.engine)
+        _refuse_unknown(choose(store, refs), "discarded")
+        with applying(store, report):
+            choice = choose(store, refs)  # again, under the lock
+            with store.session() as session, session.begin():
+                held_store.close(
+                    session,
+                    [item.id for item in choice.items],
+                    HeldStatus.DISCARDED,
+                    run_id=report.run_id,
+                    by=by,
+                    reason=reason,
+                    at=now(),
+                )
+            report.sections["discard"] = {
+                "by": by,
+                "reason": reason,
+                "discarded": [_described(item) for item in choice.items],
+            }
+            report.status, report.exit_code = RunStatus.SUCCEEDED, ExitCode.OK
+            report.message = f"discarded by {by}: {reason}"
+            finish(store, report)
+        return report
+    finally:
+        store.close()
+
+
+def released_part(plan: Plan, keys: Collection[HoldKey]) -> Plan:
+    """Only the parts of `plan` that are the changes `keys`, in execution order, a
+    group's parts joined again (one request per group, as a run sends them)."""
+    ops: list[Operation] = []
+    links: dict[tuple[str, str], GroupLinks] = {}
+    for op in plan.operations:
+        for key, part in per_person(op):
+            if key not in keys:
+                continue
+            if isinstance(part, GroupLinks):
+                group = (key[0], part.ref)
+                before = links.get(group)
+                if before is None:
+                    links[group] = part
+                    ops.append(part)
+                else:
+                    joined = replace(before, users=(*before.users, *part.users))
+                    ops[ops.index(before)] = joined
+                    links[group] = joined
+            else:
+                ops.append(part)
+    ops.sort(key=lambda op: op.phase)
+    return Plan(
+        operations=tuple(ops),
+        state_users=plan.state_users,
+        desired_users=plan.desired_users,
+        verified_new=plan.verified_new,
+    )
+
+
+def _keys(plan: Plan) -> list[tuple[HoldKey, Operation]]:
+    return [pair for op in plan.operations for pair in per_person(op)]
+
+
+def _described(item: Held) -> dict[str, str]:
+    kind, ref, group = item.key
+    return {"kind": kind, "ref": ref, "group": group, "class": item.risk, "reason": item.reason}
