@@ -95,8 +95,7 @@ def render_held(rows: list[dict[str, Any]]) -> str:
 def render_closed(report: Report) -> str:
     """What a release or discard did, for the person who asked for it."""
     section = report.sections.get("release") or report.sections.get("discard") or {}
-    out = [f"{report.mode.capitalize()} {report.run_id}: {report.status} (exit {report.exit_code})"]
-    out.append(f"  by {section.get('by', '?')}: {section.get('reason', '')}")
+    out = [f"{report.mode.capitalize()} by {section.get('by', '?')}: {section.get('reason', '')}"]
     for key, label in (
         ("released", "released and applied"),
         ("discarded", "discarded, not applied"),

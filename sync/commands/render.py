@@ -146,7 +146,7 @@ def _rejections(report: Report) -> list[str]:
 
 
 def render_report(report: Report) -> str:
-    out = [f"Run {report.run_id}: {report.status} (exit {report.exit_code})"]
+    out = [f"{report.mode.capitalize()} {report.run_id}: {report.status} (exit {report.exit_code})"]
     ex = report.execution
     if ex is not None:
         applied = ", ".join(f"{k} {v}" for k, v in ex.done.items()) or "nothing"
