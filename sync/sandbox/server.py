@@ -704,9 +704,13 @@ def serve_cli(
     def on_term(_signum: int, _frame: FrameType | None) -> None:
         stopping.set()
 
-    previous = None
+    # Both signals are handled here, not left to KeyboardInterrupt: a process started
+    # in the background by a non-interactive shell inherits SIGINT ignored, and Python
+    # then never raises KeyboardInterrupt, so Ctrl-C (or kill -INT) would not stop it.
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, on_term)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, on_term)
     try:
         while not stopping.wait(0.5):
             pass
@@ -714,7 +718,7 @@ def serve_cli(
         pass
     finally:
         server.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     print("Pluvo sandbox stopped.", flush=True)
     return 0
