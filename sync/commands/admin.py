@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sync.config import Config, LocalConfig
 from sync.errors import SyncError
+from sync.state import held as held_store
 from sync.state import journal
 from sync.state.read import StoreCounts, store_counts
 from sync.state.store import StateStore, require_current
@@ -33,6 +35,7 @@ def status_data(config: Settings, *, limit: int = 10) -> dict[str, Any]:
         with store.session() as session:
             runs = journal.recent_runs(session, limit)
             open_ops = journal.needing_attention(session)
+            held = Counter(item.risk for item in held_store.active(session))
         counts = store_counts(store.engine)
     finally:
         store.close()
@@ -53,6 +56,7 @@ def status_data(config: Settings, *, limit: int = 10) -> dict[str, Any]:
             for r in runs
         ],
         "needing_attention": dict(open_ops),
+        "held": {"total": sum(held.values()), **dict(sorted(held.items()))},
         "store": _store(counts),
     }
 
@@ -101,6 +105,13 @@ def render_status(data: dict[str, Any]) -> str:
         out.extend(f"  {s}: {n}" for s, n in data["needing_attention"].items())
     else:
         out.append("  none")
+    held = data.get("held", {})
+    if held.get("total"):
+        each = ", ".join(f"{n} {risk}" for risk, n in held.items() if risk != "total")
+        out.append("")
+        out.append(
+            f"Held for release: {held['total']} change(s) ({each}); `pluvo-sync held` lists them"
+        )
     out.append("")
     out.append("State store:")
     store = data["store"]

@@ -26,6 +26,7 @@ from sync.core.plan import GroupLinks, Kind
 from sync.core.review import build_review, kind_words
 from sync.core.sources import open_source
 from sync.model import USER_FIELDS, shown_reason
+from sync.state import held as held_store
 from sync.state.models import (
     ExtraValueRow,
     GroupRow,
@@ -156,6 +157,16 @@ def explain(config: Config, ref: str, *, today: date | None = None) -> str:
                 out += _indent(render_section(section, verbose=True))
         else:
             out.append("  nothing: Pluvo already matches the sources for this ref")
+        with store.session() as session:
+            held = held_store.active(session, {ref})
+        if held:
+            out += ["", "Held for release (not applied until `pluvo-sync release`):"]
+            for item in held:
+                kind, _, group = item.key
+                where = f" in group {group}" if group else ""
+                since = item.held_at.isoformat(timespec="minutes")
+                out.append(f"  {kind}{where}: held since {since} (run {item.held_by_run})")
+                out.append(f"      why: {item.reason}")
         out += ["", "Journal (newest first):"]
         out += _indent(_journal(store, ref))
     finally:

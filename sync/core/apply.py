@@ -168,7 +168,9 @@ def apply_plan(
     if not execution.aborted and after is not None:
         after(execution)
     code = report.outcome()
-    if code == ExitCode.OK and plan.held:
+    if code in (ExitCode.OK, ExitCode.PARTIAL) and plan.held:
+        # Held changes wait for a person; rejected rows (exit 3, a success to systemd)
+        # are in the report all the same, and must not hide that.
         code = ExitCode.HELD
     report.exit_code, report.status = code, STATUS_OF[code]
     report.message = execution.aborted or note

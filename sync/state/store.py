@@ -209,7 +209,7 @@ class StateStore:
             select(RunRow.id, RunRow.finished_at)
             .where(
                 RunRow.mode.not_in(("plan", "unlock")),
-                or_(RunRow.status.in_(COUNTED), has_operations),
+                or_(RunRow.status.in_((*COUNTED, RunStatus.HELD)), has_operations),
             )
             .order_by(RunRow.started_at.desc(), RunRow.id.desc())
             .limit(1)
@@ -242,14 +242,24 @@ class StateStore:
             run.message = message
 
     def source_history(self, runs: int) -> dict[str, list[int]]:
-        """Rows per source of the last successful runs, oldest first (shrink guard)."""
+        """Rows per source of the last successful runs, oldest first (shrink guard).
+
+        A run that held changes counts when only `safety.hold` (or an earlier hold)
+        held them; one whose guards tripped does not, or a truncated export held
+        night after night would become the norm the next one is compared with."""
         with self.session() as session:
-            rows = session.scalars(
-                select(RunRow.source_rows)
-                .where(RunRow.mode == "run", RunRow.status.in_(COUNTED))
+            found = session.execute(
+                select(RunRow.source_rows, RunRow.status, RunRow.summary)
+                .where(RunRow.mode == "run", RunRow.status.in_((*COUNTED, RunStatus.HELD)))
                 .order_by(RunRow.started_at.desc())
-                .limit(runs)
-            ).all()
+            )
+            rows = []
+            for counts, status, summary in found:
+                if status == RunStatus.HELD and (summary or {}).get("holding"):
+                    continue
+                rows.append(counts)
+                if len(rows) == runs:
+                    break
         history: dict[str, list[int]] = {}
         for counts in reversed(rows):
             for name, count in (counts or {}).items():

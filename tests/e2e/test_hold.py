@@ -31,13 +31,16 @@ def _full() -> dict[int, dict[str, str]]:
     return {n: employee(n) for n in range(N)}
 
 
-def _half() -> list[dict[str, str]]:
-    """The first half of day 1, two joiners and two people renamed."""
+def _half(*, bad_row: bool = False) -> list[dict[str, str]]:
+    """The first half of day 1, two joiners and two people renamed (and a row with an
+    invalid email, which is rejected)."""
     rows = {n: employee(n) for n in range(HALF)}
     for n in JOINERS:
         rows[n] = employee(n)
     for n in RENAMED:
         rows[n]["Achternaam"] = f"Getrouwd{n}"
+    if bad_row:
+        rows[99] = employee(99, **{"E-mailadres": "not-an-email"})
     return list(rows.values())
 
 
@@ -68,10 +71,10 @@ def _gone() -> set[str]:
 def test_half_export_applies_the_safe_part_and_holds_every_leaver(
     sandbox: SandboxServer, ws: Workspace
 ) -> None:
-    ws.write_hr(_half())
+    ws.write_hr(_half(bad_row=True))
 
     plan = ws.cli("plan")
-    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert plan.returncode == 3, plan.stdout + plan.stderr  # the rejected row
     # The reader sees the held part first, by name, and why it is held.
     body = plan.stdout.split("In short:", 1)[1]
     assert body.lstrip().startswith(f"{N - HALF} changes held for release, not applied")
@@ -82,8 +85,11 @@ def test_half_export_applies_the_safe_part_and_holds_every_leaver(
 
     sandbox.control.reset_counters()
     run = ws.cli("run")
+    # A rejected row alone would exit 3 (a success to systemd): the held changes that
+    # wait for a person outrank it.
     assert run.returncode == 7, run.stdout + run.stderr
     assert "held for release: 30 change(s)" in run.stdout
+    assert "not-an-email" in run.stdout
 
     users = users_by_ref(sandbox)
     for n in JOINERS:
@@ -112,6 +118,37 @@ def test_half_export_applies_the_safe_part_and_holds_every_leaver(
     assert report["held"] == 30
     assert report["exit_code"] == 7
     assert {h["operation"]["ref"] for h in report["plan"]["held"]} == _gone()
+
+    status = ws.cli("status", "--json")
+    assert json.loads(status.stdout)["held"] == {"total": 30, "leavers": 30}
+    explain = ws.cli("explain", ref_of(45))
+    assert explain.returncode == 0, explain.stdout + explain.stderr
+    held_part = explain.stdout.split("Held for release", 1)[1]
+    assert "archive_user: held since" in held_part
+    assert "why: safety guard '" in held_part
+
+
+def test_a_saved_plan_holds_what_it_says_and_reconcile_respects_holds(
+    sandbox: SandboxServer, ws: Workspace
+) -> None:
+    ws.write_hr(_half())
+    saved = ws.cli("plan", "--out", "plan.json")
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    data = json.loads((ws.root / "plan.json").read_text("utf-8"))
+    assert {h["operation"]["ref"] for h in data["plan"]["held"]} == _gone()
+    run = ws.cli("run", "--plan", "plan.json")
+    assert run.returncode == 7, run.stdout + run.stderr
+    (run_id,) = ws.query("SELECT id FROM runs WHERE mode = 'run' ORDER BY started_at DESC LIMIT 1")[
+        0
+    ]
+    journal = ws.query("SELECT kind, ref FROM operations WHERE run_id = ? ORDER BY seq", run_id)
+    assert journal == [(op["kind"], op["ref"]) for op in data["plan"]["operations"]]
+    assert {row["ref"] for row in _held(ws)} == _gone()
+
+    reconcile = ws.cli("reconcile", "--apply")
+    assert reconcile.returncode == 7, reconcile.stdout + reconcile.stderr
+    assert _archived(sandbox) == set()
+    assert {row["ref"] for row in _held(ws)} == _gone()
 
 
 def test_held_leavers_stay_held_and_release_applies_exactly_those_named(

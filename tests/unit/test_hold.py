@@ -291,3 +291,29 @@ def test_close_ends_only_what_is_held(store: StateStore) -> None:
         )
     with store.session() as session:
         assert [h.ref for h in held_store.active(session)] == ["E2"]
+
+
+def _finished_run(
+    store: StateStore, run_id: str, status: str, rows: int, summary: dict[str, object]
+) -> None:
+    store.start_run(run_id, "run")
+    store.finish_run(run_id, status=status, exit_code=0, summary=summary, source_rows={"hr": rows})
+
+
+def test_source_history_skips_runs_whose_guards_held_changes(store: StateStore) -> None:
+    """A truncated export held night after night must not become the norm."""
+    _finished_run(store, "r1", "succeeded", 100, {})
+    _finished_run(store, "r2", "held", 50, {"held": 50, "holding": ["safety guard 'x'"]})
+    _finished_run(store, "r3", "held", 98, {"held": 1})  # only safety.hold held: counts
+    _finished_run(store, "r4", "guarded", 10, {})
+    _finished_run(store, "r5", "partial", 97, {})
+    assert store.source_history(5) == {"hr": [100, 98, 97]}
+    assert store.source_history(2) == {"hr": [98, 97]}
+
+
+def test_a_held_run_changes_the_store_for_saved_plans(store: StateStore) -> None:
+    _finished_run(store, "r1", "succeeded", 100, {})
+    _finished_run(store, "r2", "held", 100, {"held": 1})
+    last = store.last_applied_run()
+    assert last is not None
+    assert last[0] == "r2"
