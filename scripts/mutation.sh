@@ -10,6 +10,9 @@
 TARGETS=(
   "sync/core/diff.py"
   "sync/core/guards.py"
+  "sync/core/hold.py"
+  "sync/core/release.py:released_part"
+  "sync/state/held.py"
   "sync/core/executor.py"
   "sync/core/adopt.py"
   "sync/state/write.py"

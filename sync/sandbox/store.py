@@ -606,8 +606,11 @@ class Store:
         if delay <= 0 and not self._pending:
             _apply_visible(group, relation, op, user_id)
             return
-        # Visibility times never go backwards, so changes show in the order they were made.
-        at = max(now + max(delay, 0.0), self._last_visible_at)
+        # Visibility times never go backwards while changes wait, so they show in the
+        # order they were made; with none waiting (all shown, or flushed), a change
+        # shows after its own delay.
+        floor = self._last_visible_at if self._pending else 0.0
+        at = max(now + max(delay, 0.0), floor)
         self._last_visible_at = at
         self._seq += 1
         heapq.heappush(self._pending, (at, self._seq, group.id, relation, op, user_id))
