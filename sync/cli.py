@@ -146,8 +146,10 @@ def _finished(code: int, message: str | None) -> None:
     if fields.get("reason"):
         fields["reason"] = redact(fields["reason"])
     noteworthy = code != ExitCode.OK or (report is not None and report.noteworthy())
-    shown = ("planned", "applied", "failed", "rejected")
-    counts = ", ".join(f"{key} {fields[key]}" for key in shown if key in fields)
+    shown = ("planned", "applied", "failed", "rejected", "held")
+    counts = ", ".join(
+        f"{key} {fields[key]}" for key in shown if key in fields and (key != "held" or fields[key])
+    )
     text = f"finished: {fields['status']}, exit {code}" + (f" ({counts})" if counts else "")
     if fields.get("report"):
         text += f"; report {fields['report']}"
@@ -474,8 +476,17 @@ def _chosen(refs: tuple[str, ...], all_held: bool) -> list[str] | None:
     return None if all_held else list(refs)
 
 
+def _a_reason(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("say why: it is recorded with who did it")
+    return value.strip()
+
+
 _reason_option = click.option(
-    "--reason", required=True, help="Why: recorded in the journal with who did it."
+    "--reason",
+    required=True,
+    callback=_a_reason,
+    help="Why: recorded in the journal with who did it.",
 )
 _by_option = click.option("--by", help="Who, when not the logged-in user (recorded).")
 
@@ -510,9 +521,10 @@ def release(
     with _display("reading sources and planning the release") as progress:
         report = releasing.release(config, chosen, reason=reason, by=by, progress=progress)
     _keep(report)
-    _save_report(config, report, out)
     click.echo(render_closed(report))
-    _echo(render_report(report), report)
+    if report.message != "nothing is held":
+        _save_report(config, report, out)
+        _echo(render_report(report), report)
     return int(report.exit_code)
 
 

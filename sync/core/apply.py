@@ -168,9 +168,10 @@ def apply_plan(
     if not execution.aborted and after is not None:
         after(execution)
     code = report.outcome()
-    if code in (ExitCode.OK, ExitCode.PARTIAL) and plan.held:
+    if plan.held and (code == ExitCode.OK or (code == ExitCode.PARTIAL and not execution.failed)):
         # Held changes wait for a person; rejected rows (exit 3, a success to systemd)
-        # are in the report all the same, and must not hide that.
+        # are in the report all the same, and must not hide that. Failed operations
+        # keep exit 3: they are retried by the next run, held changes are not.
         code = ExitCode.HELD
     report.exit_code, report.status = code, STATUS_OF[code]
     report.message = execution.aborted or note

@@ -15,7 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from sync.core.guards import GUARD_HOLDS, Tripped
-from sync.core.plan import HeldOp, Operation, Plan, RiskClass, per_person, risk_class
+from sync.core.plan import (
+    GroupLinks,
+    HeldOp,
+    Operation,
+    Plan,
+    RiskClass,
+    per_person,
+    risk_class,
+    with_users,
+)
 from sync.state.held import HoldKey
 
 
@@ -52,15 +61,14 @@ def hold(
         if len(rest) == len(parts):
             keep.append(op)
         elif rest:
-            keep.append(_joined(rest))
+            keep.append(_joined(op, rest))
     return replace(plan, operations=tuple(keep), held=tuple(held))
 
 
-def _joined(parts: list[Operation]) -> Operation:
+def _joined(op: Operation, parts: list[Operation]) -> Operation:
     """Parts of one group-links operation back in one (the others were held)."""
-    first = parts[0]
-    users = tuple(user for part in parts for user in getattr(part, "users", ()))
-    return replace(first, users=users)  # type: ignore[call-arg]
+    assert isinstance(op, GroupLinks)
+    return with_users(op, tuple(user for part in parts for user in getattr(part, "users", ())))
 
 
 def always_held(classes: list[RiskClass]) -> dict[RiskClass, str]:

@@ -445,13 +445,22 @@ def risk_class(op: Operation) -> RiskClass | None:
     return None
 
 
+def with_users(op: GroupLinks, users: tuple[str, ...]) -> GroupLinks:
+    """The group-links operation for `users` only, its field changes trimmed to match."""
+    kept = set(users)
+    changes = tuple(c for c in op.changes if c.old in kept or c.new in kept)
+    return dataclasses.replace(op, users=users, changes=changes)
+
+
 def per_person(op: Operation) -> list[tuple[HoldKey, Operation]]:
-    """The operation cut into one part per person it concerns, each with its key."""
+    """The operation cut into one part per person it concerns, each with its key.
+
+    A leaver's key is the same whether it is archived or deactivated: switching
+    `leavers.action` re-plans a held leaver, it does not let it through unheld."""
     if isinstance(op, GroupLinks):
-        return [
-            ((str(op.kind), user, op.ref), dataclasses.replace(op, users=(user,)))
-            for user in op.users
-        ]
+        return [((str(op.kind), user, op.ref), with_users(op, (user,))) for user in op.users]
+    if op.kind in LEAVER_KINDS:
+        return [(("leaver", op.ref, ""), op)]
     return [((str(op.kind), op.ref, ""), op)]
 
 

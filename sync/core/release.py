@@ -17,10 +17,17 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from sync.config import Config, LocalConfig
-from sync.core.apply import ApiFactory, apply_plan, applying, finish, new_run_id
+from sync.core.apply import (
+    ApiFactory,
+    apply_plan,
+    applying,
+    check_report_dir,
+    finish,
+    new_run_id,
+)
 from sync.core.engine import fresh_plan
 from sync.core.executor import ProgressHook
-from sync.core.plan import GroupLinks, Operation, Plan, per_person
+from sync.core.plan import GroupLinks, Operation, Plan, operation_from_json, per_person
 from sync.core.report import Report
 from sync.errors import ExitCode, UsageError
 from sync.state import held as held_store
@@ -73,31 +80,39 @@ def release(
     api_factory: ApiFactory | None = None,
     progress: ProgressHook | None = None,
 ) -> Report:
-    """Apply the held changes of `refs` (None: all), planned anew (see module doc)."""
+    """Apply the held changes of `refs` (None: all), planned anew (see module doc).
+
+    A change is `released` only once Pluvo acknowledged it: one that failed, or a run
+    that stopped, leaves it held, to be released again. A change whose planned content
+    differs from the one held (and listed by `held`) is not applied: it stays held with
+    its new content, for the reviewer to look at again."""
     report = Report(run_id=new_run_id(), mode="release", started_at=now())
-    by = by or who_am_i()
+    by = signed(by)
     store = StateStore(config.state_url())
     try:
         require_current(store.engine)
-        _refuse_unknown(choose(store, refs), "released")
+        first = choose(store, refs)
+        _refuse_unknown(first, "released")
+        if not first.items:
+            return _nothing_held(report)
+        check_report_dir(config.report.dir)
         with applying(store, report):
             choice = choose(store, refs)  # again, under the lock
             plan = fresh_plan(config, store, report, today=today, api_factory=api_factory)
+            # A release is judged by its own operations: rows the sources reject today
+            # are the next run's business.
+            report.desired, report.mapping = None, {}
             wanted = {item.key: item for item in choice.items}
-            picked = released_part(plan, set(wanted))
-            found = {key for key, _ in _keys(picked)}
-            gone = [item for key, item in wanted.items() if key not in found]
+            now_planned = dict(_keys(released_part(plan, set(wanted))))
+            changed = {
+                key: part
+                for key, part in now_planned.items()
+                if not _same_call(config, part, wanted[key].operation)
+            }
+            picked = released_part(plan, set(now_planned) - set(changed))
+            gone = [item for key, item in wanted.items() if key not in now_planned]
             at = now()
             with store.session() as session, session.begin():
-                held_store.close(
-                    session,
-                    [wanted[key].id for key in found],
-                    HeldStatus.RELEASED,
-                    run_id=report.run_id,
-                    by=by,
-                    reason=reason,
-                    at=at,
-                )
                 held_store.close(
                     session,
                     [item.id for item in gone],
@@ -107,17 +122,16 @@ def release(
                     reason=f"{held_store.NO_LONGER_ASKED} (found at release)",
                     at=at,
                 )
-            report.sections["release"] = {
-                "by": by,
-                "reason": reason,
-                "released": [_described(wanted[key]) for key in sorted(found)],
-                "dropped": [_described(item) for item in gone],
-            }
+                held_store.replan(
+                    session, report.run_id, {key: op.to_json() for key, op in changed.items()}
+                )
             log.info(
-                "releasing %d held change(s) by %s (%d no longer asked for)",
-                len(found),
+                "releasing %d held change(s) by %s (%d no longer asked for, %d changed since "
+                "held: not applied)",
+                len(now_planned) - len(changed),
                 by,
                 len(gone),
+                len(changed),
             )
             apply_plan(
                 config,
@@ -129,9 +143,77 @@ def release(
                 settle_holds=False,
                 note=f"released by {by}: {reason}",
             )
+            done = _acknowledged(picked, report)
+            with store.session() as session, session.begin():
+                held_store.close(
+                    session,
+                    [wanted[key].id for key in done],
+                    HeldStatus.RELEASED,
+                    run_id=report.run_id,
+                    by=by,
+                    reason=reason,
+                    at=now(),
+                )
+            report.sections["release"] = {
+                "by": by,
+                "reason": reason,
+                "released": [_described(wanted[key]) for key in sorted(done)],
+                "not_applied": [
+                    _described(wanted[key])
+                    for key in sorted(set(now_planned) - set(changed) - done)
+                ],
+                "changed": [_described(wanted[key]) for key in sorted(changed)],
+                "dropped": [_described(item) for item in gone],
+            }
         return report
     finally:
         store.close()
+
+
+def signed(by: str | None) -> str:
+    """Who released or discarded: as given (`--by`), with the account that ran it."""
+    account = who_am_i()
+    if not by or by == account:
+        return account
+    return f"{by} (run by {account})"
+
+
+def _nothing_held(report: Report) -> Report:
+    report.status, report.exit_code = RunStatus.SUCCEEDED, ExitCode.OK
+    report.message = "nothing is held"
+    report.finished_at = now()
+    return report
+
+
+def _same_call(config: Config, part: Operation, held: dict[str, object]) -> bool:
+    """Would the part send what the held change (as listed) would? Only what reaches
+    Pluvo counts: the source line a value came from, or how long a leaver has been
+    missing, may move on without changing what is released."""
+    try:
+        before = operation_from_json(held)
+    except (KeyError, TypeError, ValueError):
+        return False
+    fields = config.pluvo.membership_result_fields
+    invite = config.pluvo.send_invite
+    return bool(
+        part.to_call(send_invite=invite, membership_fields=fields)
+        == before.to_call(send_invite=invite, membership_fields=fields)
+    )
+
+
+def _acknowledged(picked: Plan, report: Report) -> set[HoldKey]:
+    """The released changes Pluvo acknowledged: none when the run stopped, and none of
+    an operation that failed (for a group, every member of its failed request)."""
+    execution = report.execution
+    if execution is None or execution.aborted:
+        return set()
+    failed = {(str(f.kind), str(f.ref)) for f in execution.failed}
+    done: set[HoldKey] = set()
+    for op in picked.operations:
+        if (str(op.kind), op.ref) in failed:
+            continue
+        done.update(key for key, _ in per_person(op))
+    return done
 
 
 def discard(
@@ -141,11 +223,14 @@ def discard(
     run, with who and why. Sources that still ask for a change plan it again next run,
     under the safety policy of that run."""
     report = Report(run_id=new_run_id(), mode="discard", started_at=now())
-    by = by or who_am_i()
+    by = signed(by)
     store = StateStore(config.state_url())
     try:
         require_current(store.engine)
-        _refuse_unknown(choose(store, refs), "discarded")
+        first = choose(store, refs)
+        _refuse_unknown(first, "discarded")
+        if not first.items:
+            return _nothing_held(report)
         with applying(store, report):
             choice = choose(store, refs)  # again, under the lock
             with store.session() as session, session.begin():

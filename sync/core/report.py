@@ -68,7 +68,7 @@ class Report:
         """Worth a word under `--quiet`: something changed or would, failed, was rejected
         or was stopped (every exit code but 0 says one of these)."""
         changes = self.plan is not None and (len(self.plan) > 0 or bool(self.plan.held))
-        return changes or self.rejected > 0 or self.exit_code != ExitCode.OK
+        return changes or self.rejected > 0 or bool(self.holding) or self.exit_code != ExitCode.OK
 
     def finished(self) -> dict[str, Any]:
         """The fields of the `finished` log event: what monitoring needs in one line."""

@@ -118,6 +118,18 @@ def settle(session: Session, run_id: str, holdings: Iterable[Holding], at: datet
     return len(standing)
 
 
+def replan(session: Session, run_id: str, operations: dict[HoldKey, dict[str, Any]]) -> None:
+    """Held changes given their content as planned now (still held, reason and date
+    kept): what `held` lists next is what a release would apply."""
+    if not operations:
+        return
+    for row in session.scalars(select(HeldRow).where(HeldRow.status == HeldStatus.HELD)):
+        operation = operations.get((row.kind, row.ref, row.group_ref))
+        if operation is not None:
+            row.operation = operation
+            row.planned_by_run = run_id
+
+
 def close(
     session: Session,
     ids: Collection[int],

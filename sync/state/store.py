@@ -245,8 +245,9 @@ class StateStore:
         """Rows per source of the last successful runs, oldest first (shrink guard).
 
         A run that held changes counts when only `safety.hold` (or an earlier hold)
-        held them; one whose guards tripped does not, or a truncated export held
-        night after night would become the norm the next one is compared with."""
+        held them; one whose guards tripped (`safety.on_exceed: hold`, even with
+        nothing to hold yet) does not, or a truncated export applied night after
+        night would become the norm the next one is compared with."""
         with self.session() as session:
             found = session.execute(
                 select(RunRow.source_rows, RunRow.status, RunRow.summary)
@@ -254,8 +255,8 @@ class StateStore:
                 .order_by(RunRow.started_at.desc())
             )
             rows = []
-            for counts, status, summary in found:
-                if status == RunStatus.HELD and (summary or {}).get("holding"):
+            for counts, _status, summary in found:
+                if (summary or {}).get("holding"):
                     continue
                 rows.append(counts)
                 if len(rows) == runs:

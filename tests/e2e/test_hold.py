@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sync.core.release import who_am_i
 from sync.sandbox import SandboxServer
 from tests.support.pluvo_state import mutations, users_by_ref
 from tests.support.workspace import Workspace, employee, make_workspace, ref_of
@@ -124,7 +125,7 @@ def test_half_export_applies_the_safe_part_and_holds_every_leaver(
     explain = ws.cli("explain", ref_of(45))
     assert explain.returncode == 0, explain.stdout + explain.stderr
     held_part = explain.stdout.split("Held for release", 1)[1]
-    assert "archive_user: held since" in held_part
+    assert "leaver: held since" in held_part
     assert "why: safety guard '" in held_part
 
 
@@ -176,7 +177,8 @@ def test_held_leavers_stay_held_and_release_applies_exactly_those_named(
     (run_id, message) = ws.query(
         "SELECT id, message FROM runs WHERE mode = 'release' ORDER BY started_at DESC LIMIT 1"
     )[0]
-    assert message == "released by hr: left on 30 Nov, confirmed by HR"
+    hr = f"hr (run by {who_am_i()})"  # who said so, and the account that ran it
+    assert message == f"released by {hr}: left on 30 Nov, confirmed by HR"
     journal = ws.query(
         "SELECT kind, ref, status FROM operations WHERE run_id = ? ORDER BY ref", run_id
     )
@@ -186,7 +188,7 @@ def test_held_leavers_stay_held_and_release_applies_exactly_those_named(
         "WHERE status != 'held' ORDER BY ref"
     )
     assert closed == [
-        (ref, "released", "hr", "left on 30 Nov, confirmed by HR", run_id) for ref in names
+        (ref, "released", hr, "left on 30 Nov, confirmed by HR", run_id) for ref in names
     ]
     assert {row["ref"] for row in _held(ws)} == _gone() - set(names)
 
@@ -215,7 +217,9 @@ def test_discard_drops_held_changes_and_the_sources_decide_again(
     discard = ws.cli("discard", "--all", "--reason", "export was truncated", "--by", "ops")
     assert discard.returncode == 0, discard.stdout + discard.stderr
     assert _held(ws) == []
-    assert ws.query("SELECT DISTINCT status, closed_by FROM held") == [("discarded", "ops")]
+    assert ws.query("SELECT DISTINCT status, closed_by FROM held") == [
+        ("discarded", f"ops (run by {who_am_i()})")
+    ]
     assert _archived(sandbox) == set()
     # The export is still half: the next run holds the leavers again, afresh.
     again = ws.cli("run")

@@ -112,7 +112,7 @@ def test_holding_leavers_keeps_every_other_operation() -> None:
     plan = _day2()
     held = hold(plan, always_held(["leavers"]), {})
     assert [(h.operation.kind, h.key, h.reason, h.since) for h in held.held] == [
-        (Kind.ARCHIVE_USER, ("archive_user", "E000", ""), "safety.hold lists leavers", "")
+        (Kind.ARCHIVE_USER, ("leaver", "E000", ""), "safety.hold lists leavers", "")
     ]
     assert Kind.ARCHIVE_USER not in _kinds(held.operations)
     assert list(held.operations) == [op for op in plan.operations if op.kind != Kind.ARCHIVE_USER]
@@ -155,7 +155,7 @@ def test_a_standing_hold_keeps_its_reason_and_date_and_the_rest_applies() -> Non
 
 def test_standing_holds_win_over_the_class_reason() -> None:
     plan = Plan(operations=(ArchiveUser(ref="E1"), ArchiveUser(ref="E2")))
-    standing = {("archive_user", "E1", ""): Standing("first", "2026-11-01")}
+    standing = {("leaver", "E1", ""): Standing("first", "2026-11-01")}
     held = hold(plan, {"leavers": "now"}, standing)
     assert [(h.key[1], h.reason, h.since) for h in held.held] == [
         ("E1", "first", "2026-11-01"),
@@ -215,7 +215,7 @@ def test_a_release_takes_only_the_released_parts_in_execution_order() -> None:
         )
     )
     keys = {
-        ("archive_user", "E3", ""),
+        ("leaver", "E3", ""),
         ("remove_members", "E3", "G1"),
         ("remove_members", "E1", "G1"),
         ("update_user", "E1", ""),
@@ -235,7 +235,7 @@ def test_a_release_takes_only_the_released_parts_in_execution_order() -> None:
 
 def _holding(ref: str, reason: str = "r", risk: str = "leavers") -> Holding:
     op = ArchiveUser(ref=ref, reason=reason)
-    return Holding(("archive_user", ref, ""), risk, reason, op.to_json())
+    return Holding(("leaver", ref, ""), risk, reason, op.to_json())
 
 
 def test_settle_adds_replans_and_drops(store: StateStore) -> None:
@@ -317,3 +317,19 @@ def test_a_held_run_changes_the_store_for_saved_plans(store: StateStore) -> None
     last = store.last_applied_run()
     assert last is not None
     assert last[0] == "r2"
+
+
+def test_a_held_member_carries_only_its_own_change() -> None:
+    """The journal and the held table name only the people a part concerns."""
+    op = RemoveMembers(
+        ref="G1",
+        users=("E1", "E2"),
+        changes=(Change("member", "E1", ""), Change("member", "E2", "")),
+    )
+    parts = [part for _, part in per_person(op)]
+    assert [p.changes for p in parts] == [
+        (Change("member", "E1", ""),),
+        (Change("member", "E2", ""),),
+    ]
+    kept = hold(Plan(operations=(op,)), {}, {("remove_members", "E1", "G1"): Standing("r", "")})
+    assert kept.operations[0].changes == (Change("member", "E2", ""),)
