@@ -19,3 +19,28 @@ def test_html_escapes_hr_data_and_fetches_nothing() -> None:
     assert page.index("Leaving") < page.index("Joining and added (")
     assert "hr/hr.csv" in page
     assert "invalid email &#x27;gijs@voorbeeld&#x27;" in page
+
+
+def test_held_changes_come_first_with_why_and_names_escaped() -> None:
+    from dataclasses import replace
+
+    from sync.core.hold import always_held, hold
+
+    report = sample_report()
+    assert report.plan is not None
+    report.plan = hold(report.plan, always_held(["leavers"]), {})
+    report.holding = ["safety guard 'leavers': <b>3</b> exceeds the maximum"]
+    held = report.plan.held[0].operation
+    assert held.who is not None  # type: ignore[attr-defined]
+    who = replace(held.who, name="<script>x</script>")  # type: ignore[attr-defined]
+    report.plan = replace(
+        report.plan, held=(replace(report.plan.held[0], operation=replace(held, who=who)),)
+    )
+    page = render_html(report)
+    body = page.split("<body>", 1)[1]
+    assert body.index("Held for release, not applied (") < body.index("Joining and added (")
+    assert "Leaving (" not in body  # the leaver is held, not planned
+    assert "&lt;script&gt;x&lt;/script&gt;" in body
+    assert "<script>x" not in body
+    assert "why: safety.hold lists leavers" in body
+    assert "&lt;b&gt;3&lt;/b&gt;" in body
