@@ -488,15 +488,25 @@ _reason_option = click.option(
     callback=_a_reason,
     help="Why: recorded in the journal with who did it.",
 )
-_by_option = click.option("--by", help="Who, when not the logged-in user (recorded).")
+
+
+def _choosing(func: F) -> F:
+    """The options of `release` and `discard`: which held changes, and who says why."""
+    for option in reversed(
+        (
+            click.argument("refs", nargs=-1),
+            click.option("--all", "all_held", is_flag=True, help="Every held change."),
+            _reason_option,
+            click.option("--by", help="Who, when not the logged-in user (recorded)."),
+        )
+    ):
+        func = option(func)
+    return func
 
 
 @cli.command()
 @_global_options
-@click.argument("refs", nargs=-1)
-@click.option("--all", "all_held", is_flag=True, help="Every held change.")
-@_reason_option
-@_by_option
+@_choosing
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the JSON report."
 )
@@ -511,7 +521,8 @@ def release(
     out: Path | None,
 ) -> int:
     """Apply held changes (of REFs, or --all), planned anew from today's sources and
-    store: a change the sources no longer ask for is dropped, never applied stale."""
+    store: a change the sources no longer ask for is dropped, one whose content moved
+    on since it was held stays held with its new content; nothing is applied stale."""
     from sync.commands.held import render_closed
     from sync.commands.render import render_report
     from sync.core import release as releasing
@@ -530,10 +541,7 @@ def release(
 
 @cli.command()
 @_global_options
-@click.argument("refs", nargs=-1)
-@click.option("--all", "all_held", is_flag=True, help="Every held change.")
-@_reason_option
-@_by_option
+@_choosing
 @click.pass_context
 @_guarded
 def discard(

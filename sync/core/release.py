@@ -62,12 +62,15 @@ def choose(store: StateStore, refs: Sequence[str] | None) -> Choice:
     return Choice(items, unknown)
 
 
-def _refuse_unknown(choice: Choice, verb: str) -> None:
+def _anything_held(store: StateStore, refs: Sequence[str] | None, verb: str) -> bool:
+    """Is anything held for `refs`? A ref with nothing held is a usage error (exit 2)."""
+    choice = choose(store, refs)
     if choice.unknown:
         raise UsageError(
             f"nothing is held for {', '.join(choice.unknown)}; nothing was {verb}",
             hint="`pluvo-sync held` lists what is held",
         )
+    return bool(choice.items)
 
 
 def release(
@@ -91,9 +94,7 @@ def release(
     store = StateStore(config.state_url())
     try:
         require_current(store.engine)
-        first = choose(store, refs)
-        _refuse_unknown(first, "released")
-        if not first.items:
+        if not _anything_held(store, refs, "released"):
             return _nothing_held(report)
         check_report_dir(config.report.dir)
         with applying(store, report):
@@ -227,9 +228,7 @@ def discard(
     store = StateStore(config.state_url())
     try:
         require_current(store.engine)
-        first = choose(store, refs)
-        _refuse_unknown(first, "discarded")
-        if not first.items:
+        if not _anything_held(store, refs, "discarded"):
             return _nothing_held(report)
         with applying(store, report):
             choice = choose(store, refs)  # again, under the lock
