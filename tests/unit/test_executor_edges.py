@@ -109,15 +109,8 @@ def test_a_bulk_archive_pluvo_refuses_says_so(sync: Sync) -> None:
 
 def test_a_failure_is_logged_with_its_reason(sync: Sync, caplog: pytest.LogCaptureFixture) -> None:
     sync.fake.inject(Fault.record(message="email is already taken"), ref="E1")
-    # The handler on the executor's own logger: what the CLI's logging set-up does to
-    # propagation (if a test before this one left it so) cannot hide the record.
-    logger = logging.getLogger("sync.core.executor")
-    logger.addHandler(caplog.handler)
-    try:
-        with caplog.at_level(logging.WARNING, logger="sync.core.executor"):
-            result = sync.apply(sync.plan(Person("E1"), Person("E2")))
-    finally:
-        logger.removeHandler(caplog.handler)
+    with caplog.at_level(logging.WARNING, logger="sync.core.executor"):
+        result = sync.apply(sync.plan(Person("E1"), Person("E2")))
     assert [f.ref for f in result.failed] == ["E1"]
     logged = [r.getMessage() for r in caplog.records if "E1" in r.getMessage()]
     assert any("failed" in m and "email is already taken" in m for m in logged), logged
