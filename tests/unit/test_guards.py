@@ -199,6 +199,9 @@ CASES: dict[str, Case] = {
     "changes-one-user-counts-once": Case(
         partial(renamed_and_retitled, 2), changes_limit(count=2), ()
     ),
+    "changes-of-a-one-person-organisation": Case(
+        partial(renamed, 1, of=1), changes_limit(share=0.5), ("changes",)
+    ),
     # -- source-shrink: against the median of the last successful runs
     "shrink-at-bound": Case(
         steady, {"min_source_ratio": 0.8}, (), source_rows={"hr": 80}, history=HUNDREDS

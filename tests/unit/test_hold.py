@@ -230,6 +230,22 @@ def test_a_release_takes_only_the_released_parts_in_execution_order() -> None:
     assert released_part(plan, set()).operations == ()
 
 
+def test_a_release_keeps_the_plans_bearings() -> None:
+    """What the executor and the report know of the plan it came from."""
+    plan = Plan(
+        operations=(ArchiveUser(ref="E3"),),
+        state_users=40,
+        desired_users=38,
+        verified_new=frozenset({"N1"}),
+    )
+    picked = released_part(plan, {("leaver", "E3", "")})
+    assert (picked.state_users, picked.desired_users, picked.verified_new) == (
+        40,
+        38,
+        frozenset({"N1"}),
+    )
+
+
 # ------------------------------------------------------------------ the store
 
 
@@ -279,6 +295,19 @@ def test_close_ends_only_what_is_held(store: StateStore) -> None:
             session, ids[:1], HeldStatus.RELEASED, run_id="rel", by="hr", reason="ok", at=at
         )
         assert closed == 1
+        from sqlalchemy import select
+
+        from sync.state.models import HeldRow
+
+        row = session.scalars(select(HeldRow).where(HeldRow.id == ids[0])).one()
+        assert (row.status, row.closed_by, row.close_reason, row.closed_by_run) == (
+            "released",
+            "hr",
+            "ok",
+            "rel",
+        )
+        assert row.closed_at is not None
+        assert row.closed_at.replace(tzinfo=UTC) == at
         again = held_store.close(
             session, ids[:1], HeldStatus.DISCARDED, run_id="x", by="y", reason="z", at=at
         )

@@ -233,7 +233,7 @@ def test_settle_dead_runs_closes_what_a_killed_run_left_open(store: StateStore) 
     after = rows(store, "dead")
     # started: it may have reached Pluvo; pending: it never left.
     assert after[1][:3] == (A, after[1][1], ErrorClass.KILLED)
-    assert "killed after sending" in (after[1][1] or "")
+    assert after[1][1] == "the run was killed after sending this, before an answer was recorded"
     assert after[0][:3] == (K, after[0][1], ErrorClass.KILLED)
     assert "never sent" in (after[0][1] or "")
     assert {seq: after[seq] for seq in (2, 3, 4)} == {seq: before[seq] for seq in (2, 3, 4)}
@@ -337,3 +337,15 @@ def test_what_needs_attention(store: StateStore) -> None:
     assert [r.seq for r in failed] == [1, 2]
     assert [r.seq for r in latest] == [0, 1, 2, 3]
     assert (missing, none) == (None, [])
+
+
+def test_the_latest_runs_come_first(store: StateStore) -> None:
+    """`status` and `history` without a run id show the newest runs, not the first."""
+    for run_id in ("r1", "r2", "r3"):
+        start_run(store, run_id, [f"E-{run_id}"])
+    with store.session() as session:
+        assert [r.id for r in journal.recent_runs(session, 2)] == ["r3", "r2"]
+        run, ops = journal.run_operations(session, None)
+    assert run is not None
+    assert run.id == "r3"
+    assert [op.ref for op in ops] == ["E-r3"]
