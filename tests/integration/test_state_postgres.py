@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,3 +71,22 @@ def test_sync_loop_on_postgres(sandbox: SandboxServer, tmp_path: Path, state_db:
 def secrets_free(text_: str, url: str) -> bool:
     password = make_url(url).password
     return not password or password not in text_
+
+
+def test_held_changes_on_postgres(sandbox: SandboxServer, tmp_path: Path, state_db: str) -> None:
+    """Holding, listing and releasing with the held table on PostgreSQL."""
+    ws = make_workspace(
+        tmp_path / "ws", sandbox.url, **{"state.url": state_db, "safety.on_exceed": "hold"}
+    )
+    ws.write_hr(employee(n) for n in range(40))
+    assert ws.cli("run").returncode == 0
+    ws.write_hr(employee(n) for n in range(20))
+    held_run = ws.cli("run")
+    assert held_run.returncode == 7, held_run.stdout + held_run.stderr
+    listed = ws.cli("held", "--json")
+    assert len(json.loads(listed.stdout)) == 20
+    release = ws.cli("release", "10030", "--reason", "confirmed")
+    assert release.returncode == 0, release.stdout + release.stderr
+    archived = {u["ref"] for u in sandbox.control.state()["users"] if u["archived"]}
+    assert archived == {"10030"}
+    assert len(json.loads(ws.cli("held", "--json").stdout)) == 19
