@@ -1,9 +1,10 @@
 """Details of the plan and of reconcile's drift that people read or that Pluvo receives.
 
 Each case pins one thing the broader diff and reconcile tests pass over: the field a
-group rename names, what a leaver's facts say when an end date decided, what a
-restore sends, the group name on a removal, where an archive's Pluvo id comes from,
-and the archived and vanished rows of the drift report.
+group rename names, what a leaver's facts say when an end date decided, when the user
+was never missed before or when its fields cannot be read, what a restore sends, the
+group name on a removal, where an archive's Pluvo id comes from, and the archived,
+vanished, value and membership rows of the drift report.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sync.config import LeaverConfig
 from sync.core.diff import DiffOptions, diff
 from sync.core.plan import Kind, LeaverFacts
 from tests.support.diffing import NOW, Person, Stored, desired_state, plan_for, state_view
-from tests.unit.test_reconcile import desired, node, owned, person, snapshot
+from tests.unit.test_reconcile import desired, node, owned, person, snapshot, string_value
 
 SALES = Person("E1", groups=("sales",))
 
@@ -91,6 +92,33 @@ def test_leaver_by_end_date_reports_the_end_date_and_no_grace() -> None:
     )
 
 
+def test_leaver_never_seen_missing_is_missing_since_today() -> None:
+    """The live view has no "missing since" (NaT) for someone who was present until now:
+    this run starts the clock, so the facts say today rather than an unreadable date."""
+    want = desired([person("A")])
+    mine = owned([person("A"), person("LEFT")])
+    live = snapshot([node("A"), node("LEFT")])
+    options = DiffOptions(leavers=LeaverConfig(grace_runs=0), now=NOW)
+    op = only(diff(want, live_view(want, mine, live), options), Kind.ARCHIVE_USER)
+    assert (op.ref, op.who) == (
+        "LEFT",
+        LeaverFacts(
+            name="Person LEFT", email="left@example.nl", since="2024-06-03", missing_runs=1
+        ),
+    )
+
+
+def test_leaver_whose_fields_cannot_be_loaded_has_an_empty_name_and_email() -> None:
+    """A leaver whose stored fields are gone by the time they are read (a store view
+    that returns no row for it) is still archived; its facts leave name and email empty
+    rather than inventing them."""
+    state = state_view(SALES, Person("E2"))
+    load_fields = state.load_fields
+    state = replace(state, load_fields=lambda refs: load_fields([]))
+    op = only(plan_for(desired_state(SALES), state), Kind.ARCHIVE_USER)
+    assert (op.ref, op.who.name, op.who.email) == ("E2", "", "")
+
+
 def test_archive_without_any_way_to_read_pluvo_ids_has_no_id() -> None:
     """A store view that offers no Pluvo ids still plans the archive, id unknown."""
     state = replace(state_view(SALES, Person("E2")), load_ids=None)
@@ -139,4 +167,53 @@ def test_vanished_groups_say_whether_hr_still_wants_them() -> None:
             "now_ref": "",
         },
         {"kind": "group", "ref": "kept", "pluvo_id": "g-kept", "desired": True, "now_ref": ""},
+    ]
+
+
+def test_vanished_users_are_of_kind_user_and_name_their_new_ref() -> None:
+    """Owned users Pluvo no longer has are listed as users: one HR still wants (to be
+    re-created), and one whose Pluvo id now carries another ref (re-keyed by hand)."""
+    want = desired([person("A"), person("GONE")])
+    mine = owned([person("A"), person("GONE"), person("OLD")])
+    live = snapshot([node("A"), node("NEW", id="id-OLD")])
+    drift = compute_drift(want, mine, live)
+    assert drift.vanished.to_dict(orient="records") == [
+        {"kind": "user", "ref": "GONE", "pluvo_id": "id-GONE", "desired": True, "now_ref": ""},
+        {"kind": "user", "ref": "OLD", "pluvo_id": "id-OLD", "desired": False, "now_ref": "NEW"},
+    ]
+
+
+def test_value_pluvo_no_longer_has_is_drift_with_an_empty_live_value() -> None:
+    """A value the engine set that was removed in Pluvo is drift like a changed one; the
+    live side reads as empty (not a missing cell) in the report."""
+    want = desired([person("A")], values=[("A", "job", "string", "Dev")])
+    mine = owned(
+        [person("A")], values=[("A", "job", "string", "Dev"), ("A", "team", "string", "Red")]
+    )
+    live = snapshot([node("A", extraCategoryValues=[string_value("team", "Blue")])])
+    drift = compute_drift(want, mine, live)
+    assert drift.value_drift.to_dict(orient="records") == [
+        {"ref": "A", "category": "job", "applied": "Dev", "live": ""},
+        {"ref": "A", "category": "team", "applied": "Red", "live": "Blue"},
+    ]
+
+
+def test_memberships_of_a_vanished_user_or_group_are_not_membership_drift() -> None:
+    """A membership whose user or group vanished from Pluvo is covered by the vanished
+    row (re-creating the object restores it), so only B, whose user and group both
+    exist in Pluvo, is a membership gone from Pluvo."""
+    want = desired([person("A"), person("B")], groups=["g1"])
+    mine = owned(
+        [person("A"), person("B"), person("GONE")],
+        members=[("g1", "A"), ("g1", "B"), ("g1", "GONE"), ("lost", "A")],
+        groups=["g1", "lost"],
+    )
+    live = snapshot([node("A"), node("B")], {"g1": ["A"]})
+    drift = compute_drift(want, mine, live)
+    assert drift.membership_drift.to_dict(orient="records") == [
+        {"relation": "member", "group_ref": "g1", "user_ref": "B"}
+    ]
+    assert drift.vanished[["kind", "ref"]].to_dict(orient="records") == [
+        {"kind": "group", "ref": "lost"},
+        {"kind": "user", "ref": "GONE"},
     ]
