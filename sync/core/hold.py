@@ -16,14 +16,13 @@ from dataclasses import dataclass, replace
 
 from sync.core.guards import GUARD_HOLDS, Tripped
 from sync.core.plan import (
-    GroupLinks,
     HeldOp,
     Operation,
     Plan,
     RiskClass,
+    only_parts,
     per_person,
     risk_class,
-    with_users,
 )
 from sync.state.held import HoldKey
 
@@ -48,27 +47,19 @@ def hold(
         if risk is None:
             keep.append(op)
             continue
-        rest: list[Operation] = []
-        parts = per_person(op)
-        for key, part in parts:
+        rest: set[HoldKey] = set()
+        for key, part in per_person(op):
             before = standing.get(key)
             if before is not None:
                 held.append(HeldOp(part, risk, before.reason, before.since))
             elif risk in classes:
                 held.append(HeldOp(part, risk, classes[risk]))
             else:
-                rest.append(part)
-        if len(rest) == len(parts):
-            keep.append(op)
-        elif rest:
-            keep.append(_joined(op, rest))
+                rest.add(key)
+        remaining = only_parts(op, rest)
+        if remaining is not None:
+            keep.append(remaining)
     return replace(plan, operations=tuple(keep), held=tuple(held))
-
-
-def _joined(op: Operation, parts: list[Operation]) -> Operation:
-    """Parts of one group-links operation back in one (the others were held)."""
-    assert isinstance(op, GroupLinks)
-    return with_users(op, tuple(user for part in parts for user in getattr(part, "users", ())))
 
 
 def always_held(classes: list[RiskClass]) -> dict[RiskClass, str]:

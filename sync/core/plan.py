@@ -14,7 +14,7 @@ import dataclasses
 import types
 import typing
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -462,6 +462,19 @@ def per_person(op: Operation) -> list[tuple[HoldKey, Operation]]:
     if op.kind in LEAVER_KINDS:
         return [(("leaver", op.ref, ""), op)]
     return [((str(op.kind), op.ref, ""), op)]
+
+
+def only_parts(op: Operation, keys: Collection[HoldKey]) -> Operation | None:
+    """The operation cut down to its parts (`per_person`) whose keys are in `keys`:
+    itself when all are, None when none is; a group's kept members stay one request."""
+    parts = per_person(op)
+    kept = [key for key, _ in parts if key in keys]
+    if len(kept) == len(parts):
+        return op
+    if not kept:
+        return None
+    assert isinstance(op, GroupLinks)  # only group links have more than one part
+    return with_users(op, tuple(ref for _, ref, _ in kept))
 
 
 @dataclass(frozen=True)

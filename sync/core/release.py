@@ -3,9 +3,10 @@
 A release never applies the copy of a change stored when it was held: it plans anew
 from today's sources and store, under the run lock, and applies only those parts of
 the new plan that are the released changes. A released change the sources no longer
-ask for is dropped and said so; one whose content changed (a new value, another
-group) is applied as it is planned now. Either way it is one run in the journal,
-with who released what and why, and no other change goes with it.
+ask for is dropped and said so; one whose content moved on since it was held (a new
+value, another group) is not applied but stays held with its new content, for the
+reviewer to look at again. Either way it is one run in the journal, with who released
+what and why, and no other change goes with it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import getpass
 import logging
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 
 from sync.config import Config, LocalConfig
@@ -27,7 +28,7 @@ from sync.core.apply import (
 )
 from sync.core.engine import fresh_plan
 from sync.core.executor import ProgressHook
-from sync.core.plan import GroupLinks, Operation, Plan, operation_from_json, per_person
+from sync.core.plan import Operation, Plan, only_parts, operation_from_json, per_person
 from sync.core.report import Report
 from sync.errors import ExitCode, UsageError
 from sync.state import held as held_store
@@ -256,29 +257,11 @@ def discard(
 
 
 def released_part(plan: Plan, keys: Collection[HoldKey]) -> Plan:
-    """Only the parts of `plan` that are the changes `keys`, in execution order, a
-    group's parts joined again (one request per group, as a run sends them)."""
-    ops: list[Operation] = []
-    links: dict[tuple[str, str], GroupLinks] = {}
-    for op in plan.operations:
-        for key, part in per_person(op):
-            if key not in keys:
-                continue
-            if isinstance(part, GroupLinks):
-                group = (key[0], part.ref)
-                before = links.get(group)
-                if before is None:
-                    links[group] = part
-                    ops.append(part)
-                else:
-                    joined = replace(before, users=(*before.users, *part.users))
-                    ops[ops.index(before)] = joined
-                    links[group] = joined
-            else:
-                ops.append(part)
-    ops.sort(key=lambda op: op.phase)
+    """Only the parts of `plan` that are the changes `keys`, in execution order; a
+    group's released members stay in one request, as a run sends them."""
+    picked = (only_parts(op, keys) for op in plan.operations)
     return Plan(
-        operations=tuple(ops),
+        operations=tuple(op for op in picked if op is not None),
         state_users=plan.state_users,
         desired_users=plan.desired_users,
         verified_new=plan.verified_new,
