@@ -94,10 +94,10 @@ def render_held(rows: list[dict[str, Any]]) -> str:
 
 def render_closed(report: Report) -> str:
     """What a release or discard did, for the person who asked for it."""
-    section = report.sections.get("release") or report.sections.get("discard") or {}
-    out = [f"{report.mode.capitalize()} by {section.get('by', '?')}: {section.get('reason', '')}"]
     if report.message == "nothing is held":
         return "Nothing is held."
+    section = report.sections.get("release") or report.sections.get("discard") or {}
+    out = [f"{report.mode.capitalize()} by {section.get('by', '?')}: {section.get('reason', '')}"]
     for key, label in (
         ("released", "released and applied"),
         ("not_applied", "not applied (failed or stopped; still held, release it again)"),

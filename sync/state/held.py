@@ -88,10 +88,7 @@ def settle(session: Session, run_id: str, holdings: Iterable[Holding], at: datet
     """Record what a run holds: new holds added, standing ones re-planned (reason and
     date kept), and standing ones this run no longer holds dropped. Returns how many
     were dropped."""
-    standing = {
-        (row.kind, row.ref, row.group_ref): row
-        for row in session.scalars(select(HeldRow).where(HeldRow.status == HeldStatus.HELD))
-    }
+    standing = _standing(session)
     for holding in holdings:
         row = standing.pop(holding.key, None)
         if row is not None:
@@ -123,11 +120,16 @@ def replan(session: Session, run_id: str, operations: dict[HoldKey, dict[str, An
     kept): what `held` lists next is what a release would apply."""
     if not operations:
         return
-    for row in session.scalars(select(HeldRow).where(HeldRow.status == HeldStatus.HELD)):
-        operation = operations.get((row.kind, row.ref, row.group_ref))
-        if operation is not None:
-            row.operation = operation
+    for key, row in _standing(session).items():
+        if key in operations:
+            row.operation = operations[key]
             row.planned_by_run = run_id
+
+
+def _standing(session: Session) -> dict[HoldKey, HeldRow]:
+    """The rows of the changes held now, by key (at most one each: see module doc)."""
+    rows = session.scalars(select(HeldRow).where(HeldRow.status == HeldStatus.HELD))
+    return {(row.kind, row.ref, row.group_ref): row for row in rows}
 
 
 def close(

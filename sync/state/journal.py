@@ -73,6 +73,8 @@ class RunStatus(StrEnum):
 
 COUNTED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
 """Runs whose source sizes the shrinking-source guard compares against."""
+FINISHED_APPLYING = (*COUNTED, RunStatus.HELD)
+"""Runs that got through applying their plan (a held run applied its safe part)."""
 
 
 class ErrorClass(StrEnum):

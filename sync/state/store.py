@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sync.errors import ConfigError, StateError
 from sync.resources import migrations
-from sync.state.journal import COUNTED, RunStatus
+from sync.state.journal import FINISHED_APPLYING, RunStatus
 from sync.state.lock import RunLock
 from sync.state.models import OperationRow, RunRow
 
@@ -209,7 +209,7 @@ class StateStore:
             select(RunRow.id, RunRow.finished_at)
             .where(
                 RunRow.mode.not_in(("plan", "unlock")),
-                or_(RunRow.status.in_((*COUNTED, RunStatus.HELD)), has_operations),
+                or_(RunRow.status.in_(FINISHED_APPLYING), has_operations),
             )
             .order_by(RunRow.started_at.desc(), RunRow.id.desc())
             .limit(1)
@@ -250,12 +250,12 @@ class StateStore:
         night would become the norm the next one is compared with."""
         with self.session() as session:
             found = session.execute(
-                select(RunRow.source_rows, RunRow.status, RunRow.summary)
-                .where(RunRow.mode == "run", RunRow.status.in_((*COUNTED, RunStatus.HELD)))
+                select(RunRow.source_rows, RunRow.summary)
+                .where(RunRow.mode == "run", RunRow.status.in_(FINISHED_APPLYING))
                 .order_by(RunRow.started_at.desc())
             )
             rows = []
-            for counts, _status, summary in found:
+            for counts, summary in found:
                 if (summary or {}).get("holding"):
                     continue
                 rows.append(counts)
