@@ -342,8 +342,7 @@ def plan(
     _save_html(config, report)
     _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)
     code = int(report.exit_code)
-    pending = report.plan is not None and (len(report.plan) > 0 or bool(report.plan.held))
-    if detailed_exitcode and code in (ExitCode.OK, ExitCode.PARTIAL) and pending:
+    if detailed_exitcode and code in (ExitCode.OK, ExitCode.PARTIAL) and report.pending():
         # Pending changes outrank rejected rows (most exports carry a few for days);
         # a guard or an error keeps its own code.
         code = int(ExitCode.CHANGES_PENDING)
@@ -533,7 +532,7 @@ def release(
         report = releasing.release(config, chosen, reason=reason, by=by, progress=progress)
     _keep(report)
     click.echo(render_closed(report))
-    if report.message != "nothing is held":
+    if report.message != releasing.NOTHING_HELD:
         _save_report(config, report, out)
         _echo(render_report(report), report)
     return int(report.exit_code)

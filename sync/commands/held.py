@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from sync.commands.admin import Settings, table
 from sync.core.plan import GroupLinks, Operation, Plan, operation_from_json
+from sync.core.release import NOTHING_HELD
 from sync.core.report import Report
 from sync.core.review import build_review
 from sync.state import held as held_store
@@ -94,7 +95,7 @@ def render_held(rows: list[dict[str, Any]]) -> str:
 
 def render_closed(report: Report) -> str:
     """What a release or discard did, for the person who asked for it."""
-    if report.message == "nothing is held":
+    if report.message == NOTHING_HELD:
         return "Nothing is held."
     section = report.sections.get("release") or report.sections.get("discard") or {}
     out = [f"{report.mode.capitalize()} by {section.get('by', '?')}: {section.get('reason', '')}"]

@@ -38,6 +38,9 @@ from sync.state.store import StateStore, now, require_current
 
 log = logging.getLogger(__name__)
 
+NOTHING_HELD = "nothing is held"
+"""The message of a release or discard that found nothing held (and recorded no run)."""
+
 
 def who_am_i() -> str:
     """The person releasing or discarding, as the operating system knows them."""
@@ -182,7 +185,7 @@ def signed(by: str | None) -> str:
 
 def _nothing_held(report: Report) -> Report:
     report.status, report.exit_code = RunStatus.SUCCEEDED, ExitCode.OK
-    report.message = "nothing is held"
+    report.message = NOTHING_HELD
     report.finished_at = now()
     return report
 

@@ -67,8 +67,12 @@ class Report:
     def noteworthy(self) -> bool:
         """Worth a word under `--quiet`: something changed or would, failed, was rejected
         or was stopped (every exit code but 0 says one of these)."""
-        changes = self.plan is not None and (len(self.plan) > 0 or bool(self.plan.held))
+        changes = self.pending()
         return changes or self.rejected > 0 or bool(self.holding) or self.exit_code != ExitCode.OK
+
+    def pending(self) -> bool:
+        """Does the plan hold anything to apply or to release?"""
+        return self.plan is not None and (len(self.plan) > 0 or bool(self.plan.held))
 
     def finished(self) -> dict[str, Any]:
         """The fields of the `finished` log event: what monitoring needs in one line."""
