@@ -1,14 +1,57 @@
 #!/usr/bin/env bash
 # The package as integration engineers install it: build the sdist and the wheel,
-# install the wheel into a clean virtualenv outside the checkout, and run demo,
-# db upgrade, doctor, plan, run and status there against a sandbox it starts itself.
+# install the wheel into a clean virtualenv outside the checkout with the newest
+# versions pyproject.toml's ranges allow (what `pipx install` resolves today, not the
+# lock), and run demo, db upgrade, doctor, plan, run and status there against a sandbox
+# it starts itself; then the SFTP and PostgreSQL tests against that installed wheel.
+# When something fails, the last lines name the versions that differ from the lock.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-python3}"
 WORK="$(mktemp -d /tmp/pluvo-sync-wheel.XXXXXX)"
 SANDBOX_PID=""
+KEY_PACKAGES="cryptography asyncssh pandas sqlalchemy aiohttp pydantic"
+versions() {  # versions PYTHON: the key packages' versions in that environment, one line
+  "$1" - $KEY_PACKAGES <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+def v(name):
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "-"
+print(" ".join(f"{name}=={v(name)}" for name in sys.argv[1:]))
+PY
+}
+differs_from_lock() {  # the installed packages whose version is not the lock's
+  [ -x "$WORK/venv/bin/python" ] || return 0
+  "$WORK/venv/bin/python" - "$ROOT/requirements/dev.txt" <<'PY'
+import re, sys
+from importlib.metadata import distributions
+locked = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    m = re.match(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", line)
+    if m:
+        locked.setdefault(m.group(1).lower().replace("_", "-"), set()).add(m.group(2))
+moved = []
+for dist in distributions():
+    name = dist.metadata["Name"].lower().replace("_", "-")
+    if name in ("pip", "setuptools", "wheel"):  # the venv's own seed, not a dependency
+        continue
+    if name in locked and dist.version not in locked[name]:
+        moved.append(f"{name} {dist.version} (lock: {'/'.join(sorted(locked[name]))})")
+print("; ".join(sorted(moved)) or "none")
+PY
+}
 cleanup() {
+  local code=$?
   [ -n "$SANDBOX_PID" ] && kill "$SANDBOX_PID" 2>/dev/null || true
+  if [ "$code" != 0 ] && [ -x "$WORK/venv/bin/python" ]; then
+    echo
+    echo "newest-versions job failed with: $(versions "$WORK/venv/bin/python")"
+    echo "not as locked: $(differs_from_lock)"
+    echo "(fix with a range in pyproject.toml or a code change, then scripts/update-lock.sh)"
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -27,8 +70,11 @@ ls "$WORK/dist"
 
 step "install the wheel into a clean virtualenv, outside the checkout"
 "$PY" -m venv "$WORK/venv"
-"$WORK/venv/bin/python" -m pip install --quiet "$WORK"/dist/*.whl
+WHEEL="$(ls "$WORK"/dist/*.whl)"
+"$WORK/venv/bin/python" -m pip install --quiet "$WHEEL[postgres]"
 BIN="$WORK/venv/bin/pluvo-sync"
+echo "newest allowed: $(versions "$WORK/venv/bin/python")"
+echo "not as locked: $(differs_from_lock)"
 cd "$WORK"
 mkdir run && cd run
 
@@ -75,5 +121,25 @@ step "pluvo-sync run";         expect 3 "$BIN" -c config.yaml run
 step "pluvo-sync plan (again)"; expect 3 "$BIN" -c config.yaml plan
 grep -q "0 operation(s)" "$WORK/out.txt" || { echo "the second plan is not empty"; exit 1; }
 step "pluvo-sync status";      expect 0 "$BIN" -c config.yaml status
+
+step "SFTP and PostgreSQL paths: their tests against the installed wheel"
+# The tests are copied out of the checkout (with the data they read), so `import sync`
+# finds the wheel, not the source tree; the runner comes at the newest versions of the
+# dev extra's ranges too.
+cd "$WORK"
+mkdir suite
+cp -r "$ROOT/tests" "$ROOT/mappings" "$ROOT/samples" "$ROOT/pyproject.toml" suite/
+"$WORK/venv/bin/python" - "$ROOT/pyproject.toml" >"$WORK/runner.txt" <<'PY'
+import re, sys, tomllib
+dev = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["dev"]
+print("\n".join(r for r in dev if re.match(r"(pytest|hypothesis)", r)))
+PY
+"$WORK/venv/bin/python" -m pip install --quiet -r "$WORK/runner.txt"
+cd suite
+mapfile -t FILES < <(grep -rlE "mark\.(sftp|postgres)" tests --include='test_*.py' | sort)
+[ -n "${PLUVO_SYNC_TEST_PG_URL:-}" ] || echo "(PLUVO_SYNC_TEST_PG_URL unset: the PostgreSQL tests skip)"
+"$WORK/venv/bin/python" -c 'import sync, sys; "site-packages" in sync.__file__ or sys.exit(f"the tests would import {sync.__file__}, not the wheel")'
+"$WORK/venv/bin/python" -m pytest -p no:cacheprovider -q -m "sftp or postgres" "${FILES[@]}"
+
 echo
 echo "installed package: every command worked outside the checkout"

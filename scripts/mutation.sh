@@ -58,7 +58,7 @@ TARGETS=(
 # The rest is one block, read whole before it runs: editing this file (TARGETS, say)
 # while a run is under way cannot derail that run.
 {
-source "$(dirname "$0")/_venv.sh" dev
+source "$(dirname "$0")/_venv.sh"
 
 THRESHOLD="${MUTATION_THRESHOLD:-90}"
 JOBS="${MUTATION_JOBS:-2}"

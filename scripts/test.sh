@@ -4,7 +4,7 @@
 # end-to-end and fault tests mostly wait on subprocesses and sleeps, so two files run
 # side by side take about half the time on two cores (8.5 min instead of 14 for the
 # whole suite). Tests isolate themselves (ports 0, temp dirs, a database per test).
-source "$(dirname "$0")/_venv.sh" dev
+source "$(dirname "$0")/_venv.sh"
 WORKERS="${PYTEST_WORKERS:-2}"
 if [ "$WORKERS" = 0 ]; then
   exec python -m pytest "$@"

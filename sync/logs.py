@@ -6,7 +6,9 @@ filter replaces them in every record, so a careless f-string can never leak one.
 Every record carries the id of the run in progress (set once per plan, run or
 reconcile by `set_run_id`), so the JSON lines of one night's job can be grouped.
 Under `--quiet` only warnings and errors pass, plus the records marked `always`
-(the `finished` event of a run that changed, failed or rejected something). While a
+(the `finished` event of a run that changed, failed or rejected something). Python
+warnings from libraries are routed through logging too (`py.warnings`), so they obey
+the same format and are silent under `--quiet`. While a
 progress display is live on the terminal, lines are printed above it through its
 console instead of tearing it.
 """
@@ -89,6 +91,15 @@ class _QuietFilter(logging.Filter):
         return record.levelno >= self.floor or bool(getattr(record, "always", False))
 
 
+class _FirstLineFilter(logging.Filter):
+    """A captured warning without the library's source line that Python appends to it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = record.getMessage().strip().splitlines()[0]
+        record.args = None
+        return True
+
+
 _FIELDS = ("run_id", "event", "op", "ref")
 
 
@@ -149,6 +160,24 @@ def setup_logging(level: str = "INFO", fmt: str = "human", *, quiet: bool = Fals
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    _capture_warnings(handler, quiet=quiet)
+
+
+def _capture_warnings(handler: logging.Handler, *, quiet: bool) -> None:
+    """Python warnings (a library's deprecation, say) become log records of `py.warnings`.
+
+    Left to themselves they are written raw to stderr: a line that is not JSON under
+    `--log-format json`, and noise in cron's mail under `--quiet`, about a library the
+    operator did not choose. Through logging they are JSON lines in JSON mode, ordinary
+    warning lines otherwise, and silent under `--quiet` (which keeps the engine's own
+    warnings: those are about the operator's data).
+    """
+    logging.captureWarnings(True)
+    captured = logging.getLogger("py.warnings")
+    captured.filters[:] = [_FirstLineFilter()]
+    captured.handlers[:] = [handler]
+    captured.propagate = False
+    captured.setLevel(logging.CRITICAL + 1 if quiet else logging.WARNING)
 
 
 @contextmanager

@@ -164,6 +164,7 @@ def closed_port() -> int:
     return port
 
 
+@pytest.mark.sftp
 def test_sftp_unreachable(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
     port = closed_port()
     ws.write_config(
@@ -361,6 +362,7 @@ def sftp_ws(ws: Workspace, sftp_server: SftpServer) -> Workspace:
     return ws
 
 
+@pytest.mark.sftp
 def test_sftp_source_passes_with_verified_host_key(
     sftp_ws: Workspace, sftp_server: SftpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -370,6 +372,7 @@ def test_sftp_source_passes_with_verified_host_key(
     assert lines["source hr"].startswith("[ ok ] source hr: 12 rows from hr.csv")
 
 
+@pytest.mark.sftp
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
