@@ -29,7 +29,8 @@ from sync.errors import ExitCode, SyncError
 from sync.logs import set_run_id
 from sync.pluvo.api import PluvoApi
 from sync.state import held as held_store
-from sync.state.journal import RunStatus
+from sync.state import journal
+from sync.state.journal import ErrorClass, RunStatus
 from sync.state.store import StateStore, now
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,17 @@ def applying(store: StateStore, report: Report, *, plan_hash: str | None = None)
             yield
         except SyncError as exc:
             refused = exc.exit_code == ExitCode.GUARD
+            with store.session() as session, session.begin():
+                # What the failure stopped from leaving is journaled as such, not left
+                # pending under a finished run.
+                journal.close_open(
+                    session,
+                    [report.run_id],
+                    now(),
+                    sent=f"the run failed after sending this, before an answer: {exc}",
+                    unsent=f"never sent: the run failed before it: {exc}",
+                    why=ErrorClass.FATAL,
+                )
             store.finish_run(
                 report.run_id,
                 status=RunStatus.GUARDED if refused else RunStatus.FAILED,

@@ -23,11 +23,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from sync.state.batching import chunks
-from sync.state.models import OperationRow, RunRow
+from sync.state.models import LOOKED_BACK_SQL, OperationRow, RunRow
 
 
 class OpStatus(StrEnum):
@@ -248,25 +259,13 @@ def settle_dead_runs(session: Session, stamp: datetime) -> list[str]:
     if not dead:
         return []
     for part in chunks(dead):
-        session.execute(
-            update(OperationRow)
-            .where(OperationRow.run_id.in_(part), OperationRow.status == OpStatus.STARTED)
-            .values(
-                status=OpStatus.ABANDONED,
-                error="the run was killed after sending this, before an answer was recorded",
-                error_class=ErrorClass.KILLED,
-                updated_at=stamp,
-            )
-        )
-        session.execute(
-            update(OperationRow)
-            .where(OperationRow.run_id.in_(part), OperationRow.status == OpStatus.PENDING)
-            .values(
-                status=OpStatus.SKIPPED,
-                error="never sent: the run was killed before it",
-                error_class=ErrorClass.KILLED,
-                updated_at=stamp,
-            )
+        close_open(
+            session,
+            part,
+            stamp,
+            sent="the run was killed after sending this, before an answer was recorded",
+            unsent="never sent: the run was killed before it",
+            why=ErrorClass.KILLED,
         )
         session.execute(
             update(RunRow)
@@ -279,6 +278,29 @@ def settle_dead_runs(session: Session, stamp: datetime) -> list[str]:
             )
         )
     return dead
+
+
+def close_open(
+    session: Session,
+    run_ids: Sequence[str],
+    stamp: datetime,
+    *,
+    sent: str,
+    unsent: str,
+    why: ErrorClass,
+) -> None:
+    """started → abandoned and pending → skipped for runs that end without finishing
+    their plan (killed, or failed on an error that stopped them). Afterwards only a
+    run still marked running has open operations: `needing_attention` relies on it."""
+    for status, to, error in (
+        (OpStatus.STARTED, OpStatus.ABANDONED, sent),
+        (OpStatus.PENDING, OpStatus.SKIPPED, unsent),
+    ):
+        session.execute(
+            update(OperationRow)
+            .where(OperationRow.run_id.in_(run_ids), OperationRow.status == status)
+            .values(status=to, error=error, error_class=why, updated_at=stamp)
+        )
 
 
 MAY_HAVE_LANDED = (ErrorClass.TRANSIENT, ErrorClass.ANSWER)
@@ -296,26 +318,28 @@ def sent_unanswered(session: Session, kind: str, refs: Sequence[str]) -> set[str
 def sent_unanswered_payloads(
     session: Session, kind: str, refs: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """`sent_unanswered`, with what was sent (the latest such operation per ref)."""
-    found: dict[str, dict[str, Any]] = {}
-    for part in chunks(refs):
-        rows = session.execute(
-            select(OperationRow.ref, OperationRow.payload)
-            .where(
-                OperationRow.kind == kind,
-                OperationRow.ref.in_(part),
-                or_(
-                    OperationRow.status == OpStatus.ABANDONED,
-                    and_(
-                        OperationRow.status == OpStatus.FAILED,
-                        OperationRow.error_class.in_(MAY_HAVE_LANDED),
-                    ),
-                ),
-            )
-            .order_by(OperationRow.updated_at)
+    """`sent_unanswered`, with what was sent (the latest such operation per ref).
+
+    One read of the few looked-back operations of this kind (the partial index), then
+    kept to `refs` here: asking by ref instead would cost a query per chunk of a first
+    load's million creations, each over a journal that has just grown by as many.
+    """
+    wanted = set(refs)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(OperationRow.ref, OperationRow.payload)
+        .where(
+            OperationRow.kind == kind,
+            text(LOOKED_BACK_SQL),
+            or_(
+                OperationRow.status == OpStatus.ABANDONED,
+                OperationRow.error_class.in_(MAY_HAVE_LANDED),
+            ),
         )
-        found.update((str(ref), dict(payload)) for ref, payload in rows)
-    return found
+        .order_by(OperationRow.updated_at)
+    )
+    return {str(ref): dict(payload) for ref, payload in rows if ref in wanted}
 
 
 def statuses(session: Session, run_id: str) -> dict[int, OpStatus]:
@@ -335,12 +359,21 @@ def recent_runs(session: Session, limit: int) -> list[RunRow]:
 
 def needing_attention(session: Session) -> list[tuple[str, int]]:
     """(status, count) over all runs of the operations not cleanly done or skipped."""
-    rows = session.execute(
+    looked_back = session.execute(
         select(OperationRow.status, func.count())
-        .where(OperationRow.status.in_(UNFINISHED))
+        .where(text(LOOKED_BACK_SQL))
         .group_by(OperationRow.status)
     ).all()
-    return [(str(status), int(count)) for status, count in rows]
+    # Pending and started operations belong to a run in progress or one killed and not
+    # yet settled: found through the runs still marked running, by (run, seq).
+    running = select(RunRow.id).where(RunRow.status == RunStatus.RUNNING).scalar_subquery()
+    open_now = session.execute(
+        select(OperationRow.status, func.count())
+        .where(OperationRow.run_id.in_(running), OperationRow.status.in_(OPEN))
+        .group_by(OperationRow.status)
+    ).all()
+    counts = {str(status): int(count) for status, count in [*looked_back, *open_now]}
+    return [(status, counts[status]) for status in UNFINISHED if status in counts]
 
 
 def run_operations(

@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -120,6 +121,11 @@ class RunRow(Base):
     that planned for itself."""
 
 
+LOOKED_BACK_SQL = "status IN ('failed', 'abandoned')"
+"""The partial index's condition; a query that wants the index repeats it verbatim
+(SQLite uses a partial index only when the query's WHERE contains its terms)."""
+
+
 class OperationRow(Base):
     """One journaled operation; its states and transitions are in sync.state.journal."""
 
@@ -138,8 +144,17 @@ class OperationRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        Index("ix_operations_run_seq", "run_id", "seq"),
-        Index("ix_operations_status", "status"),
+        # Every journal move is a lookup by (run, seq); see migration 0005.
+        Index("ix_operations_run_seq", "run_id", "seq", unique=True),
+        # Only the operations a later run looks back at; no move ever asks for these
+        # statuses, so no planner picks this index over (run, seq) for one.
+        Index(
+            "ix_operations_looked_back",
+            "kind",
+            "status",
+            sqlite_where=text(LOOKED_BACK_SQL),
+            postgresql_where=text(LOOKED_BACK_SQL),
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -139,13 +139,21 @@ def record_values(session: Session, items: Sequence[tuple[str, Iterable[Any]]]) 
                     "category_type": category_type,
                     "value": value,
                 }
-    keys = deletes + list(upserts)
-    for chunk in chunks(keys, 400):  # two parameters a key
-        session.execute(
-            delete(ExtraValueRow).where(
-                tuple_(ExtraValueRow.user_ref, ExtraValueRow.category_ref).in_(chunk)
+    # Cleared and replaced values go first, one category at a time: `category_ref = ?
+    # AND user_ref IN (...)` is a primary-key lookup per user on SQLite and PostgreSQL
+    # alike, where a row-value IN over both columns scanned the whole table on SQLite
+    # (every batch of a first load paid for the values of all batches before it).
+    by_category: dict[str, list[str]] = {}
+    for user_ref, category_ref in [*deletes, *upserts]:
+        by_category.setdefault(category_ref, []).append(user_ref)
+    for category_ref, user_refs in by_category.items():
+        for chunk in chunks(user_refs):
+            session.execute(
+                delete(ExtraValueRow).where(
+                    ExtraValueRow.category_ref == category_ref,
+                    ExtraValueRow.user_ref.in_(chunk),
+                )
             )
-        )
     if upserts:
         session.execute(insert(ExtraValueRow), list(upserts.values()))
     rehash_extras(session, sorted({user_ref for user_ref, _ in items}))

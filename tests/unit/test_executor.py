@@ -44,7 +44,7 @@ from sync.core.plan import (
     UserUpsert,
 )
 from sync.core.report import Report
-from sync.errors import ExitCode
+from sync.errors import ExitCode, FatalError
 from sync.pluvo.ops import Call
 from sync.sandbox.store import Seed
 from sync.state import journal
@@ -867,3 +867,33 @@ def test_apply_plan_settles_a_killed_run_and_keeps_its_creations(
     assert run_row(sync, "killed").status == RunStatus.ABORTED
     assert sync.owned().users.at["E2", "owned"] == "created", "ours, not adopted"
     sync.converge(*people)
+
+
+def test_a_run_failing_before_it_sends_leaves_nothing_pending(
+    make_sync: Callable[..., Sync], tmp_path: Path
+) -> None:
+    """A run that fails on an error (Pluvo unreachable as the client opens) after its
+    plan was journaled: the plan is journaled skipped, with the error, under a failed
+    run, so `status` counts nothing as open and nothing waits for a settle that the
+    failed run (not `running`) would never get."""
+    sync = make_sync()
+    report = Report(run_id="fails-early", mode="run", started_at=now())
+
+    def unreachable(_config: Config) -> Any:
+        raise FatalError("Pluvo refused the credentials")
+
+    def fail_early() -> None:
+        with applying(sync.store, report):
+            plan = sync.plan(*team("E1", "E2"))
+            apply_plan(config_for(tmp_path), sync.store, report, plan, api_factory=unreachable)
+
+    with pytest.raises(FatalError):
+        fail_early()
+    assert run_row(sync, "fails-early").status == RunStatus.FAILED
+    with sync.store.session() as session:
+        statuses = set(journal.statuses(session, "fails-early").values())
+        rows = journal.run_operations(session, "fails-early")[1]
+        assert journal.needing_attention(session) == []
+    assert statuses == {OpStatus.SKIPPED}
+    assert {r.error_class for r in rows} == {ErrorClass.FATAL}
+    assert all("Pluvo refused the credentials" in (r.error or "") for r in rows)
