@@ -288,22 +288,20 @@ def _save_html(config: Any, report: Any) -> None:
 
 
 def _save_report(config: Any, report: Any, out: Path | None) -> None:
-    import json
-
     from sync.commands.reports import prune_reports
-    from sync.files import write_private
-    from sync.logs import redact
+    from sync.files import copy_private, write_private
+    from sync.logs import redacted_json
     from sync.model import write_rejections
 
     kept = report.mode in ("run", "release")
     if out is None and not kept:
         return  # a plain `plan` writes nothing: no JSON to build
-    text = redact(json.dumps(report.to_json(), indent=2, default=str, ensure_ascii=False))
-    if out is not None:
-        write_private(out, text)
+    first = out if out is not None else config.report.dir / f"{report.mode}-{report.run_id}.json"
+    write_private(first, redacted_json(report.to_json()))
     if kept:
         path = config.report.dir / f"{report.mode}-{report.run_id}.json"
-        write_private(path, text)
+        if path != first:
+            copy_private(first, path)
         report.report_file = path
         desired = report.desired
         if desired is not None and not desired.rejections.empty:

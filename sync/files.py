@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from sync.errors import SyncError
 
 
-def write_private(path: Path, text: str) -> None:
-    """Create or replace `path` readable by the owner only, whatever the umask."""
+def write_private(path: Path, text: str | Iterable[str]) -> None:
+    """Create or replace `path` readable by the owner only, whatever the umask.
+
+    `text` may come in pieces (a large report, written as it is encoded)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            if isinstance(text, str):
+                handle.write(text)
+            else:
+                handle.writelines(text)
+    except OSError as exc:
+        raise SyncError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def copy_private(source: Path, path: Path) -> None:
+    """`write_private` with the content of another file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle, source.open("rb") as original:
+            shutil.copyfileobj(original, handle)
     except OSError as exc:
         raise SyncError(f"cannot write {path}: {exc.strerror}") from None
 

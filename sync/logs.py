@@ -55,6 +55,28 @@ def redact(text: str) -> str:
     return text
 
 
+def redacted_json(data: Any, *, piece: int = 1 << 20) -> Iterator[str]:
+    """`data` as indented JSON, secrets scrubbed, in pieces of about `piece` characters.
+
+    A report of a first load runs to hundreds of megabytes: built as one string and
+    then redacted, it was there twice at once. The encoder yields whole tokens (every
+    JSON string, where a secret would be, is one), and pieces are cut only between
+    tokens, so redacting piece by piece scrubs exactly what redacting the whole did.
+    """
+    encoder = json.JSONEncoder(indent=2, default=str, ensure_ascii=False)
+    tokens: list[str] = []
+    size = 0
+    for token in encoder.iterencode(data):
+        tokens.append(token)
+        size += len(token)
+        if size >= piece:
+            yield redact("".join(tokens))
+            tokens.clear()
+            size = 0
+    if tokens:
+        yield redact("".join(tokens))
+
+
 def set_run_id(run_id: str | None) -> None:
     """From now on, every log record of this process carries this run id."""
     global _process_run_id

@@ -84,10 +84,10 @@ class Execution:
 
 def journal_plan(session: Session, run_id: str, plan: Plan) -> None:
     """Store the whole plan as `pending` before the first request is sent."""
-    entries = [
+    entries = (
         Entry(seq, op.phase, str(op.kind), op.ref, op.to_json())
         for seq, op in enumerate(plan.operations)
-    ]
+    )  # encoded chunk by chunk as they are stored: a first load has a million
     journal.record_plan(session, run_id, entries, now())
 
 

@@ -17,10 +17,11 @@ condition to handle).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from itertools import islice
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -135,25 +136,29 @@ def _table() -> Table:
     return cast(Table, OperationRow.__table__)
 
 
-def record_plan(session: Session, run_id: str, entries: Sequence[Entry], stamp: datetime) -> None:
-    """Store the whole plan as `pending` before the first request is sent."""
-    rows = [
-        {
-            "run_id": run_id,
-            "seq": e.seq,
-            "phase": e.phase,
-            "kind": e.kind,
-            "ref": e.ref,
-            "payload": e.payload,
-            "status": OpStatus.PENDING,
-            "error": None,
-            "error_class": None,
-            "updated_at": stamp,
-        }
-        for e in entries
-    ]
-    for part in chunks(rows, 5000):
-        session.execute(insert(OperationRow), part)
+def record_plan(session: Session, run_id: str, entries: Iterable[Entry], stamp: datetime) -> None:
+    """Store the whole plan as `pending` before the first request is sent.
+
+    Rows are built a chunk at a time from an iterable, so the whole plan never exists
+    twice more in memory (as entries and as rows) beside the plan itself."""
+    remaining = iter(entries)
+    while part := list(islice(remaining, 5000)):
+        rows = [
+            {
+                "run_id": run_id,
+                "seq": e.seq,
+                "phase": e.phase,
+                "kind": e.kind,
+                "ref": e.ref,
+                "payload": e.payload,
+                "status": OpStatus.PENDING,
+                "error": None,
+                "error_class": None,
+                "updated_at": stamp,
+            }
+            for e in part
+        ]
+        session.execute(insert(OperationRow), rows)
 
 
 def _move(

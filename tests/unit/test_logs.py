@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from rich.console import Console
@@ -155,3 +156,25 @@ def test_the_handler_writes_to_the_stderr_of_the_moment(
     monkeypatch.setattr("sys.stderr", replaced)
     logging.getLogger("sync.test").info("hello")
     assert "hello" in replaced.getvalue()
+
+
+@pytest.mark.parametrize("piece", [1, 7, 64, 1 << 20])
+def test_reports_written_in_pieces_are_scrubbed_like_the_whole(
+    monkeypatch: pytest.MonkeyPatch, piece: int
+) -> None:
+    """A report is encoded and redacted piece by piece (a first load's runs to hundreds
+    of megabytes): whatever the piece size, the text is the whole report's, redacted."""
+    monkeypatch.setattr(logs, "_secrets", set())
+    logs.register_secret("s3cr3t-value-42")
+    data = {
+        "message": "token s3cr3t-value-42 refused",
+        "s3cr3t-value-42": ["a", {"nested": "xs3cr3t-value-42x"}, 42, None],
+        "when": datetime(2026, 12, 7, tzinfo=UTC),
+        "names": ["Zoë", "René"] * 50,
+    }
+    whole = logs.redact(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    pieces = list(logs.redacted_json(data, piece=piece))
+    assert "".join(pieces) == whole
+    assert "s3cr3t" not in "".join(pieces)
+    if piece == 1:
+        assert len(pieces) > 10
