@@ -588,22 +588,9 @@ def operation_from_json(data: Mapping[str, Any]) -> Operation:
 # ------------------------------------------------------------------ JSON from the types
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
-"""Per class: its dataclass field names, or None for a plain value. Every planned
-operation is encoded twice (journal, report), a first load's million of them with
-their values and users: asking `dataclasses` about each object's class every time was
-most of the cost."""
-
-
 def _encode(value: Any) -> Any:
-    cls = type(value)
-    names = _FIELD_NAMES.get(cls, ())
-    if names == ():
-        is_record = dataclasses.is_dataclass(cls)
-        names = tuple(f.name for f in dataclasses.fields(cls)) if is_record else None
-        _FIELD_NAMES[cls] = names
-    if names is not None:
-        return {name: _encode(getattr(value, name)) for name in names}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | list | frozenset):
         return [_encode(v) for v in value]
     return value
