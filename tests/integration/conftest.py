@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import threading
 from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,8 +149,7 @@ def sftp_server(tmp_path: Path) -> Iterator[SftpServer]:
 PG_ENV = "PLUVO_SYNC_TEST_PG_URL"
 
 
-@pytest.fixture
-def pg_url() -> str:
+def require_pg_url() -> str:
     """The test server's URL; skipped (visibly) without one, failing in CI where it must exist."""
     url = os.environ.get(PG_ENV)
     if not url:
@@ -156,3 +157,26 @@ def pg_url() -> str:
             pytest.fail(f"{PG_ENV} is not set but CI is: PostgreSQL tests must run in CI")
         pytest.skip(f"{PG_ENV} is not set; PostgreSQL tests skipped")
     return url
+
+
+@pytest.fixture
+def pg_url() -> str:
+    return require_pg_url()
+
+
+@contextmanager
+def scratch_database(pg_url: str, prefix: str) -> Iterator[str]:
+    """A database of its own on the test server (its URL), dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

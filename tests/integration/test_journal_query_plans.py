@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, insert, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import event, insert, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from sync.state import journal
 from sync.state.journal import ErrorClass, OpStatus, Outcome
 from sync.state.models import OperationRow, RunRow
 from sync.state.store import StateStore, upgrade
+from tests.integration.conftest import require_pg_url, scratch_database
 
 RUN = "run-big"
 OPERATIONS = 40_000
@@ -125,30 +125,17 @@ def test_sqlite_moves_are_lookups_by_run_and_seq(big_sqlite: StateStore, name: s
 
 @pytest.fixture(scope="module")
 def big_postgres() -> Iterator[StateStore]:
-    import os
-
-    url = os.environ.get("PLUVO_SYNC_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("PLUVO_SYNC_TEST_PG_URL is not set but CI is")
-        pytest.skip("PLUVO_SYNC_TEST_PG_URL is not set; PostgreSQL tests skipped")
-    name = f"pluvo_plans_{secrets.token_hex(4)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    store = StateStore(make_url(url).set(database=name).render_as_string(hide_password=False))
-    try:
-        upgrade(store.engine)
-        fill(store)
-        with store.engine.connect() as conn:
-            conn.execute(text("ANALYZE operations"))
-            conn.commit()
-        yield store
-    finally:
-        store.close()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(require_pg_url(), "pluvo_plans") as url:
+        store = StateStore(url)
+        try:
+            upgrade(store.engine)
+            fill(store)
+            with store.engine.connect() as conn:
+                conn.execute(text("ANALYZE operations"))
+                conn.commit()
+            yield store
+        finally:
+            store.close()
 
 
 def postgres_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:

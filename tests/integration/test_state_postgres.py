@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from sync.sandbox import SandboxServer
+from tests.integration.conftest import scratch_database
 from tests.support.pluvo_state import assert_pluvo_matches, mutations
 from tests.support.workspace import employee, make_workspace
 
@@ -21,16 +20,8 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def state_db(pg_url: str) -> Iterator[str]:
     """A database of its own for one test, dropped afterwards."""
-    name = f"pluvo_state_{secrets.token_hex(4)}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(pg_url, "pluvo_state") as url:
+        yield url
 
 
 def test_sync_loop_on_postgres(sandbox: SandboxServer, tmp_path: Path, state_db: str) -> None:
