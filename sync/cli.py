@@ -296,10 +296,10 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
     kept = report.mode in ("run", "release")
     if out is None and not kept:
         return  # a plain `plan` writes nothing: no JSON to build
-    first = out if out is not None else config.report.dir / f"{report.mode}-{report.run_id}.json"
-    write_private(first, redacted_json(report.to_json()))
+    path = config.report.dir / f"{report.mode}-{report.run_id}.json"
+    first = out if out is not None else path
+    write_private(first, redacted_json(report.to_json()))  # encoded once, as it is written
     if kept:
-        path = config.report.dir / f"{report.mode}-{report.run_id}.json"
         if path != first:
             copy_private(first, path)
         report.report_file = path
