@@ -10,38 +10,12 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-python3}"
 WORK="$(mktemp -d /tmp/pluvo-sync-wheel.XXXXXX)"
 SANDBOX_PID=""
-KEY_PACKAGES="cryptography asyncssh pandas sqlalchemy aiohttp pydantic"
-versions() {  # versions PYTHON: the key packages' versions in that environment, one line
-  "$1" - $KEY_PACKAGES <<'PY'
-import sys
-from importlib.metadata import PackageNotFoundError, version
-def v(name):
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "-"
-print(" ".join(f"{name}=={v(name)}" for name in sys.argv[1:]))
-PY
+versions() {  # versions PYTHON: the key packages' versions there, one line
+  "$1" "$ROOT/scripts/versions.py"
 }
 differs_from_lock() {  # the installed packages whose version is not the lock's
   [ -x "$WORK/venv/bin/python" ] || return 0
-  "$WORK/venv/bin/python" - "$ROOT/requirements/dev.txt" <<'PY'
-import re, sys
-from importlib.metadata import distributions
-locked = {}
-for line in open(sys.argv[1], encoding="utf-8"):
-    m = re.match(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", line)
-    if m:
-        locked.setdefault(m.group(1).lower().replace("_", "-"), set()).add(m.group(2))
-moved = []
-for dist in distributions():
-    name = dist.metadata["Name"].lower().replace("_", "-")
-    if name in ("pip", "setuptools", "wheel"):  # the venv's own seed, not a dependency
-        continue
-    if name in locked and dist.version not in locked[name]:
-        moved.append(f"{name} {dist.version} (lock: {'/'.join(sorted(locked[name]))})")
-print("; ".join(sorted(moved)) or "none")
-PY
+  "$WORK/venv/bin/python" "$ROOT/scripts/versions.py" --lock "$ROOT/requirements/dev.txt"
 }
 cleanup() {
   local code=$?
