@@ -298,7 +298,7 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
         return  # a plain `plan` writes nothing: no JSON to build
     path = config.report.dir / f"{report.mode}-{report.run_id}.json"
     first = out if out is not None else path
-    write_private(first, redacted_json(report.to_json()))  # encoded once, as it is written
+    write_private(first, redacted_json(report.to_json(lazy=True)))  # encoded as written
     if kept:
         if path != first:
             copy_private(first, path)

@@ -19,7 +19,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -56,17 +56,21 @@ def redact(text: str) -> str:
 
 
 def redacted_json(data: Any, *, piece: int = 1 << 20) -> Iterator[str]:
-    """`data` as indented JSON, secrets scrubbed, in pieces of about `piece` characters.
+    """`data` as JSON, secrets scrubbed, in pieces of about `piece` characters.
 
     A report of a first load runs to hundreds of megabytes: built as one string and
-    then redacted, it was there twice at once. The encoder yields whole tokens (every
-    JSON string, where a secret would be, is one), and pieces are cut only between
-    tokens, so redacting piece by piece scrubs exactly what redacting the whole did.
+    then redacted, it was there twice at once; indented by the json module's pure
+    Python encoder, writing it cost more CPU than applying it. So containers are
+    indented two spaces, but each object in a list (an operation, a review line, a
+    failure) is one line from the C encoder, and a list may be an iterator, encoded
+    as it is consumed. Every JSON string (where a secret would be) lies within one
+    token, and pieces are cut only between tokens, so redacting piece by piece
+    scrubs exactly what redacting the whole would.
     """
-    encoder = json.JSONEncoder(indent=2, default=str, ensure_ascii=False)
+    encoder = json.JSONEncoder(default=str, ensure_ascii=False)
     tokens: list[str] = []
     size = 0
-    for token in encoder.iterencode(data):
+    for token in _json_tokens(data, encoder.encode, 0):
         tokens.append(token)
         size += len(token)
         if size >= piece:
@@ -75,6 +79,32 @@ def redacted_json(data: Any, *, piece: int = 1 << 20) -> Iterator[str]:
             size = 0
     if tokens:
         yield redact("".join(tokens))
+
+
+def _json_tokens(value: Any, encode: Callable[[Any], str], depth: int) -> Iterator[str]:
+    inner = "\n" + "  " * (depth + 1)
+    if isinstance(value, dict):
+        if not value:
+            yield "{}"
+            return
+        separator = "{"
+        for key, item in value.items():
+            yield f"{separator}{inner}{encode(key if isinstance(key, str) else str(key))}: "
+            yield from _json_tokens(item, encode, depth + 1)
+            separator = ","
+        yield "\n" + "  " * depth + "}"
+    elif isinstance(value, list | tuple | Iterator):
+        separator = "["
+        for item in value:
+            yield separator + inner
+            if isinstance(item, dict):
+                yield encode(item)
+            else:
+                yield from _json_tokens(item, encode, depth + 1)
+            separator = ","
+        yield "[]" if separator == "[" else "\n" + "  " * depth + "]"
+    else:
+        yield encode(value)
 
 
 def set_run_id(run_id: str | None) -> None:

@@ -109,7 +109,10 @@ class Report:
             out.update(rejected=self.rejected, requests=self.requests)
         return out
 
-    def to_json(self, *, include_plan: bool = True) -> dict[str, Any]:
+    def to_json(self, *, include_plan: bool = True, lazy: bool = False) -> dict[str, Any]:
+        """The JSON report; `lazy` leaves the plan's operations as an iterator, for
+        sync.logs.redacted_json to encode one at a time as it writes (a first load's
+        would otherwise all exist as dicts at once)."""
         data: dict[str, Any] = {
             "run_id": self.run_id,
             "mode": self.mode,
@@ -129,7 +132,7 @@ class Report:
             data["planned"] = self.plan.counts()
             data["held"] = len(self.plan.held)
             if include_plan:
-                data["plan"] = self.plan.to_json()
+                data["plan"] = self.plan.to_json(lazy=lazy)
                 data["review"] = build_review(self.plan, self.desired).to_json()
         if self.execution is not None:
             ex = self.execution

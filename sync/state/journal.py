@@ -158,7 +158,7 @@ def record_plan(session: Session, run_id: str, entries: Iterable[Entry], stamp: 
             }
             for e in part
         ]
-        session.execute(insert(OperationRow), rows)
+        session.execute(insert(_table()), rows)  # Core: no ORM bulk layer per row
 
 
 def _move(

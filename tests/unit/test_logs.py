@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -158,23 +159,44 @@ def test_the_handler_writes_to_the_stderr_of_the_moment(
     assert "hello" in replaced.getvalue()
 
 
+REPORT_LIKE: dict[str, Any] = {
+    "message": "token s3cr3t-value-42 refused",
+    "s3cr3t-value-42": ["a", {"nested": "xs3cr3t-value-42x"}, 42, None],
+    "when": datetime(2026, 12, 7, tzinfo=UTC),
+    "names": ["Zoë", "René"] * 50,
+    "plan": {"operations": [{"kind": "create_user", "ref": str(n)} for n in range(30)]},
+    "empty": {"list": [], "dict": {}},
+}
+
+
 @pytest.mark.parametrize("piece", [1, 7, 64, 1 << 20])
 def test_reports_written_in_pieces_are_scrubbed_like_the_whole(
     monkeypatch: pytest.MonkeyPatch, piece: int
 ) -> None:
     """A report is encoded and redacted piece by piece (a first load's runs to hundreds
-    of megabytes): whatever the piece size, the text is the whole report's, redacted."""
+    of megabytes): whatever the piece size, the text is the whole report's, redacted,
+    and it reads back as the data with the secret replaced."""
     monkeypatch.setattr(logs, "_secrets", set())
     logs.register_secret("s3cr3t-value-42")
-    data = {
-        "message": "token s3cr3t-value-42 refused",
-        "s3cr3t-value-42": ["a", {"nested": "xs3cr3t-value-42x"}, 42, None],
-        "when": datetime(2026, 12, 7, tzinfo=UTC),
-        "names": ["Zoë", "René"] * 50,
-    }
-    whole = logs.redact(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-    pieces = list(logs.redacted_json(data, piece=piece))
+    whole = logs.redact("".join(logs.redacted_json(REPORT_LIKE, piece=1 << 40)))
+    pieces = list(logs.redacted_json(REPORT_LIKE, piece=piece))
     assert "".join(pieces) == whole
-    assert "s3cr3t" not in "".join(pieces)
+    assert "s3cr3t" not in whole
+    expected = logs.redact(json.dumps(REPORT_LIKE, default=str, ensure_ascii=False))
+    assert json.loads(whole) == json.loads(expected)
     if piece == 1:
         assert len(pieces) > 10
+
+
+def test_a_report_lists_one_object_per_line_and_streams_iterators() -> None:
+    """Operations and review lines are one line each (greppable, and encoded by the
+    C encoder); a list given as an iterator is written as the list it yields."""
+    data = {**REPORT_LIKE, "lazy": (x for x in [{"a": 1}, {"b": [2, 3]}])}
+    text = "".join(logs.redacted_json(data))
+    lines = text.splitlines()
+    assert '      {"kind": "create_user", "ref": "7"},' in lines
+    assert '    {"b": [2, 3]}' in lines
+    assert '  "names": [' in lines
+    assert '    "Zoë",' in lines
+    assert json.loads(text)["lazy"] == [{"a": 1}, {"b": [2, 3]}]
+    assert json.loads(text)["empty"] == {"list": [], "dict": {}}
