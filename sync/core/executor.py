@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,7 @@ from sync.core.plan import (
 )
 from sync.errors import ConflictError, FatalError, PluvoError, TransientError
 from sync.pluvo.api import PluvoApi
+from sync.pluvo.ops import Call
 from sync.pluvo.results import CallResult
 from sync.state import journal, write
 from sync.state.journal import Entry, ErrorClass, Outcome
@@ -241,13 +242,11 @@ class Executor:
 
     async def _run_phase(self, phase: int, ops: Sequence[Operation], seqs: dict[int, int]) -> None:
         name = PHASE_NAMES[phase]
-        calls = [
-            op.to_call(
-                send_invite=self.send_invite,
-                membership_fields="refs" if self.membership_fields == "refs" else "ids",
-            )
-            for op in ops
-        ]
+        calls = _Calls(
+            ops,
+            send_invite=self.send_invite,
+            membership_fields="refs" if self.membership_fields == "refs" else "ids",
+        )
         buffer: list[tuple[int, CallResult]] = []
         unsent: list[tuple[int, CallResult]] = []
         refused: list[tuple[int, CallResult]] = []  # to retry value by value
@@ -296,7 +295,9 @@ class Executor:
 
         log.info("phase %s: %d operation(s)", name, len(ops))
         try:
-            await self.api.run_calls(calls, on_result=on_result, before_send=before_send)
+            await self.api.run_calls(
+                calls, on_result=on_result, before_send=before_send, keep=False
+            )
             if refused and not stopping:
                 retried = await self._split_values([ops[i] for i, _ in refused])
                 refused[:] = [
@@ -439,6 +440,29 @@ class Executor:
                 return f"{len(failed)} of {len(op.users)} user(s) refused by Pluvo: {shown}"
             return None
         raise TypeError(f"no outcome handling for {type(op).__name__}")
+
+
+class _Calls(Sequence[Call]):
+    """A phase's calls, each rendered when the client takes it: a million rendered
+    calls (their GraphQL variables) beside the plan was most of a first load's memory."""
+
+    def __init__(self, ops: Sequence[Operation], **how: Any) -> None:
+        self.ops = ops
+        self.how = how
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    @overload
+    def __getitem__(self, index: int) -> Call: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Call]: ...
+
+    def __getitem__(self, index: int | slice) -> Call | Sequence[Call]:
+        if isinstance(index, slice):
+            return [op.to_call(**self.how) for op in self.ops[index]]
+        return self.ops[index].to_call(**self.how)
 
 
 @dataclass

@@ -275,6 +275,7 @@ class PluvoClient:
         *,
         on_result: OnResult | None = None,
         before_send: BeforeSend | None = None,
+        keep: bool = True,
     ) -> list[CallResult]:
         """Send calls as aliased batches; one CallResult per call, in input order.
 
@@ -283,17 +284,22 @@ class PluvoClient:
         the executor can journal them `started` and a killed run's successor knows
         which calls never left; `on_result` sees each call's result as soon as its
         chunk is back, so the executor can journal it before the next chunk returns.
+
+        `calls` is only indexed, a chunk at a time, so a sequence that renders each
+        call when asked keeps a phase of a million operations from existing as calls
+        all at once; `keep=False` (for a caller that takes results from `on_result`)
+        returns an empty list instead of holding every answer until the end.
         """
-        calls = list(calls)
         if not calls:
             return []
-        if len({c.operation for c in calls}) != 1:
+        kind = calls[0].operation
+        if isinstance(calls, list | tuple) and any(c.operation != kind for c in calls):
             raise ValueError("run_calls needs calls of one kind: all mutations or all queries")
         size = self.config.batch_size
         pending = deque(
             range(start, min(start + size, len(calls))) for start in range(0, len(calls), size)
         )
-        results: list[CallResult | None] = [None] * len(calls)
+        results: list[CallResult | None] = [None] * len(calls) if keep else []
         fatal: FatalError | None = None
 
         async def worker() -> None:
@@ -301,6 +307,10 @@ class PluvoClient:
             while pending:
                 indexes = pending.popleft()
                 chunk = [calls[i] for i in indexes]
+                if any(c.operation != kind for c in chunk):
+                    raise ValueError(
+                        "run_calls needs calls of one kind: all mutations or all queries"
+                    )
                 stop = stopping.requested()
                 if fatal is None and stop is not None:
                     fatal = StoppedError(stop)  # nothing more leaves; in flight finishes
@@ -318,7 +328,8 @@ class PluvoClient:
                     ):
                         fatal = fatal or first
                 for index, result in zip(indexes, chunk_results, strict=True):
-                    results[index] = result
+                    if keep:
+                        results[index] = result
                     if on_result is not None:
                         outcome = on_result(index, result)
                         if inspect.isawaitable(outcome):

@@ -172,13 +172,14 @@ def _move(
     error_class: ErrorClass | None = None,
 ) -> None:
     moved = 0
+    journal = _table()
     for part in chunks(seqs):
         result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-            update(OperationRow)
+            update(journal)
             .where(
-                OperationRow.run_id == run_id,
-                OperationRow.seq.in_(part),
-                OperationRow.status.in_(predecessors(to)),
+                journal.c.run_id == run_id,
+                journal.c.seq.in_(part),
+                journal.c.status.in_(predecessors(to)),
             )
             .values(status=to, error=error, error_class=error_class, updated_at=stamp)
         )

@@ -169,12 +169,13 @@ def record_values(session: Session, items: Sequence[tuple[str, Iterable[Any]]]) 
     by_category: dict[str, list[str]] = {}
     for user_ref, category_ref in [*deletes, *upserts]:
         by_category.setdefault(category_ref, []).append(user_ref)
+    values_table = _table(ExtraValueRow)
     for category_ref, user_refs in by_category.items():
         for chunk in chunks(user_refs):
             session.execute(
-                delete(ExtraValueRow).where(
-                    ExtraValueRow.category_ref == category_ref,
-                    ExtraValueRow.user_ref.in_(chunk),
+                delete(values_table).where(
+                    values_table.c.category_ref == category_ref,
+                    values_table.c.user_ref.in_(chunk),
                 )
             )
     _insert(session, ExtraValueRow, list(upserts.values()))
@@ -194,8 +195,9 @@ def record_pairs(
     if add:
         _insert_ignore(session, table, [{"group_ref": group_ref, "user_ref": u} for u in user_refs])
     else:
+        pairs = _table(table)
         session.execute(
-            delete(table).where(table.group_ref == group_ref, table.user_ref.in_(user_refs))
+            delete(pairs).where(pairs.c.group_ref == group_ref, pairs.c.user_ref.in_(user_refs))
         )
     if table is MembershipRow:
         rehash_groups(session, user_refs)
@@ -203,8 +205,9 @@ def record_pairs(
 
 def _existing(session: Session, refs: list[str]) -> list[str]:
     found: list[str] = []
+    users = _table(UserRow)
     for chunk in chunks(refs):
-        found.extend(session.scalars(select(UserRow.ref).where(UserRow.ref.in_(chunk))))
+        found.extend(session.scalars(select(users.c.ref).where(users.c.ref.in_(chunk))))
     return found
 
 
@@ -233,8 +236,9 @@ def _set_hashes(
 def rehash_extras(session: Session, refs: list[str]) -> None:
     """These users' extras hash, from their stored values."""
     if refs:
-        columns = (ExtraValueRow.user_ref, ExtraValueRow.category_ref, ExtraValueRow.value)
-        rows = _rows_of(session, columns, ExtraValueRow.user_ref, refs)
+        table = _table(ExtraValueRow)
+        columns = (table.c.user_ref, table.c.category_ref, table.c.value)
+        rows = _rows_of(session, columns, table.c.user_ref, refs)
         hashed = combine([r[1] for r in rows], [r[2] for r in rows], few=(0,))
         _set_hashes(session, "extras_hash", refs, [r[0] for r in rows], hashed)
 
@@ -242,8 +246,8 @@ def rehash_extras(session: Session, refs: list[str]) -> None:
 def rehash_groups(session: Session, refs: list[str]) -> None:
     """These users' groups hash, from their stored memberships."""
     if refs:
-        columns = (MembershipRow.group_ref, MembershipRow.user_ref)
-        rows = _rows_of(session, columns, MembershipRow.user_ref, refs)
+        table = _table(MembershipRow)
+        rows = _rows_of(session, (table.c.group_ref, table.c.user_ref), table.c.user_ref, refs)
         hashed = hash_strings([r[0] for r in rows], few=True)
         _set_hashes(session, "groups_hash", refs, [r[1] for r in rows], hashed)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -84,6 +84,48 @@ async def test_batched_upserts_map_back_in_order(sandbox: SandboxServer) -> None
     assert not again.created
     assert fetched is not None
     assert fetched["name"] == "Renamed"
+
+
+class Rendered(Sequence[ops.Call]):
+    """Calls made when the client asks for them, with the indexes asked so far."""
+
+    def __init__(self, calls: list[ops.Call]) -> None:
+        self.calls = calls
+        self.taken: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            raise AssertionError("the client takes calls one index at a time")
+        self.taken.append(index)
+        return self.calls[index]
+
+
+async def test_calls_are_taken_a_chunk_at_a_time_and_answers_not_kept(
+    sandbox: SandboxServer,
+) -> None:
+    """A first load's phase is a million calls: the client renders only what goes out
+    next (never more than the chunks in flight ahead of the answers), and with
+    keep=False holds no answer after `on_result` had it."""
+    calls = Rendered(people(40))
+    ahead: list[int] = []
+    answered: list[int] = []
+
+    def on_result(index: int, result: CallResult) -> None:
+        assert result.ok
+        answered.append(index)
+        ahead.append(len(set(calls.taken)) - len(answered))
+
+    config = make_config(sandbox, batch_size=4, concurrency=2)
+    async with PluvoClient(config) as client:
+        results = await client.run_calls(calls, on_result=on_result, keep=False)
+    assert results == []
+    assert sorted(answered) == list(range(40))
+    assert sorted(set(calls.taken)) == list(range(40))
+    assert len(calls.taken) <= 41  # each call rendered once (the first again, for its kind)
+    assert max(ahead) < 2 * 4  # at most the two chunks in flight, never the whole list
 
 
 async def test_one_failing_alias_keeps_the_others(sandbox: SandboxServer) -> None:

@@ -288,6 +288,7 @@ class FakePluvo:
         *,
         on_result: OnResult | None = None,
         before_send: BeforeSend | None = None,
+        keep: bool = True,
     ) -> list[CallResult]:
         calls = list(calls)
         if not calls:
@@ -332,7 +333,7 @@ class FakePluvo:
         async with asyncio.TaskGroup() as group:
             for _ in range(min(self.concurrency, len(pending))):
                 group.create_task(worker())
-        return [r for r in results if r is not None]
+        return [r for r in results if r is not None] if keep else []
 
     async def count_users(self, *, archived: bool | None = None) -> int:
         """Sent as a one-call request (`paginatedUsers`), so rules can fail it too."""

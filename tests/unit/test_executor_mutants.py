@@ -117,6 +117,7 @@ class StopHonouring(FakePluvo):
         *,
         on_result: OnResult | None = None,
         before_send: BeforeSend | None = None,
+        keep: bool = True,
     ) -> list[CallResult]:
         results: list[CallResult] = []
         for start in range(0, len(calls), self.batch_size):
@@ -137,7 +138,7 @@ class StopHonouring(FakePluvo):
                     outcome = on_result(index, result)
                     if inspect.isawaitable(outcome):
                         await outcome
-        return results
+        return results if keep else []
 
 
 def _shifted_result(hook: OnResult | None, by: int) -> OnResult | None:
