@@ -76,7 +76,7 @@ USER_INPUT_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     field: str
     old: str
@@ -84,7 +84,7 @@ class Change:
     origin: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UserFields:
     """A user's canonical fields (sync.model), as HR gives them and the store records them."""
 
@@ -102,7 +102,7 @@ class UserFields:
         return {f: getattr(self, f) for f in USER_FIELDS}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExtraValue:
     """One extra-category value to set; `value` None clears it."""
 
@@ -114,7 +114,7 @@ class ExtraValue:
         return value_input(self.category_ref, self.category_type, self.value)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Operation:
     """Base of every operation: the ref it concerns and its field-level changes."""
 
@@ -149,7 +149,7 @@ class Operation:
 # ------------------------------------------------------------------ groups
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CreateGroup(Operation):
     kind = Kind.CREATE_GROUP
     name: str
@@ -162,7 +162,7 @@ class CreateGroup(Operation):
         return calls.create_group(self.ref, self.name)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RenameGroup(Operation):
     kind = Kind.UPDATE_GROUP
     name: str
@@ -178,7 +178,7 @@ class RenameGroup(Operation):
 # ------------------------------------------------------------------ users
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class UserUpsert(Operation):
     """An `updateOrCreateUser` by ref. `fields` is everything HR says (what the store
     records once Pluvo acknowledges it); `send` names the fields that go out (an empty
@@ -194,7 +194,7 @@ class UserUpsert(Operation):
         return calls.upsert_user(self.ref, self.user_input(), send_invite=send_invite)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CreateUser(UserUpsert):
     kind = Kind.CREATE_USER
 
@@ -203,7 +203,7 @@ class CreateUser(UserUpsert):
         return f"create user {self.ref} <{self.fields.email}>"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class UpdateUser(UserUpsert):
     kind = Kind.UPDATE_USER
 
@@ -212,7 +212,7 @@ class UpdateUser(UserUpsert):
         return f"update user {self.ref}: " + ", ".join(c.field for c in self.changes)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RestoreUser(UserUpsert):
     """A leaver back in the sources: unarchived (and its fields brought up to date)."""
 
@@ -223,10 +223,10 @@ class RestoreUser(UserUpsert):
         return f"restore returning user {self.ref}"
 
     def user_input(self) -> dict[str, Any]:
-        return {**super().user_input(), "archived": False}
+        return {**UserUpsert.user_input(self), "archived": False}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AdoptUser(UserUpsert):
     """A creation that found the user already in Pluvo: an upsert that takes it over.
 
@@ -244,12 +244,12 @@ class AdoptUser(UserUpsert):
         return f"adopt existing Pluvo user {self.ref} (matched by {self.matched_by})"
 
     def user_input(self) -> dict[str, Any]:
-        out = super().user_input()
+        out = UserUpsert.user_input(self)
         return {**out, "archived": False} if self.unarchive else out
 
     def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
         if self.matched_by == "ref":
-            return super().to_call(send_invite=send_invite)
+            return UserUpsert.to_call(self, send_invite=send_invite)
         return Call(
             "updateOrCreateUser",
             {
@@ -264,7 +264,7 @@ class AdoptUser(UserUpsert):
 # ------------------------------------------------------------------ extra values
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SetExtraValues(Operation):
     kind = Kind.SET_VALUES
     values: tuple[ExtraValue, ...]
@@ -280,7 +280,7 @@ class SetExtraValues(Operation):
 # ------------------------------------------------------------------ memberships and managers
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class GroupLinks(Operation):
     """Users added to or removed from one group (`ref`), as members or managers."""
 
@@ -297,7 +297,7 @@ class GroupLinks(Operation):
         return f"{verb} {len(self.users)} {self.noun}(s) {where} group {self.ref}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AddMembers(GroupLinks):
     kind = Kind.ADD_MEMBERS
 
@@ -305,7 +305,7 @@ class AddMembers(GroupLinks):
         return calls.add_users_to_group(self.ref, list(self.users), result_fields=membership_fields)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RemoveMembers(GroupLinks):
     kind = Kind.REMOVE_MEMBERS
     adds = False
@@ -316,7 +316,7 @@ class RemoveMembers(GroupLinks):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AddManagers(GroupLinks):
     kind = Kind.ADD_MANAGERS
     noun = "manager"
@@ -325,7 +325,7 @@ class AddManagers(GroupLinks):
         return calls.add_managers_to_group(self.ref, list(self.users))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RemoveManagers(GroupLinks):
     kind = Kind.REMOVE_MANAGERS
     noun = "manager"
@@ -338,7 +338,7 @@ class RemoveManagers(GroupLinks):
 # ------------------------------------------------------------------ leavers
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LeaverFacts:
     """What the person signing a plan off needs about a leaver, from the state store:
     who it is (as last applied), the groups it is in, and why it leaves now.
@@ -356,7 +356,7 @@ class LeaverFacts:
     grace: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ArchiveUser(Operation):
     kind = Kind.ARCHIVE_USER
     method: ArchiveMethod = "upsert"
@@ -376,7 +376,7 @@ class ArchiveUser(Operation):
         return calls.upsert_user(self.ref, {"archived": True}, send_invite=False)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DeactivateUser(Operation):
     kind = Kind.DEACTIVATE_USER
     reason: str = ""
@@ -477,7 +477,7 @@ def only_parts(op: Operation, keys: Collection[HoldKey]) -> Operation | None:
     return with_users(op, tuple(ref for _, ref, _ in kept))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeldOp:
     """A risky operation the safety policy holds back until an explicit `release`.
 
@@ -519,7 +519,7 @@ class HeldOp:
 # ------------------------------------------------------------------ the plan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     """An immutable plan; steps that refine it (adoption) return a new one."""
 
