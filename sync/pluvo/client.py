@@ -72,6 +72,7 @@ from sync.pluvo.http import (
     transport_failure,
 )
 from sync.pluvo.ops import Call, MembershipFields
+from sync.pluvo.reads import MAX_PAGE, PAGE_INFO, read_connection
 from sync.pluvo.results import (
     CallResult,
     ExtraCategory,
@@ -81,9 +82,6 @@ from sync.pluvo.results import (
 from sync.pluvo.schema import ArgumentTypes, argument_types
 
 log = logging.getLogger("sync.pluvo")
-
-MAX_PAGE = 50
-"""Pluvo caps `first` at 50 on paginated fields."""
 
 OnResult = Callable[[int, CallResult], Awaitable[None] | None]
 BeforeSend = Callable[[Sequence[int]], Awaitable[None] | None]
@@ -112,7 +110,6 @@ FIELD_SCOPES: dict[str, tuple[str, ...]] = {
 }
 
 _TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
-_PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 
 
 @dataclass
@@ -697,7 +694,7 @@ class PluvoClient:
             if after is not None:
                 args["after"] = after
             levels = [*path[:-1], (path[-1][0], args)]
-            inner = f"{_PAGE_INFO} edges {{ node {{ {node_selection} }} }}"
+            inner = f"{PAGE_INFO} edges {{ node {{ {node_selection} }} }}"
             for name, level_args in reversed(levels):
                 inner = Call(name, level_args, inner, "query").render()
             data = _data_or_raise(
@@ -751,8 +748,14 @@ class PluvoClient:
         return result.data if isinstance(result.data, dict) else None
 
     async def list_groups(self, *, members: bool = True, managers: bool = True) -> list[GroupInfo]:
-        """Every group, with members and managers read concurrently within the limit."""
-        groups = [g async for g in self.paginate([("paginatedGroups", {})], "id ref name")]
+        """Every group, with members and managers read concurrently within the limit.
+
+        The group list is read as the users are (sync.pluvo.reads: offset pages side by
+        side, checked, cursors as the fallback). Members and managers can only follow
+        cursors (`Group.users` takes no offset), so groups are read side by side instead.
+        """
+        listed = await read_connection(self, "paginatedGroups", {}, "id ref name", what="groups")
+        groups = listed.nodes
         gate = asyncio.Semaphore(self.config.concurrency)
 
         async def people(group: Mapping[str, Any], relation: str) -> tuple[Member, ...]:
@@ -858,4 +861,4 @@ def _data_or_raise(body: Mapping[str, Any], label: str) -> dict[str, Any]:
     return data
 
 
-__all__ = ["BeforeSend", "CallResult", "ClientCounters", "OnResult", "PluvoClient"]
+__all__ = ["MAX_PAGE", "BeforeSend", "CallResult", "ClientCounters", "OnResult", "PluvoClient"]
