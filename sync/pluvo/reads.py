@@ -4,9 +4,10 @@ Why offsets. Pluvo has no "changed since" filter, so a full read costs count/50 
 and following cursors makes each page wait for the one before it: at 20 ms a round
 trip, 1,000 pages are 20 s of waiting alone. The first page carries the `count`, so
 every other page is known up front (`offset: 50k`); they go out through
-`run_calls`, aliased several to a request, as many requests in flight as
-`pluvo.concurrency` allows, each through the client's one request path (token,
-retries with backoff, 429 handling, the circuit breaker).
+`run_calls`, spread over as many requests as `pluvo.concurrency` lets be in flight
+(aliased several to a request when there are more pages than that), each through
+the client's one request path (token, retries with backoff, 429 handling, the
+circuit breaker).
 
 Why checked. Offsets are positions, and so are Pluvo's cursors (graphene's
 `arrayconnection:N`): a user created, archived or deleted while the pages are read
@@ -54,7 +55,7 @@ PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 class CallRunner(Protocol):
     """The one thing a read needs: `PluvoClient.run_calls` (or a fake's)."""
 
-    async def run_calls(self, calls: Sequence[Call]) -> list[CallResult]: ...
+    async def run_calls(self, calls: Sequence[Call], *, spread: bool = ...) -> list[CallResult]: ...
 
 
 class TornReadError(TransientError):
@@ -186,7 +187,7 @@ def _offset_call(
 async def _pages(api: CallRunner, calls: Sequence[Call], what: str) -> list[_Page]:
     if not calls:
         return []
-    results = await api.run_calls(calls)
+    results = await api.run_calls(calls, spread=True)
     for result in results:
         if result.error is not None:
             raise PluvoError(f"reading {what} failed: {result.error}")

@@ -97,6 +97,26 @@ async def test_pages_are_in_flight_side_by_side(
     assert counters["in_flight_max"] == 4
 
 
+async def test_reconcile_reads_a_small_organisation_side_by_side(
+    make_sandbox: Callable[..., SandboxServer],
+) -> None:
+    # At the default batch size 25 pages fit one request: 1,000 users would be one
+    # request after the first, one Pluvo worker resolving 20 pages in turn.
+    server = sandbox_with(make_sandbox, users(1000), latency=0.1)
+    async with PluvoClient(make_config(server, concurrency=4)) as client:
+        assert client.config.batch_size == 25
+        await client.count_users()
+        server.control.reset_counters()
+        nodes, pages = await read_users(client)
+    counters = server.control.counters()
+    assert len(nodes) == 1000
+    assert pages == 20 + 1  # the archived list's one (empty) page
+    # The first page, then 19 pages as 5 + 5 + 5 + 4 side by side, the archived
+    # list's page and the active list counted again.
+    assert counters["graphql_requests"] == 1 + 4 + 1 + 1
+    assert counters["in_flight_max"] == 4
+
+
 async def test_in_flight_never_exceeds_the_concurrency(
     make_sandbox: Callable[..., SandboxServer],
 ) -> None:
