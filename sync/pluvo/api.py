@@ -43,11 +43,13 @@ class PluvoApi(Protocol):
         on_result: OnResult | None = None,
         before_send: BeforeSend | None = None,
         keep: bool = True,
+        spread: bool = False,
     ) -> list[CallResult]:
         """One CallResult per call, in input order; calls of one kind (all mutations or
         all queries). `before_send` is told the indexes of each batch just before it is
         sent, `on_result` each result as soon as it is known. With `keep=False` the
-        results go only to `on_result` and the list returned is empty."""
+        results go only to `on_result` and the list returned is empty; `spread` makes
+        batches smaller when that lets more of them be in flight (reads)."""
         ...
 
     async def count_users(self, *, archived: bool | None = None) -> int: ...

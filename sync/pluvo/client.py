@@ -36,6 +36,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import re
 import time
 from collections import deque
@@ -72,6 +73,7 @@ from sync.pluvo.http import (
     transport_failure,
 )
 from sync.pluvo.ops import Call, MembershipFields
+from sync.pluvo.reads import MAX_PAGE, PAGE_INFO, read_connection
 from sync.pluvo.results import (
     CallResult,
     ExtraCategory,
@@ -81,9 +83,6 @@ from sync.pluvo.results import (
 from sync.pluvo.schema import ArgumentTypes, argument_types
 
 log = logging.getLogger("sync.pluvo")
-
-MAX_PAGE = 50
-"""Pluvo caps `first` at 50 on paginated fields."""
 
 OnResult = Callable[[int, CallResult], Awaitable[None] | None]
 BeforeSend = Callable[[Sequence[int]], Awaitable[None] | None]
@@ -112,7 +111,6 @@ FIELD_SCOPES: dict[str, tuple[str, ...]] = {
 }
 
 _TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
-_PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 
 
 @dataclass
@@ -276,10 +274,13 @@ class PluvoClient:
         on_result: OnResult | None = None,
         before_send: BeforeSend | None = None,
         keep: bool = True,
+        spread: bool = False,
     ) -> list[CallResult]:
         """Send calls as aliased batches; one CallResult per call, in input order.
 
         Chunks of `batch_size` calls go out concurrently (the limiter bounds them);
+        with `spread`, smaller chunks when there are too few to fill the concurrency
+        (see `chunk_size`);
         `before_send` sees the indexes of a chunk just before its first request, so
         the executor can journal them `started` and a killed run's successor knows
         which calls never left; `on_result` sees each call's result as soon as its
@@ -295,7 +296,7 @@ class PluvoClient:
         kind = calls[0].operation
         if isinstance(calls, list | tuple) and any(c.operation != kind for c in calls):
             raise ValueError("run_calls needs calls of one kind: all mutations or all queries")
-        size = self.config.batch_size
+        size = chunk_size(len(calls), self.config.batch_size, self.config.concurrency, spread)
         pending = deque(
             range(start, min(start + size, len(calls))) for start in range(0, len(calls), size)
         )
@@ -708,7 +709,7 @@ class PluvoClient:
             if after is not None:
                 args["after"] = after
             levels = [*path[:-1], (path[-1][0], args)]
-            inner = f"{_PAGE_INFO} edges {{ node {{ {node_selection} }} }}"
+            inner = f"{PAGE_INFO} edges {{ node {{ {node_selection} }} }}"
             for name, level_args in reversed(levels):
                 inner = Call(name, level_args, inner, "query").render()
             data = _data_or_raise(
@@ -762,8 +763,14 @@ class PluvoClient:
         return result.data if isinstance(result.data, dict) else None
 
     async def list_groups(self, *, members: bool = True, managers: bool = True) -> list[GroupInfo]:
-        """Every group, with members and managers read concurrently within the limit."""
-        groups = [g async for g in self.paginate([("paginatedGroups", {})], "id ref name")]
+        """Every group, with members and managers read concurrently within the limit.
+
+        The group list is read as the users are (sync.pluvo.reads: offset pages side by
+        side, checked, cursors as the fallback). Members and managers can only follow
+        cursors (`Group.users` takes no offset), so groups are read side by side instead.
+        """
+        listed = await read_connection(self, "paginatedGroups", {}, "id ref name", what="groups")
+        groups = listed.nodes
         gate = asyncio.Semaphore(self.config.concurrency)
 
         async def people(group: Mapping[str, Any], relation: str) -> tuple[Member, ...]:
@@ -802,6 +809,20 @@ class PluvoClient:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def chunk_size(calls: int, batch_size: int, concurrency: int, spread: bool) -> int:
+    """Calls per request: `batch_size`, or with `spread` fewer, so that the calls fill
+    as many requests as may be in flight.
+
+    Pluvo resolves the aliases of one document one after the other, so 20 reads in one
+    request cost 20 reads' time on one of its workers, while 3 in each of 7 requests
+    side by side cost 3. Mutations are not spread: fewer requests matter more there
+    than the wall time of the last batch.
+    """
+    if not spread:
+        return batch_size
+    return max(1, min(batch_size, math.ceil(calls / max(1, concurrency))))
 
 
 def _missing_scope(field: str, needed: tuple[str, ...], reason: str) -> FatalError:
@@ -869,4 +890,4 @@ def _data_or_raise(body: Mapping[str, Any], label: str) -> dict[str, Any]:
     return data
 
 
-__all__ = ["BeforeSend", "CallResult", "ClientCounters", "OnResult", "PluvoClient"]
+__all__ = ["MAX_PAGE", "BeforeSend", "CallResult", "ClientCounters", "OnResult", "PluvoClient"]

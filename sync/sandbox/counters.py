@@ -19,9 +19,14 @@ class Counters:
       drop_after_apply, fail_all)
     - errors: GraphQL errors by `extensions.code`
     - invites: users created with an invitation (sendInvite true or defaulted)
+    - in_flight / in_flight_max: GraphQL requests being answered now, and the most at
+      once since the last reset (from arrival to answer, latency included). A client's
+      concurrency is otherwise invisible from here: requests that took turns and
+      requests that overlapped leave the same totals.
     """
 
     def __init__(self) -> None:
+        self.in_flight = 0
         self.reset()
 
     def reset(self) -> None:
@@ -36,7 +41,16 @@ class Counters:
         self.status: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.in_flight_max = self.in_flight  # requests still in flight stay counted
         self.since = time.time()
+
+    def enter(self) -> None:
+        """A GraphQL request arrived; `leave()` must follow, whatever its answer."""
+        self.in_flight += 1
+        self.in_flight_max = max(self.in_flight_max, self.in_flight)
+
+    def leave(self) -> None:
+        self.in_flight -= 1
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -53,5 +67,7 @@ class Counters:
             "faults": dict(self.faults),
             "errors": dict(self.errors),
             "invites": self.invites,
+            "in_flight": self.in_flight,
+            "in_flight_max": self.in_flight_max,
             "seconds": round(time.time() - self.since, 3),
         }

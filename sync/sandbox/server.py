@@ -461,6 +461,13 @@ class SandboxServer:
 
     async def _graphql(self, request: web.Request) -> web.StreamResponse:
         self.counters.graphql_requests += 1
+        self.counters.enter()
+        try:
+            return await self._answer_graphql(request)
+        finally:
+            self.counters.leave()
+
+    async def _answer_graphql(self, request: web.Request) -> web.StreamResponse:
         blocked = await self._faults_before(request)
         if blocked is not None:
             return blocked

@@ -262,6 +262,34 @@ def test_fault_settings_are_checked(sandbox: SandboxServer) -> None:
     assert sandbox.control.faults() == faults
 
 
+async def test_in_flight_gauge_sees_overlapping_requests_only(
+    make_sandbox: Callable[..., SandboxServer],
+) -> None:
+    # Latency keeps each request in flight long enough that overlapping ones are seen
+    # together, and that requests taking turns are not, however fast the machine.
+    server = make_sandbox(faults=Faults(latency=0.3))
+    token = server.control.token()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        async with session.post(server.graphql_url, json={"query": READ}, headers=headers) as r:
+            assert r.status == 200
+            await r.read()
+
+    async with aiohttp.ClientSession() as session:
+        server.control.reset_counters()
+        await one(session)
+        await one(session)
+        assert server.control.counters()["in_flight_max"] == 1
+        server.control.reset_counters()
+        await asyncio.gather(*(one(session) for _ in range(3)))
+    counters = server.control.counters()
+    assert counters["in_flight_max"] == 3
+    assert counters["in_flight"] == 0
+    server.control.reset_counters()
+    assert server.control.counters()["in_flight_max"] == 0
+
+
 def test_counters_and_reset(sandbox: SandboxServer, sandbox_http: SandboxHttp) -> None:
     token = sandbox_http.token()
     sandbox_http.post_graphql(

@@ -68,6 +68,7 @@ from sync.pluvo.client import (
     _data_or_raise,
     _reason,
     _record_error,
+    chunk_size,
 )
 from sync.pluvo.ops import Call
 from sync.pluvo.results import CallResult, GroupInfo, Member
@@ -289,13 +290,14 @@ class FakePluvo:
         on_result: OnResult | None = None,
         before_send: BeforeSend | None = None,
         keep: bool = True,
+        spread: bool = False,
     ) -> list[CallResult]:
         calls = list(calls)
         if not calls:
             return []
         if len({c.operation for c in calls}) != 1:
             raise ValueError("run_calls needs calls of one kind: all mutations or all queries")
-        size = self.batch_size
+        size = chunk_size(len(calls), self.batch_size, self.concurrency, spread)
         pending = deque(
             range(start, min(start + size, len(calls))) for start in range(0, len(calls), size)
         )

@@ -100,6 +100,19 @@ def test_read_query_shape_is_checked() -> None:
     assert "Cannot query field 'managers' on type 'Group'" in problems[0].message
 
 
+def test_offset_pages_are_checked() -> None:
+    # Pluvo's documentation pages users with `after` only; the full reads use `offset`.
+    schema = edited(
+        (
+            r"paginatedUsers\(first: Int, after: String, offset: Int,",
+            "paginatedUsers(first: Int, after: String,",
+        )
+    )
+    problems = validate_documents(schema, read_documents())
+    assert [(p.field, p.purpose) for p in problems] == [("paginatedUsers", "read users by offset")]
+    assert "Unknown argument 'offset'" in problems[0].message
+
+
 def test_membership_prefers_ids_when_both_exist() -> None:
     choice = choose_membership(build_schema(SCHEMA_TEXT))
     assert choice.fields == "ids"

@@ -18,7 +18,7 @@ from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError, PluvoError, RecordError, TransientError
 from sync.pluvo import ops
 from sync.pluvo.api import PluvoApi
-from sync.pluvo.client import PluvoClient
+from sync.pluvo.client import PluvoClient, chunk_size
 from sync.pluvo.ops import Call
 from sync.pluvo.results import CallResult, MembershipResult
 from sync.sandbox.faults import Faults
@@ -281,6 +281,18 @@ async def test_concurrent_chunks_interleave_like_the_client() -> None:
     )
     assert events.index(("send", 1)) < events.index(("result", 0))
     assert set(fake.users()) == {"E1", "E2"}
+
+
+async def test_spread_reads_fill_the_concurrency_as_the_client_does() -> None:
+    fake = FakePluvo(batch_size=25, concurrency=4)
+    reads = [Call("user", {"ref": f"E{i}"}, "id", "query") for i in range(19)]
+    await fake.run_calls(reads, spread=True)
+    assert [len(b) for b in fake.batches] == [5, 5, 5, 4]
+    fake.clear_records()
+    await fake.run_calls(reads)
+    assert [len(b) for b in fake.batches] == [19]
+    assert [chunk_size(n, 25, 4, True) for n in (1, 4, 5, 100, 101, 1000)] == [1, 1, 2, 25, 25, 25]
+    assert chunk_size(1000, 25, 4, False) == 25
 
 
 async def test_a_hook_that_raises_surfaces_as_from_the_client() -> None:

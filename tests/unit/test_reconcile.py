@@ -16,18 +16,20 @@ from sync.commands.reconcile import (
     plan_refresh,
 )
 from sync.commands.reconcile.live import (
+    USER_NODE_SELECTION,
     LiveSnapshot,
     build_snapshot,
     canonical_datetime,
     canonical_user,
     canonical_values,
-    page_calls,
 )
 from sync.config import LeaverConfig
 from sync.core.adopt import creations
 from sync.core.diff import DiffOptions, diff
 from sync.core.plan import ExtraValue, Kind
 from sync.model import USER_FIELDS, Desired
+from sync.pluvo.ops import Call
+from sync.pluvo.reads import offset_calls
 from sync.pluvo.results import GroupInfo, Member
 
 FIELDS = {"language": "NL", "roles": "PARTICIPANT", "is_active": "true"}
@@ -206,6 +208,10 @@ def test_user_fields_and_values_are_canonical() -> None:
     ]
 
 
+def page_calls(count: int, *, archived: bool = False) -> list[Call]:
+    return offset_calls("paginatedUsers", {"archived": archived}, USER_NODE_SELECTION, count)
+
+
 def test_pages_cover_the_count_with_offsets() -> None:
     calls = page_calls(101)
     assert [c.args["offset"] for c in calls] == [0, 50, 100]
@@ -213,6 +219,8 @@ def test_pages_cover_the_count_with_offsets() -> None:
     assert "archived: false" in calls[0].render("a0")
     assert [c.args["archived"] for c in page_calls(3, archived=True)] == [True]
     assert page_calls(0) == []
+    later = offset_calls("paginatedUsers", {}, "id", 101, start=50, page_size=500)
+    assert [(c.args["offset"], c.args["first"]) for c in later] == [(50, 50), (100, 50)]
 
 
 def test_snapshot_maps_members_by_id_and_keeps_unreffed_apart() -> None:

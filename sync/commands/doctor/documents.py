@@ -20,12 +20,14 @@ from typing import Literal
 
 from graphql import GraphQLError, GraphQLSchema, parse, validate
 
+from sync.commands.reconcile.live import USER_NODE_SELECTION
 from sync.core.categories import compare, mapped_in
 from sync.core.mapping.spec import MappingSpec
 from sync.core.plan import user_input, value_input
 from sync.pluvo import ops
 from sync.pluvo.client import MAX_PAGE
 from sync.pluvo.ops import Call, MembershipFields
+from sync.pluvo.reads import offset_calls
 from sync.pluvo.results import ExtraCategory
 
 ArchiveMethod = Literal["upsert", "bulk", "update"]
@@ -185,6 +187,17 @@ def read_documents() -> list[EngineDocument]:
         _single(ops.get_user(ref=_SAMPLE_REF), "look up user by ref"),
         _single(ops.get_user(email="doctor@example.org"), "look up user by email"),
         page_document([("paginatedGroups", {})], GROUP_LIST_SELECTION, "read groups"),
+        # The full reads (reconcile's users, every group) page by offset, a part of
+        # the schema Pluvo's documentation does not show; the cursor pages above are
+        # their fallback.
+        _single(
+            offset_calls("paginatedUsers", {"archived": False}, USER_NODE_SELECTION, 1)[0],
+            "read users by offset",
+        ),
+        _single(
+            offset_calls("paginatedGroups", {}, GROUP_LIST_SELECTION, 1)[0],
+            "read groups by offset",
+        ),
         page_document(
             [("group", {"ref": _SAMPLE_GROUP}), ("users", {})], MEMBER_SELECTION, "read members"
         ),

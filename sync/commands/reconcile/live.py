@@ -5,15 +5,15 @@ Everything read is canonicalised exactly as the mapping canonicalises HR data
 compare equal as strings and hash equal with sync.hashing. Without that, every
 datetime or multiselect would look drifted.
 
-Users are read with offset pages aliased several to a request: the count is read
-first, then every page is known up front and the pages go out concurrently through
-`PluvoApi.run_calls` (which bounds concurrency and retries), instead of following
-cursors one page after the other.
+Users are read with sync.pluvo.reads: the first page brings the count, the other
+offset pages go out side by side, aliased several to a request, within
+`pluvo.concurrency`, and a list that changed while it was read (the pages do not add
+up) is read again by cursor rather than compared torn.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,21 +21,21 @@ from typing import Any
 
 import pandas as pd
 
-from sync.errors import PluvoError
 from sync.model import USER_FIELDS, empty_frame
 from sync.pluvo.api import PluvoApi
-from sync.pluvo.client import MAX_PAGE
-from sync.pluvo.ops import Call
+from sync.pluvo.reads import TornReadError, count_of, read_connection
 
-USER_PAGE_SELECTION = (
-    "count edges { node { id ref email name isActive archived roles language "
+log = logging.getLogger("sync.reconcile")
+
+USER_NODE_SELECTION = (
+    "id ref email name isActive archived roles language "
     "extraCategoryValues { __typename "
     "... on ExtraCategoryStringValue { category { ref } stringValue } "
     "... on ExtraCategoryDatetimeValue { category { ref } datetimeValue } "
     "... on ExtraCategoryBooleanValue { category { ref } booleanValue } "
     "... on ExtraCategoryChoiceValue { category { ref categoryType } "
     "choiceValue { stringValue } } } "
-    "participantGroups { ref } managerGroups { ref } } }"
+    "participantGroups { ref } managerGroups { ref }"
 )
 
 LIVE_USER_COLUMNS = ("pluvo_id", *USER_FIELDS, "archived")
@@ -154,20 +154,8 @@ def _value_row(user_ref: str, category_ref: str, kind: str, value: str) -> dict[
 # ------------------------------------------------------------------ reading
 
 
-def page_calls(
-    count: int, *, offset: int = 0, page_size: int = MAX_PAGE, archived: bool = False
-) -> list[Call]:
-    """One aliased query call per page of `paginatedUsers`, active or archived users."""
-    pages = math.ceil(count / page_size) if count > 0 else 0
-    return [
-        Call(
-            "paginatedUsers",
-            {"first": page_size, "offset": offset + k * page_size, "archived": archived},
-            USER_PAGE_SELECTION,
-            "query",
-        )
-        for k in range(pages)
-    ]
+LIST_ROUNDS = 3
+"""Reads of the two user lists before a user moving between them ends the read."""
 
 
 async def read_users(client: PluvoApi) -> tuple[list[dict[str, Any]], int]:
@@ -176,43 +164,39 @@ async def read_users(client: PluvoApi) -> tuple[list[dict[str, Any]], int]:
     Active and archived users are read as two explicit lists: what `paginatedUsers`
     returns without `archived` is not documented (active only, on the documentation's
     reading), and an archived leaver missing from the read would look vanished.
+
+    Each list is checked on its own (sync.pluvo.reads), but a user restored between
+    the two reads would be in neither (and one archived, in both): after the archived
+    list the active one is counted again, and a count that moved means both are read
+    again.
     """
-    nodes: dict[str, dict[str, Any]] = {}
     pages = 0
-    for archived in (False, True):
-        pages += await _read_list(client, nodes, archived=archived)
-    return list(nodes.values()), pages
-
-
-async def _read_list(client: PluvoApi, nodes: dict[str, dict[str, Any]], *, archived: bool) -> int:
-    """One list into `nodes`; returns the pages read.
-
-    A user created while reading shifts the offsets, so a node can be seen twice:
-    nodes are deduplicated by id. Every page carries the count again, and pages
-    beyond the first count are read too if the list grew meanwhile.
-    """
-    probe = Call("paginatedUsers", {"first": 1, "archived": archived}, "count", "query")
-    (answer,) = await client.run_calls([probe])
-    if answer.error is not None:
-        raise PluvoError(f"counting users failed: {answer.error}")
-    count = int((answer.data if isinstance(answer.data, dict) else {}).get("count") or 0)
-    start = 0
-    pages = 0
-    while count > start:
-        calls = page_calls(count - start, offset=start, archived=archived)
-        results = await client.run_calls(calls)
-        pages += len(calls)
-        start += len(calls) * MAX_PAGE
-        for result in results:
-            if result.error is not None:
-                raise PluvoError(f"reading users failed: {result.error}")
-            connection = result.data if isinstance(result.data, dict) else {}
-            count = max(count, int(connection.get("count") or 0))
-            for edge in connection.get("edges") or ():
-                node = edge.get("node") if isinstance(edge, dict) else None
-                if isinstance(node, dict) and node.get("id"):
-                    nodes[str(node["id"])] = node
-    return pages
+    for _ in range(LIST_ROUNDS):
+        lists = [
+            await read_connection(
+                client,
+                "paginatedUsers",
+                {"archived": archived},
+                USER_NODE_SELECTION,
+                what="archived users" if archived else "active users",
+            )
+            for archived in (False, True)
+        ]
+        pages += sum(read.pages for read in lists)
+        active = lists[0]
+        moved = await count_of(client, "paginatedUsers", {"archived": False}, what="users")
+        if moved == active.count:
+            nodes = {str(n["id"]): n for read in lists for n in read.nodes if n.get("id")}
+            return list(nodes.values()), pages
+        log.warning(
+            "active users went from %d to %d while the archived ones were read; reading both again",
+            active.count,
+            moved,
+        )
+    raise TornReadError(
+        f"reading users: users kept moving between active and archived ({LIST_ROUNDS} reads)",
+        hint="run again when Pluvo is quieter",
+    )
 
 
 async def read_live(client: PluvoApi) -> LiveSnapshot:
