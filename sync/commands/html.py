@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from html import escape
 from pathlib import Path
 
 from sync.core.report import Report
-from sync.core.review import HELD, RISK_ORDER, TITLES, Review, build_review
+from sync.core.review import HELD, RISK_ORDER, TITLES, Review
 from sync.files import write_private
 from sync.model import shown_reason
 
@@ -82,27 +82,45 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _table(head: Iterable[str], rows: Iterable[Iterable[object]], *, details_at: int = -1) -> str:
-    out = ["<table><thead><tr>"]
-    out += [f"<th>{_e(h)}</th>" for h in head]
-    out.append("</tr></thead><tbody>")
+def _table(
+    head: Iterable[str], rows: Iterable[Iterable[object]], *, details_at: int = -1
+) -> Iterator[str]:
+    """A table, row by row: a first load's has a row per person."""
+    yield "<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head)
+    yield "</tr></thead><tbody>"
     for row in rows:
         cells = []
         for i, cell in enumerate(row):
             css = ' class="details"' if i == details_at else ""
             cells.append(f"<td{css}>{_e(cell)}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
+        yield "<tr>" + "".join(cells) + "</tr>"
+    yield "</tbody></table>"
+
+
+Part = str | Iterator[str]
+"""A line of the page, or a table given piece by piece (written without separators)."""
 
 
 def render_html(report: Report, review: Review | None = None) -> str:
     """The whole page: counts per class, the risky changes first, rejected rows last."""
+    return "".join(_pieces(report, review))
+
+
+def _pieces(report: Report, review: Review | None) -> Iterator[str]:
+    for part in _page(report, review):
+        if isinstance(part, str):
+            yield part + "\n"
+        else:
+            yield from part
+            yield "\n"
+
+
+def _page(report: Report, review: Review | None) -> Iterator[Part]:
     plan = report.plan
     if review is None and plan is not None:
-        review = build_review(plan, report.desired)
+        review = report.review()
     title = "Plan (dry run, nothing sent)" if report.mode == "plan" else "Run report"
-    parts = [
+    yield from [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{_e(_csp())}">',
@@ -114,64 +132,62 @@ def render_html(report: Report, review: Review | None = None) -> str:
         f"status {_e(report.status)} (exit {_e(int(report.exit_code))})</p>",
     ]
     if report.guards:
-        parts.append('<div class="stopped"><b>Stopped by safety guard(s), nothing applied:</b><ul>')
-        parts += [f"<li>{_e(g)}</li>" for g in report.guards]
-        parts.append("</ul></div>")
+        yield '<div class="stopped"><b>Stopped by safety guard(s), nothing applied:</b><ul>'
+        yield from [f"<li>{_e(g)}</li>" for g in report.guards]
+        yield "</ul></div>"
     if report.holding:
-        parts.append('<div class="stopped"><b>Held by safety guard(s); the rest applies:</b><ul>')
-        parts += [f"<li>{_e(g)}</li>" for g in report.holding]
-        parts.append("</ul></div>")
+        yield '<div class="stopped"><b>Held by safety guard(s); the rest applies:</b><ul>'
+        yield from [f"<li>{_e(g)}</li>" for g in report.holding]
+        yield "</ul></div>"
     if report.message:
-        parts.append(f"<p>{_e(report.message)}</p>")
+        yield f"<p>{_e(report.message)}</p>"
     counts = review.counts() if review is not None else {}
     rejected = report.desired.rejections if report.desired is not None else None
-    parts.append('<div class="counts">')
+    yield '<div class="counts">'
     for risk in (HELD, *RISK_ORDER) if counts.get(HELD) else RISK_ORDER:
-        parts.append(
-            f'<div class="count {risk}"><b>{counts.get(risk, 0)}</b>{_e(TITLES[risk])}</div>'
-        )
-    parts.append(
+        yield (f'<div class="count {risk}"><b>{counts.get(risk, 0)}</b>{_e(TITLES[risk])}</div>')
+    yield (
         f'<div class="count rejected"><b>{0 if rejected is None else len(rejected)}</b>'
         "Rejected rows</div></div>"
     )
     if plan is not None and review is not None:
-        parts.append(
+        yield (
             f"<p>{len(plan)} operation(s) for {plan.desired_users} desired user(s), "
             f"{plan.state_users} known.</p>"
         )
         if review.summary:
-            parts.append("<h2>In short</h2><ul>")
-            parts += [f"<li>{_e(line)}</li>" for line in review.summary]
-            parts.append("</ul>")
-        parts.append('<div class="filters"><input id="search" type="search" ')
-        parts.append('placeholder="Filter by name, email, group..." aria-label="Filter"> ')
+            yield "<h2>In short</h2><ul>"
+            yield from [f"<li>{_e(line)}</li>" for line in review.summary]
+            yield "</ul>"
+        yield '<div class="filters"><input id="search" type="search" '
+        yield 'placeholder="Filter by name, email, group..." aria-label="Filter"> '
         for section in review.sections:
-            parts.append(
+            yield (
                 f'<label><input type="checkbox" checked data-risk="{_e(section.risk)}"> '
                 f"{_e(section.title)}</label>"
             )
-        parts.append("</div>")
+        yield "</div>"
         for section in review.sections:
-            parts.append(
+            yield (
                 f'<section data-risk="{_e(section.risk)}"><h2>{_e(section.title)} '
                 f'(<span class="visible">{len(section.items)}</span> of '
                 f"{len(section.items)})</h2>"
             )
-            parts += [f"<p>{_e(note)}</p>" for note in section.notes]
-            parts.append(
+            yield from [f"<p>{_e(note)}</p>" for note in section.notes]
+            yield (
                 _table(
                     ("Who / what", "Change", "Details", "Source"),
                     ((i.subject, i.text, "\n".join(i.details), i.origin) for i in section.items),
                     details_at=2,
                 )
             )
-            parts.append("</section>")
+            yield "</section>"
     if rejected is not None and len(rejected):
-        parts.append('<section data-risk="rejected"><h2>Rejected rows (')
-        parts.append(f'<span class="visible">{len(rejected)}</span> of {len(rejected)})</h2>')
-        parts.append("<p>They are not synced; fix them in the HR system.</p>")
+        yield '<section data-risk="rejected"><h2>Rejected rows ('
+        yield f'<span class="visible">{len(rejected)}</span> of {len(rejected)})</h2>'
+        yield "<p>They are not synced; fix them in the HR system.</p>"
         records = rejected.to_dict(orient="records")
-        parts.append(
+        yield (
             _table(
                 ("File", "Line", "Column", "Ref", "Reason"),
                 (
@@ -180,24 +196,23 @@ def render_html(report: Report, review: Review | None = None) -> str:
                 ),
             )
         )
-        parts.append("</section>")
+        yield "</section>"
     ex = report.execution
     if ex is not None:
-        parts.append("<h2>Applied</h2>")
-        parts.append(_table(("Kind", "Operations"), sorted(ex.done.items())))
+        yield "<h2>Applied</h2>"
+        yield _table(("Kind", "Operations"), sorted(ex.done.items()))
         if ex.failed:
-            parts.append("<h2>Failed (retried by the next run)</h2>")
-            parts.append(
+            yield "<h2>Failed (retried by the next run)</h2>"
+            yield (
                 _table(
                     ("Kind", "Ref", "Class", "Error"),
                     ((f.kind, f.ref, f.error_class, f.error) for f in ex.failed),
                 )
             )
-    parts.append(f"<script>{SCRIPT}</script></body></html>")
-    return "\n".join(parts) + "\n"
+    yield f"<script>{SCRIPT}</script></body></html>"
 
 
 def write_html(report: Report, path: Path) -> Path:
     """The page, readable by its owner only: it names people and their emails."""
-    write_private(path, render_html(report))
+    write_private(path, _pieces(report, None))
     return path

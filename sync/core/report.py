@@ -15,7 +15,7 @@ from typing import Any
 
 from sync.core.executor import Execution
 from sync.core.plan import Plan
-from sync.core.review import build_review
+from sync.core.review import Review, build_review
 from sync.core.sources import Source
 from sync.errors import ExitCode
 from sync.model import Desired, is_warning
@@ -47,6 +47,19 @@ class Report:
     sources: list[Source] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
     """JSON-ready sections a side command adds (reconcile: live, drift, state refresh)."""
+    _review: tuple[Plan, Desired | None, Review] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def review(self) -> Review:
+        """The plan as its reviewer reads it, built once for the text, the JSON and the
+        HTML (a first load's is a line per operation, a million of them)."""
+        if self.plan is None:
+            raise ValueError("no plan to review")
+        cached = self._review
+        if cached is None or cached[0] is not self.plan or cached[1] is not self.desired:
+            cached = self._review = (self.plan, self.desired, build_review(self.plan, self.desired))
+        return cached[2]
 
     @property
     def rejected(self) -> int:
@@ -133,7 +146,7 @@ class Report:
             data["held"] = len(self.plan.held)
             if include_plan:
                 data["plan"] = self.plan.to_json(lazy=lazy)
-                data["review"] = build_review(self.plan, self.desired).to_json()
+                data["review"] = self.review().to_json(lazy=lazy)
         if self.execution is not None:
             ex = self.execution
             data["applied"] = ex.done

@@ -12,7 +12,7 @@ all drawn from this one structure, so they never disagree.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -137,7 +137,13 @@ class Review:
                 return section.items
         return ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, lazy: bool = False) -> dict[str, Any]:
+        """`lazy`: each section's items as an iterator, encoded as they are written."""
+
+        def items(section: Section) -> Iterable[dict[str, Any]]:
+            encoded = (i.to_json() for i in section.items)
+            return encoded if lazy else list(encoded)
+
         return {
             "order": [HELD, *RISK_ORDER],
             "counts": self.counts(),
@@ -148,7 +154,7 @@ class Review:
                     "title": s.title,
                     "count": len(s.items),
                     "notes": list(s.notes),
-                    "items": [i.to_json() for i in s.items],
+                    "items": items(s),
                 }
                 for s in self.sections
             ],
