@@ -218,28 +218,44 @@ def _extra_ops(desired: Desired, refs: list[str], state: StateView) -> list[Oper
     merged = merged[merged["value"].fillna("\0") != merged["value_old"].fillna("\0")]
     ops: list[Operation] = []
     merged = merged.sort_values(["user_ref", "category_ref"], kind="stable")
-    has_origin = "_file" in merged.columns
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for record in merged.to_dict(orient="records"):
-        grouped.setdefault(str(record["user_ref"]), []).append(
-            {str(k): v for k, v in record.items()}
-        )
-    for ref, part in grouped.items():
+    # Column by column, not a dict per row: a first load of a million people has six
+    # million values, and their records were the plan's largest transient (gigabytes).
+    # Rows are sorted by user, so each user's values are one run of rows.
+    column = {c: merged[c].tolist() for c in merged.columns if c in _EXTRA_COLUMNS}
+    users, n = column["user_ref"], len(merged)
+    files = column.get("_file")
+    origins: dict[tuple[Any, Any], str] = {}  # one string per source line, shared
+    start = 0
+    while start < n:
+        ref = str(users[start])
+        end = start + 1
+        while end < n and str(users[end]) == ref:
+            end += 1
         send = []
         changes = []
-        for row in part:
-            new = None if _missing(row["value"]) else str(row["value"])
-            old = "" if _missing(row["value_old"]) else str(row["value_old"])
-            kind = row["category_type"]
+        for i in range(start, end):
+            value, value_old = column["value"][i], column["value_old"][i]
+            new = None if _missing(value) else str(value)
+            old = "" if _missing(value_old) else str(value_old)
+            kind = column["category_type"][i]
             if _missing(kind):
-                kind = row["category_type_old"]
-            send.append(ExtraValue(str(row["category_ref"]), str(kind), new))
+                kind = column["category_type_old"][i]
+            category = str(column["category_ref"][i])
+            send.append(ExtraValue(category, str(kind), new))
             origin = ""
-            if has_origin and not _missing(row["_file"]):
-                origin = f"{row['_file']}:{row['_line']}"
-            changes.append(Change(str(row["category_ref"]), old, new or "", origin))
+            if files is not None and not _missing(files[i]):
+                key = (files[i], column["_line"][i])
+                origin = origins.get(key) or origins.setdefault(key, f"{key[0]}:{key[1]}")
+            changes.append(Change(category, old, new or "", origin))
         ops.append(SetExtraValues(ref=ref, changes=tuple(changes), values=tuple(send)))
+        start = end
     return ops
+
+
+_EXTRA_COLUMNS = frozenset(
+    {"user_ref", "category_ref", "category_type", "category_type_old", "value", "value_old",
+     "_file", "_line"}
+)  # fmt: skip
 
 
 def _missing(value: object) -> bool:
