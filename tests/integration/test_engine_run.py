@@ -1,10 +1,12 @@
-"""The leaver grace through the library core: `run(config)` against the sandbox over HTTP.
+"""Leavers through the library core: `run(config)` against the sandbox over HTTP.
 
 The diff decides whether a missing user is due from the bookkeeping the engine keeps
 between runs (runs missed, missing since); these tests drive real runs so that the
 bookkeeping, the plan and Pluvo are checked together. A user dropped from the HR
 file stays through the grace and is archived in the run that uses it up; a user who
-comes back within the grace is never archived, and their clock starts afresh.
+comes back within the grace is never archived, and their clock starts afresh. With
+`leavers.action: deactivate`, the store, the journal and a reconcile against Pluvo
+agree on what a deactivated leaver is, and nothing is left to do for them.
 """
 
 from __future__ import annotations
@@ -16,14 +18,20 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import select, update
 
+from sync.commands.reconcile.command import reconcile
 from sync.config import Config, parse_config
 from sync.core.engine import Report, run
 from sync.core.plan import Kind
+from sync.errors import ExitCode
+from sync.hashing import fields_hash
+from sync.model import USER_FIELDS
 from sync.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SandboxServer
-from sync.state.models import UserRow
+from sync.state.journal import OpStatus, RunStatus
+from sync.state.models import OperationRow, UserRow
 from sync.state.store import StateStore, upgrade
 
 TODAY = date(2024, 6, 3)
@@ -187,3 +195,50 @@ def test_grace_by_days(install: Callable[..., Install]) -> None:
     ws.time_passes(2.9)
     assert leavers(ws.run(["E1", "E2"])) == []
     assert ws.archived() == {"E4"}
+
+
+def test_a_deactivated_leaver_is_recorded_as_such_and_reconciles_clean(
+    install: Callable[..., Install],
+) -> None:
+    ws = install(action="deactivate", grace_runs=0)
+    ws.run(STAFF)
+    report = ws.run(["E1", "E2", "E3"])
+    assert leavers(report) == [(Kind.DEACTIVATE_USER, "E4")]
+
+    live = ws.sandbox.control.user("E4")
+    assert live is not None
+    assert (live["isActive"], live["archived"]) == (False, False)
+
+    # The store: deactivated, not archived, and its hash that of the fields it now holds.
+    store = ws.store()
+    try:
+        with store.engine.connect() as conn:
+            row = conn.execute(select(UserRow).where(UserRow.ref == "E4")).one()
+            journaled = conn.execute(
+                select(OperationRow.kind, OperationRow.ref, OperationRow.status).where(
+                    OperationRow.run_id == report.run_id
+                )
+            ).all()
+    finally:
+        store.close()
+    assert (row.left_action, row.archived, row.is_active) == ("deactivate", False, "false")
+    stored = pd.DataFrame([{f: getattr(row, f) for f in USER_FIELDS}], index=["E4"])
+    assert row.fields_hash == int(fields_hash(stored).iloc[0])
+
+    # The journal: the one operation of that run, done.
+    assert journaled == [(str(Kind.DEACTIVATE_USER), "E4", str(OpStatus.DONE))]
+
+    # Reconcile reads Pluvo and finds it as the store says; nothing is left to do.
+    checked = reconcile(ws.config, apply=False, today=TODAY)
+    assert checked.drift is not None
+    assert checked.drift.counts() == dict.fromkeys(checked.drift.counts(), 0)
+    assert (checked.report.status, checked.report.exit_code) == (RunStatus.IN_SYNC, ExitCode.OK)
+    assert checked.report.plan is not None
+    assert list(checked.report.plan.operations) == []
+
+    planned = run(ws.config, dry=True, today=TODAY)
+    assert planned.plan is not None
+    assert list(planned.plan.operations) == []
+    before = ws.mutations()
+    ws.run(["E1", "E2", "E3"])
+    assert ws.mutations() == before, "a deactivated leaver is not deactivated again"

@@ -356,3 +356,33 @@ MESSAGES: dict[str, tuple[Case, str]] = {
 def test_guard_message(case: Case, message: str) -> None:
     (trip,) = tripped(case)
     assert str(trip) == message
+
+
+@pytest.mark.parametrize(
+    ("allow_empty", "expected"),
+    [(True, ["source-shrink"]), (False, ["empty-source", "source-shrink"])],
+    ids=["empty-allowed", "empty-refused"],
+)
+def test_an_empty_source_does_not_hide_a_shrunk_one_after_it(
+    allow_empty: bool, expected: list[str]
+) -> None:
+    """Every source is checked: an empty first source (allowed or not) must not end
+    the check before a truncated second source is caught."""
+    everyone = people("E1", "E2")
+    plan = plan_for(desired_state(*everyone), state_view(*everyone))
+    safety = SafetyConfig(
+        max_leavers=Limit(),
+        max_changes=Limit(),
+        min_source_ratio=0.8,
+        allow_empty_source=allow_empty,
+    )
+
+    trips = check(
+        plan,
+        safety,
+        source_rows={"hr": 0, "contractors": 5},
+        history={"hr": [100, 100], "contractors": [10, 10]},
+    )
+
+    assert [t.guard for t in trips] == expected
+    assert "source 'contractors' has 5 rows" in trips[-1].message

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from sync.config import LeaverConfig
 from sync.core.guards import GUARD_HOLDS, GUARDS, Tripped
@@ -34,6 +35,7 @@ from sync.core.plan import (
 from sync.core.release import released_part
 from sync.state import held as held_store
 from sync.state.held import HeldStatus, Holding
+from sync.state.models import HeldRow
 from sync.state.store import StateStore
 from tests.support.diffing import desired_state, people, plan_for, state_view
 
@@ -320,6 +322,31 @@ def test_close_ends_only_what_is_held(store: StateStore) -> None:
         )
     with store.session() as session:
         assert [h.ref for h in held_store.active(session)] == ["E2"]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def test_a_dropped_hold_is_closed_when_the_run_dropped_it(store: StateStore) -> None:
+    """`held --all` shows when a hold ended; one the sources stopped asking for ended
+    with the run that settled it, not when it was first held (or never)."""
+    day1 = datetime(2026, 11, 1, tzinfo=UTC)
+    day2 = day1 + timedelta(days=1)
+    with store.session() as session, session.begin():
+        held_store.settle(session, "run1", [_holding("E1"), _holding("E2")], day1)
+    with store.session() as session, session.begin():
+        assert held_store.settle(session, "run2", [_holding("E2")], day2) == 1
+
+    with store.session() as session:
+        (gone,) = session.scalars(select(HeldRow).where(HeldRow.ref == "E1")).all()
+        assert gone.status == HeldStatus.DROPPED
+        assert _utc(gone.closed_at) == day2
+        (kept,) = session.scalars(select(HeldRow).where(HeldRow.ref == "E2")).all()
+        assert (kept.status, kept.closed_at) == (HeldStatus.HELD, None)
 
 
 def _finished_run(

@@ -109,6 +109,35 @@ def statuses(store: StateStore, run_id: str) -> dict[int, OpStatus]:
         return journal.statuses(session, run_id)
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _journal(
+    store: StateStore, run_id: str, kind: str, payloads: dict[str, dict[str, str]]
+) -> None:
+    """A running run whose plan is one `kind` operation per ref, seq in dict order."""
+    store.start_run(run_id, "run")
+    entries = [
+        Entry(seq, 1, kind, ref, {"kind": kind, "ref": ref, **payload})
+        for seq, (ref, payload) in enumerate(payloads.items())
+    ]
+    with store.session() as session, session.begin():
+        journal.record_plan(session, run_id, entries, STAMP)
+
+
+def _fail_transient(store: StateStore, run_id: str, seq: int, at: datetime) -> None:
+    """The operation was sent and retries gave up: it may have landed, at `at`."""
+    with store.session() as session, session.begin():
+        journal.mark_started(session, run_id, [seq], at)
+        journal.record_outcomes(
+            session, run_id, [Outcome(seq, "Pluvo timed out", ErrorClass.TRANSIENT)], at
+        )
+
+
 # ---------------------------------------------------------------- the machine
 
 
@@ -299,6 +328,44 @@ def test_a_live_runs_started_creation_is_not_unanswered(store: StateStore) -> No
     bring(store, "r1", 0, S)
     with store.session() as session:
         assert journal.sent_unanswered(session, "create_user", ["E1"]) == set()
+
+
+def test_a_takeover_trusts_the_name_sent_last_not_the_one_journaled_last(
+    store: StateStore,
+) -> None:
+    """When two runs sent the same group creation without learning the outcome, the
+    name Pluvo holds is the one sent last (by `updated_at`); a group taken over after a
+    conflict is recorded with it. Unordered, the database returns the rows in storage
+    (journal) order, so they are journaled here in the opposite order to sending."""
+    _journal(store, "journaled-first", "create_group", {"G1": {"name": "Sales (sent last)"}})
+    _journal(store, "journaled-second", "create_group", {"G1": {"name": "Sales (sent first)"}})
+    _fail_transient(store, "journaled-second", 0, STAMP)
+    _fail_transient(store, "journaled-first", 0, LATER)
+
+    with store.session() as session:
+        sent = journal.sent_unanswered_payloads(session, "create_group", ["G1"])
+
+    assert sent["G1"]["name"] == "Sales (sent last)"
+
+
+def test_settled_leftovers_carry_the_settle_stamp(store: StateStore) -> None:
+    """`history` and `status` show when an operation last changed: a killed run's sent
+    and unsent operations changed when the next run settled them, not when they were
+    started or journaled."""
+    _journal(store, "dead", "create_user", {"E1": {}, "E2": {}})
+    with store.session() as session, session.begin():
+        journal.mark_started(session, "dead", [0], STAMP)
+
+    with store.session() as session, session.begin():
+        assert journal.settle_dead_runs(session, LATER) == ["dead"]
+
+    with store.session() as session:
+        _, rows = journal.run_operations(session, "dead")
+        settled = {row.ref: (row.status, _utc(row.updated_at)) for row in rows}
+    assert settled == {
+        "E1": (OpStatus.ABANDONED, LATER),
+        "E2": (OpStatus.SKIPPED, LATER),
+    }
 
 
 # ---------------------------------------------------------------- what the journal holds

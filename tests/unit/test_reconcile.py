@@ -1,5 +1,6 @@
-"""Reconcile's pure parts: canonical live values, the three-set drift, the owned live view
-(fed to the real diff), the store refresh and adoption from the snapshot."""
+"""Reconcile's pure parts: canonical live values, the three-set drift (and the rows its
+report shows), the owned live view (fed to the real diff: leavers' facts and Pluvo ids
+included), the store refresh and adoption from the snapshot."""
 
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ from sync.commands.reconcile.live import (
 from sync.config import LeaverConfig
 from sync.core.adopt import creations
 from sync.core.diff import DiffOptions, diff
-from sync.core.plan import ExtraValue, Kind
+from sync.core.plan import ExtraValue, Kind, LeaverFacts
 from sync.model import USER_FIELDS, Desired
 from sync.pluvo.ops import Call
 from sync.pluvo.reads import offset_calls
 from sync.pluvo.results import GroupInfo, Member
+from tests.support.diffing import NOW
 
 FIELDS = {"language": "NL", "roles": "PARTICIPANT", "is_active": "true"}
 
@@ -294,6 +296,83 @@ def test_no_drift_when_live_matches_and_unmanaged_language_is_ignored() -> None:
     assert plan.operations == ()
 
 
+def test_archived_drift_of_a_user_unarchived_in_pluvo() -> None:
+    """The store archived B, someone brought it back in Pluvo: applied true, live false."""
+    want = desired([person("A")])
+    mine = owned([person("A"), person("B")], left={"B": "archive"})
+    live = snapshot([node("A"), node("B", archived=False)])
+    drift = compute_drift(want, mine, live)
+    assert drift.field_drift.to_dict(orient="records") == [
+        {"ref": "B", "field": "archived", "applied": "true", "live": "false"}
+    ]
+
+
+def test_vanished_groups_say_whether_hr_still_wants_them() -> None:
+    """A vanished group HR still names is re-created by --apply; one it dropped is not."""
+    want = desired([person("A")], groups=["kept"])
+    mine = owned([person("A")], groups=["kept", "dropped"])
+    drift = compute_drift(want, mine, snapshot([node("A")]))
+    assert drift.vanished.to_dict(orient="records") == [
+        {
+            "kind": "group",
+            "ref": "dropped",
+            "pluvo_id": "g-dropped",
+            "desired": False,
+            "now_ref": "",
+        },
+        {"kind": "group", "ref": "kept", "pluvo_id": "g-kept", "desired": True, "now_ref": ""},
+    ]
+
+
+def test_vanished_users_are_of_kind_user_and_name_their_new_ref() -> None:
+    """Owned users Pluvo no longer has are listed as users: one HR still wants (to be
+    re-created), and one whose Pluvo id now carries another ref (re-keyed by hand)."""
+    want = desired([person("A"), person("GONE")])
+    mine = owned([person("A"), person("GONE"), person("OLD")])
+    live = snapshot([node("A"), node("NEW", id="id-OLD")])
+    drift = compute_drift(want, mine, live)
+    assert drift.vanished.to_dict(orient="records") == [
+        {"kind": "user", "ref": "GONE", "pluvo_id": "id-GONE", "desired": True, "now_ref": ""},
+        {"kind": "user", "ref": "OLD", "pluvo_id": "id-OLD", "desired": False, "now_ref": "NEW"},
+    ]
+
+
+def test_value_pluvo_no_longer_has_is_drift_with_an_empty_live_value() -> None:
+    """A value the engine set that was removed in Pluvo is drift like a changed one; the
+    live side reads as empty (not a missing cell) in the report."""
+    want = desired([person("A")], values=[("A", "job", "string", "Dev")])
+    mine = owned(
+        [person("A")], values=[("A", "job", "string", "Dev"), ("A", "team", "string", "Red")]
+    )
+    live = snapshot([node("A", extraCategoryValues=[string_value("team", "Blue")])])
+    drift = compute_drift(want, mine, live)
+    assert drift.value_drift.to_dict(orient="records") == [
+        {"ref": "A", "category": "job", "applied": "Dev", "live": ""},
+        {"ref": "A", "category": "team", "applied": "Red", "live": "Blue"},
+    ]
+
+
+def test_memberships_of_a_vanished_user_or_group_are_not_membership_drift() -> None:
+    """A membership whose user or group vanished from Pluvo is covered by the vanished
+    row (re-creating the object restores it), so only B, whose user and group both
+    exist in Pluvo, is a membership gone from Pluvo."""
+    want = desired([person("A"), person("B")], groups=["g1"])
+    mine = owned(
+        [person("A"), person("B"), person("GONE")],
+        members=[("g1", "A"), ("g1", "B"), ("g1", "GONE"), ("lost", "A")],
+        groups=["g1", "lost"],
+    )
+    live = snapshot([node("A"), node("B")], {"g1": ["A"]})
+    drift = compute_drift(want, mine, live)
+    assert drift.membership_drift.to_dict(orient="records") == [
+        {"relation": "member", "group_ref": "g1", "user_ref": "B"}
+    ]
+    assert drift.vanished[["kind", "ref"]].to_dict(orient="records") == [
+        {"kind": "group", "ref": "lost"},
+        {"kind": "user", "ref": "GONE"},
+    ]
+
+
 # ------------------------------------------------------------------ the live view + diff
 
 
@@ -350,6 +429,39 @@ def test_a_vanished_owned_user_is_created_again_and_undone_leavers_are_due() -> 
         (Kind.CREATE_USER, "A"),
         (Kind.ARCHIVE_USER, "LEFT"),
     ]
+
+
+def only(plan: Any, kind: Kind) -> Any:
+    (op,) = [op for op in plan.operations if op.kind is kind]
+    return op
+
+
+def test_leaver_never_seen_missing_is_missing_since_today() -> None:
+    """The live view has no "missing since" (NaT) for someone who was present until now:
+    this run starts the clock, so the facts say today rather than an unreadable date."""
+    want = desired([person("A")])
+    mine = owned([person("A"), person("LEFT")])
+    live = snapshot([node("A"), node("LEFT")])
+    options = DiffOptions(leavers=LeaverConfig(grace_runs=0), now=NOW)
+    op = only(diff(want, live_view(want, mine, live), options), Kind.ARCHIVE_USER)
+    assert (op.ref, op.who) == (
+        "LEFT",
+        LeaverFacts(
+            name="Person LEFT", email="left@example.nl", since="2024-06-03", missing_runs=1
+        ),
+    )
+
+
+def test_reconcile_archive_uses_the_live_pluvo_id() -> None:
+    """The live view carries Pluvo's ids with its users: a leaver undone by hand is
+    archived again under the id Pluvo has now."""
+    want = desired([person("A")])
+    mine = owned([person("A"), person("LEFT")], left={"LEFT": "archive"})
+    live = snapshot([node("A"), node("LEFT", id="live-LEFT", archived=False)])
+    options = DiffOptions(leavers=LeaverConfig(archive_method="bulk"))
+    plan = diff(want, live_view(want, mine, live), options)
+    op = only(plan, Kind.ARCHIVE_USER)
+    assert (op.ref, op.pluvo_id) == ("LEFT", "live-LEFT")
 
 
 # ------------------------------------------------------------------ refresh and adoption
