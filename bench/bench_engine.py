@@ -142,13 +142,15 @@ def seed(folder: Path, users: int) -> None:
     print(f"setup {users:,} users: {time.perf_counter() - started:.1f}s {counts}", flush=True)
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+def timed(
+    cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """Wall time, the command's own peak RSS (MB) and its output.
 
     The peak comes from wait4 on that one child: RUSAGE_CHILDREN would be the largest
     of every child this bench has waited for so far.
     """
-    env = {**os.environ, SECRET_ENV: "sandbox-secret"}
+    env = {**os.environ, SECRET_ENV: "sandbox-secret", **(extra_env or {})}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
@@ -173,7 +175,9 @@ def bench_plan(sizes: list[int], keep: Path | None) -> None:
         sandbox.wait()
 
 
-def _bench_plan_once(users: int, keep: Path | None, url: str) -> None:
+def prepare_plan(users: int, keep: Path | None, url: str) -> tuple[Path, Path]:
+    """A folder with an export of `users` rows and a store already holding what it maps
+    to (kept and reused under `keep`), and a config for the sandbox at `url`."""
     folder = (keep or Path(tempfile.mkdtemp(prefix="pluvo-plan-"))) / f"plan-{users}"
     folder.mkdir(parents=True, exist_ok=True)
     config = write_config(folder, url, "hr.csv")
@@ -183,6 +187,11 @@ def _bench_plan_once(users: int, keep: Path | None, url: str) -> None:
         env = {**os.environ, SECRET_ENV: "sandbox-secret"}
         seed = [sys.executable, __file__, "seed", str(folder), "--users", str(users)]
         subprocess.run(seed, check=True, env=env)
+    return folder, config
+
+
+def _bench_plan_once(users: int, keep: Path | None, url: str) -> None:
+    folder, config = prepare_plan(users, keep, url)
     # A fresh interpreter per measurement: its peak RSS is the plan's own.
     elapsed, peak, result = timed([sys.executable, "-m", "sync", "plan", "-c", str(config)], folder)
     ops = re.search(r"Plan \(dry run, nothing sent\): (\d+) operation", result.stdout)

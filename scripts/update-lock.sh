@@ -28,4 +28,10 @@ cd "$ROOT"
   --universal --python-version 3.11 --generate-hashes \
   --custom-compile-command "bash scripts/update-lock.sh" \
   "${MODE[@]}" "$@" -o requirements/dev.txt
-echo "requirements/dev.txt refreshed; git diff requirements/dev.txt shows what moved"
+# The plan-floor bench's pyarrow (bench/bench_plan_floor.py installs it apart from .venv's
+# packages, so that the engine's pandas never sees it).
+"$TOOLS/bin/uv" pip compile requirements/bench.in \
+  --universal --python-version 3.11 --generate-hashes \
+  --custom-compile-command "bash scripts/update-lock.sh" \
+  "${MODE[@]}" -o requirements/bench.txt
+echo "requirements/dev.txt and bench.txt refreshed; git diff requirements/ shows what moved"

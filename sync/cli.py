@@ -278,12 +278,15 @@ _html_option = click.option(
 
 def _save_html(config: Any, report: Any) -> None:
     """The HTML report at --html, and for a run beside its JSON in the report folder."""
+    target = _settings().get("html")
+    kept = report.mode == "run" and report.report_file is not None
+    if target is None and not kept:
+        return  # a plain `plan` writes no HTML: nothing to load for it
     from sync.commands.html import write_html
 
-    target = _settings().get("html")
     if target is not None:
         write_html(report, target)
-    if report.mode == "run" and report.report_file is not None:
+    if kept:
         write_html(report, config.report.dir / f"run-{report.run_id}.html")
 
 

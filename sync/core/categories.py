@@ -22,8 +22,11 @@ when no mapping writes a category) and hold every mapped category against them:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import difflib
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -169,19 +172,95 @@ def _guess(ref: str, known: Sequence[str]) -> str | None:
     return close[0] if close else None
 
 
+class CategoryRead:
+    """Pluvo's categories, read in a thread of its own while the sources are read.
+
+    The read is a fixed cost (a token, then one query: round trips, and the client's
+    imports) that does not depend on the rows, so `plan` and `run` start it before
+    reading the sources instead of after. What the caller sees does not change: its
+    outcome, categories or error, is only looked at by `check_categories` once the
+    sources have been read and mapped, so a source or mapping error still comes
+    first; `cancel` stops a read whose answer will not be asked for (the sources
+    failed), closing its connections.
+    """
+
+    def __init__(self, config: Config, api_factory: ApiFactory | None = None) -> None:
+        self.mapped = mapped_categories(config)
+        self._categories: list[ExtraCategory] = []
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[list[ExtraCategory]] | None = None
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self.mapped:
+            context = contextvars.copy_context()  # the run id, for the client's log lines
+            self._thread = threading.Thread(
+                target=context.run,
+                args=(self._run, config, api_factory),
+                name="pluvo-categories",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def _run(self, config: Config, api_factory: ApiFactory | None) -> None:
+        async def main() -> list[ExtraCategory]:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+            self._started.set()
+            return await _read(config, api_factory)
+
+        try:
+            self._categories = asyncio.run(main())
+        except BaseException as exc:  # handed to the caller's thread by `result`
+            self._error = exc
+        finally:
+            self._started.set()
+
+    def result(self) -> list[ExtraCategory]:
+        """The categories, or the read's error raised here, in the caller's thread."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._categories
+
+    def cancel(self) -> None:
+        """Stop the read (its answer is not wanted) and wait until it has let go."""
+        if self._thread is None:
+            return
+        self._started.wait()
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            # RuntimeError: the loop closed in between, and the read is over anyway.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
+        self._thread.join()
+
+
 def check_categories(
-    config: Config, desired: Desired, api_factory: ApiFactory | None = None
+    config: Config,
+    desired: Desired,
+    api_factory: ApiFactory | None = None,
+    *,
+    read: CategoryRead | None = None,
 ) -> CategoryCheck:
     """Hold the mappings' categories against Pluvo's: raise ConfigError for a category
     no value of which could land; reject (or trim) the rows using options Pluvo lacks.
 
-    Reads Pluvo once, and not at all when no mapping writes a category. `desired` is
-    changed in place, as adoption's rejections change it.
+    Reads Pluvo once, and not at all when no mapping writes a category; `read` is that
+    read already under way (CategoryRead). `desired` is changed in place, as
+    adoption's rejections change it.
     """
-    mapped = mapped_categories(config)
-    if not mapped:
-        return CategoryCheck()
-    categories = asyncio.run(_read(config, api_factory))
+    if read is None:
+        mapped = mapped_categories(config)
+        if not mapped:
+            return CategoryCheck()
+        categories = asyncio.run(_read(config, api_factory))
+    else:
+        mapped = read.mapped
+        if not mapped:
+            return CategoryCheck()
+        categories = read.result()
     check = CategoryCheck(read=True, categories=len(categories))
     mismatches = compare(categories, mapped)
     blocking = [m for m in mismatches if m.blocking]
@@ -370,6 +449,7 @@ def _add_rejections(desired: Desired, frames: list[pd.DataFrame]) -> None:
 
 __all__ = [
     "CategoryCheck",
+    "CategoryRead",
     "MappedCategory",
     "Mismatch",
     "check_categories",

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sync.config import Config
 from sync.core.adopt import Adoption, adopt_in_plan, creations, look_up, reject_ambiguous
 from sync.core.apply import ApiFactory, apply_plan, applying, guard, new_run_id, pluvo_client
-from sync.core.categories import check_categories
+from sync.core.categories import CategoryRead, check_categories
 from sync.core.diff import DiffOptions, diff, held_refs
 from sync.core.executor import Execution, ProgressHook
 from sync.core.plan import Plan
@@ -137,7 +137,15 @@ def _read(
     state, into the report; with the time reading and mapping ended."""
     from sync.core.load import load
 
-    loaded = load(config, today=today, opener=opener)
+    # Pluvo's categories are read while the sources are: a fixed cost overlapped with
+    # the file. Its outcome is looked at only after the sources were read and mapped,
+    # so a bad file or mapping is reported as before, ahead of any Pluvo error.
+    read = CategoryRead(config, api_factory)
+    try:
+        loaded = load(config, today=today, opener=opener)
+    except BaseException:
+        read.cancel()
+        raise
     desired = loaded.desired
     report.desired = desired
     report.sources = list(loaded.sources)
@@ -145,7 +153,7 @@ def _read(
     read_at = time.monotonic()
     # Pluvo's categories before the diff: a mapping no value of which could land
     # stops here (exit 2), and rows naming options Pluvo lacks are rejected.
-    checked = check_categories(config, desired, api_factory)
+    checked = check_categories(config, desired, api_factory, read=read)
     for source, count in checked.rejected.items():
         stats = loaded.stats[source]
         stats.rejected, stats.users = stats.rejected + count, stats.users - count

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
-from sync.pluvo.client import BeforeSend, ClientCounters, OnResult
 from sync.pluvo.ops import Call
 from sync.pluvo.results import CallResult, GroupInfo
+
+if TYPE_CHECKING:
+    # Types only: the client brings aiohttp, gql and graphql-core, which a command
+    # that never talks to Pluvo (or talks to it later) should not pay for at start-up.
+    from sync.pluvo.client import BeforeSend, ClientCounters, OnResult
 
 
 class PluvoApi(Protocol):

@@ -46,7 +46,6 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-from gql import gql
 from graphql import FieldNode, GraphQLError, GraphQLSchema, OperationDefinitionNode
 
 from sync import stopping
@@ -249,6 +248,8 @@ class PluvoClient:
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send one document; its `data`, or the first error raised as a PluvoError."""
+        from gql import gql  # only raw documents (doctor, tools) use gql: loaded for them
+
         try:
             document = gql(query).document
         except GraphQLError as exc:

@@ -12,13 +12,9 @@ import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exists, or_, select
+from sqlalchemy import Engine, create_engine, event, exists, inspect, or_, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +24,9 @@ from sync.resources import migrations
 from sync.state.journal import FINISHED_APPLYING, RunStatus
 from sync.state.lock import RunLock
 from sync.state.models import OperationRow, RunRow
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,18 @@ def create_state_engine(url: str) -> Engine:
     return engine
 
 
+HEAD_REVISION = "0005"
+"""The newest migration's revision. Every command checks the schema against it, and
+asking Alembic instead loads Alembic and every migration script: about a third of a
+second of a `plan`'s start-up. tests/unit/test_store_revision.py holds it to Alembic's
+head, so a new migration cannot forget it."""
+
+VERSION_TABLE = "alembic_version"
+
+
 def _alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(migrations()))
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
@@ -94,13 +104,29 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def head_revision() -> str | None:
+    """Alembic's head, from the migration scripts (what `HEAD_REVISION` must equal)."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory(str(migrations()))
     return script.get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The store's revision, as Alembic records it in its version table.
+
+    Read with one query rather than through Alembic's MigrationContext, which would
+    load Alembic for every command; a table holding several heads (branches, which
+    this project's linear migrations never make) is still Alembic's to judge.
+    """
     try:
         with engine.connect() as conn:
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return None
+            rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+            if len(rows) <= 1:
+                return str(rows[0][0]) if rows else None
+            from alembic.runtime.migration import MigrationContext
+
             return MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
         raise StateError(f"state store {safe_url(str(engine.url))} unreachable: {exc}") from None
@@ -108,6 +134,8 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     """Apply every pending migration; returns (before, after) revisions."""
+    from alembic import command
+
     before = current_revision(engine)
     config = _alembic_config(engine)
     try:
@@ -130,7 +158,7 @@ def _sidecar_files(engine: Engine) -> list[Path]:
 
 def require_current(engine: Engine) -> None:
     """Refuse to work on a schema that Alembic does not call current."""
-    current, head = current_revision(engine), head_revision()
+    current, head = current_revision(engine), HEAD_REVISION
     if current != head:
         state = "empty" if current is None else f"at revision {current}"
         raise StateError(
