@@ -67,7 +67,7 @@ def redacted_json(data: Any, *, piece: int = 1 << 20) -> Iterator[str]:
     token, and pieces are cut only between tokens, so redacting piece by piece
     scrubs exactly what redacting the whole would.
     """
-    encoder = json.JSONEncoder(default=str, ensure_ascii=False)
+    encoder = json.JSONEncoder(default=_plain, ensure_ascii=False)
     tokens: list[str] = []
     size = 0
     for token in _json_tokens(data, encoder.encode, 0):
@@ -79,6 +79,14 @@ def redacted_json(data: Any, *, piece: int = 1 << 20) -> Iterator[str]:
             size = 0
     if tokens:
         yield redact("".join(tokens))
+
+
+def _plain(value: Any) -> str:
+    """Datetimes, paths and the like as their text; an iterator the writer did not
+    reach (one nested in an object written on one line) is a bug, not a string."""
+    if isinstance(value, Iterator):
+        raise TypeError(f"an iterator inside an object written on one line: {value!r}")
+    return str(value)
 
 
 def _json_tokens(value: Any, encode: Callable[[Any], str], depth: int) -> Iterator[str]:
@@ -97,7 +105,7 @@ def _json_tokens(value: Any, encode: Callable[[Any], str], depth: int) -> Iterat
         separator = "["
         for item in value:
             yield separator + inner
-            if isinstance(item, dict):
+            if isinstance(item, dict) and not any(isinstance(v, Iterator) for v in item.values()):
                 yield encode(item)
             else:
                 yield from _json_tokens(item, encode, depth + 1)

@@ -191,7 +191,11 @@ def test_reports_written_in_pieces_are_scrubbed_like_the_whole(
 def test_a_report_lists_one_object_per_line_and_streams_iterators() -> None:
     """Operations and review lines are one line each (greppable, and encoded by the
     C encoder); a list given as an iterator is written as the list it yields."""
-    data = {**REPORT_LIKE, "lazy": (x for x in [{"a": 1}, {"b": [2, 3]}])}
+    data = {
+        **REPORT_LIKE,
+        "lazy": (x for x in [{"a": 1}, {"b": [2, 3]}]),
+        "sections": [{"class": "joiners", "items": (x for x in [{"ref": "1"}])}],
+    }
     text = "".join(logs.redacted_json(data))
     lines = text.splitlines()
     assert '      {"kind": "create_user", "ref": "7"},' in lines
@@ -200,3 +204,5 @@ def test_a_report_lists_one_object_per_line_and_streams_iterators() -> None:
     assert '    "Zoë",' in lines
     assert json.loads(text)["lazy"] == [{"a": 1}, {"b": [2, 3]}]
     assert json.loads(text)["empty"] == {"list": [], "dict": {}}
+    # An object holding an iterator is written out, not on one line as its repr.
+    assert json.loads(text)["sections"] == [{"class": "joiners", "items": [{"ref": "1"}]}]
