@@ -12,7 +12,8 @@ the journal tells what might have reached Pluvo (`abandoned`) from what never le
 
 Every transition is an UPDATE guarded by the states `ALLOWED` says it may come from
 (`_move` writes them all); a transition the machine does not allow changes no row and
-raises `JournalError` (a bug, not a condition to handle).
+raises `JournalError` (a bug, not a condition to handle). Runs have their own table,
+`RUN_ALLOWED`: running until finished once, or settled as aborted by the next run.
 """
 
 from __future__ import annotations
@@ -83,6 +84,31 @@ class RunStatus(StrEnum):
     IN_SYNC = "in_sync"
 
 
+RUN_ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.RUNNING: frozenset(
+        {
+            RunStatus.SUCCEEDED,
+            RunStatus.PARTIAL,
+            RunStatus.FAILED,
+            RunStatus.GUARDED,
+            RunStatus.HELD,
+            RunStatus.ABORTED,
+        }
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.PARTIAL: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.GUARDED: frozenset(),
+    RunStatus.HELD: frozenset(),
+    RunStatus.ABORTED: frozenset(),
+    RunStatus.PLANNED: frozenset(),
+    RunStatus.DRIFT: frozenset(),
+    RunStatus.IN_SYNC: frozenset(),
+}
+"""A run is stored `running` and finished once; the report-only statuses are never
+stored, so no run moves to or from them."""
+
+
 COUNTED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
 """Runs whose source sizes the shrinking-source guard compares against."""
 FINISHED_APPLYING = (*COUNTED, RunStatus.HELD)
@@ -108,6 +134,10 @@ class JournalError(RuntimeError):
 
 def predecessors(status: OpStatus) -> tuple[OpStatus, ...]:
     return tuple(s for s, targets in ALLOWED.items() if status in targets)
+
+
+def run_predecessors(status: RunStatus) -> tuple[RunStatus, ...]:
+    return tuple(s for s, targets in RUN_ALLOWED.items() if status in targets)
 
 
 @dataclass(frozen=True)
@@ -263,6 +293,30 @@ def skip_unsent(session: Session, run_id: str, reason: str, stamp: datetime) -> 
     return _move(session, where, OpStatus.SKIPPED, stamp, values, label=f"run {run_id}")
 
 
+def finish_runs(
+    session: Session,
+    run_ids: Sequence[str],
+    to: RunStatus,
+    stamp: datetime,
+    values: Mapping[str, Any],
+) -> None:
+    """The one way a run's status changes: each of `run_ids` goes `to` (finished at
+    `stamp`, with `values`) from a status `RUN_ALLOWED` lets go there, or none does and
+    `JournalError` says which cannot."""
+    runs = cast(Table, RunRow.__table__)
+    for part in chunks(run_ids):
+        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(runs)
+            .where(runs.c.id.in_(part), _from(runs.c.status, run_predecessors(to), to))
+            .values(status=to, finished_at=stamp, **values)
+        )
+        if result.rowcount == len(part):
+            continue
+        found = dict(session.execute(select(runs.c.id, runs.c.status).where(runs.c.id.in_(part))))
+        refused = [f"{r} ({found[r]})" if r in found else f"{r} (no such run)" for r in part]
+        raise JournalError(f"run(s) cannot go {to}: {', '.join(refused)}")
+
+
 def settle_dead_runs(session: Session, stamp: datetime) -> list[str]:
     """Close what killed runs left open; returns the ids of the runs settled.
 
@@ -282,16 +336,13 @@ def settle_dead_runs(session: Session, stamp: datetime) -> list[str]:
             unsent="never sent: the run was killed before it",
             why=ErrorClass.KILLED,
         )
-        session.execute(
-            update(RunRow)
-            .where(RunRow.id.in_(part))
-            .values(
-                status=RunStatus.ABORTED,
-                finished_at=stamp,
-                exit_code=1,
-                message="the process ended without finishing the run",
-            )
-        )
+    finish_runs(
+        session,
+        dead,
+        RunStatus.ABORTED,
+        stamp,
+        {"exit_code": 1, "message": "the process ended without finishing the run"},
+    )
     return dead
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sync.errors import ConfigError, StateError
 from sync.resources import migrations
-from sync.state.journal import FINISHED_APPLYING, RunStatus
+from sync.state.journal import FINISHED_APPLYING, RunStatus, finish_runs
 from sync.state.lock import RunLock
 from sync.state.models import OperationRow, RunRow
 
@@ -224,22 +224,21 @@ class StateStore:
         self,
         run_id: str,
         *,
-        status: str,
+        status: RunStatus,
         exit_code: int,
         summary: dict[str, Any],
         source_rows: dict[str, int],
         message: str | None = None,
     ) -> None:
+        """running → `status`, once (a finished run cannot be finished again)."""
+        values = {
+            "exit_code": exit_code,
+            "summary": summary,
+            "source_rows": source_rows,
+            "message": message,
+        }
         with self.session() as session, session.begin():
-            run = session.get(RunRow, run_id)
-            if run is None:
-                return
-            run.status = status
-            run.exit_code = exit_code
-            run.finished_at = now()
-            run.summary = summary
-            run.source_rows = source_rows
-            run.message = message
+            finish_runs(session, [run_id], status, now(), values)
 
     def source_history(self, runs: int) -> dict[str, list[int]]:
         """Rows per source of the last successful runs, oldest first (shrink guard).
