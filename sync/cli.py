@@ -279,11 +279,12 @@ _html_option = click.option(
 def _save_html(config: Any, report: Any) -> None:
     """The HTML report at --html, and for a run beside its JSON in the report folder."""
     from sync.commands.html import write_html
+    from sync.state.journal import RunMode
 
     target = _settings().get("html")
     if target is not None:
         write_html(report, target)
-    if report.mode == "run" and report.report_file is not None:
+    if report.mode == RunMode.RUN and report.report_file is not None:
         write_html(report, config.report.dir / f"run-{report.run_id}.html")
 
 
@@ -292,8 +293,9 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
     from sync.files import copy_private, write_private
     from sync.logs import redacted_json
     from sync.model import write_rejections
+    from sync.state.journal import RunMode
 
-    kept = report.mode in ("run", "release")
+    kept = report.mode in (RunMode.RUN, RunMode.RELEASE)
     if out is None and not kept:
         return  # a plain `plan` writes nothing: no JSON to build
     path = config.report.dir / f"{report.mode}-{report.run_id}.json"

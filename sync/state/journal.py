@@ -109,6 +109,17 @@ RUN_ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
 stored, so no run moves to or from them."""
 
 
+class RunMode(StrEnum):
+    """What a run did: in the runs table, the report (and its file's name) and the logs."""
+
+    PLAN = "plan"
+    RUN = "run"
+    RECONCILE = "reconcile"
+    RELEASE = "release"
+    DISCARD = "discard"
+    UNLOCK = "unlock"  # journaled by hand (`unlock --force`), with no report
+
+
 COUNTED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
 """Runs whose source sizes the shrinking-source guard compares against."""
 FINISHED_APPLYING = (*COUNTED, RunStatus.HELD)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sync.errors import ConfigError, StateError
 from sync.resources import migrations
-from sync.state.journal import FINISHED_APPLYING, RunStatus, finish_runs
+from sync.state.journal import FINISHED_APPLYING, RunMode, RunStatus, finish_runs
 from sync.state.lock import RunLock
 from sync.state.models import OperationRow, RunRow
 
@@ -183,7 +183,7 @@ class StateStore:
                 getattr(exc, "orig", exc),
             )
 
-    def start_run(self, run_id: str, mode: str, *, plan_hash: str | None = None) -> None:
+    def start_run(self, run_id: str, mode: RunMode, *, plan_hash: str | None = None) -> None:
         with self.session() as session, session.begin():
             session.add(
                 RunRow(
@@ -208,7 +208,7 @@ class StateStore:
         query = (
             select(RunRow.id, RunRow.finished_at)
             .where(
-                RunRow.mode.not_in(("plan", "unlock")),
+                RunRow.mode.not_in((RunMode.PLAN, RunMode.UNLOCK)),
                 or_(RunRow.status.in_(FINISHED_APPLYING), has_operations),
             )
             .order_by(RunRow.started_at.desc(), RunRow.id.desc())
@@ -250,7 +250,7 @@ class StateStore:
         with self.session() as session:
             found = session.execute(
                 select(RunRow.source_rows, RunRow.summary)
-                .where(RunRow.mode == "run", RunRow.status.in_(FINISHED_APPLYING))
+                .where(RunRow.mode == RunMode.RUN, RunRow.status.in_(FINISHED_APPLYING))
                 .order_by(RunRow.started_at.desc())
             )
             rows = []
