@@ -312,8 +312,8 @@ def finish_runs(
     values: Mapping[str, Any],
 ) -> None:
     """The one way a run's status changes: each of `run_ids` goes `to` (finished at
-    `stamp`, with `values`) from a status `RUN_ALLOWED` lets go there, or none does and
-    `JournalError` says which cannot."""
+    `stamp`, with `values`) from a status `RUN_ALLOWED` lets go there; if one cannot,
+    `JournalError` says where each is, and the caller's transaction rolls back."""
     runs = cast(Table, RunRow.__table__)
     for part in chunks(run_ids):
         result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
@@ -323,9 +323,13 @@ def finish_runs(
         )
         if result.rowcount == len(part):
             continue
-        found = dict(session.execute(select(runs.c.id, runs.c.status).where(runs.c.id.in_(part))))
-        refused = [f"{r} ({found[r]})" if r in found else f"{r} (no such run)" for r in part]
-        raise JournalError(f"run(s) cannot go {to}: {', '.join(refused)}")
+        # Read only on the way to the error: which runs are where.
+        rows = session.execute(select(runs.c.id, runs.c.status).where(runs.c.id.in_(part)))
+        found = {str(run_id): str(status) for run_id, status in rows}
+        where = ", ".join(f"{r} ({found.get(r, 'no such run')})" for r in part)
+        raise JournalError(
+            f"{len(part) - result.rowcount} of {len(part)} run(s) cannot go {to}: {where}"
+        )
 
 
 def settle_dead_runs(session: Session, stamp: datetime) -> list[str]:
