@@ -279,7 +279,7 @@ _html_option = click.option(
 def _save_html(config: Any, report: Any) -> None:
     """The HTML report at --html, and for a run beside its JSON in the report folder."""
     target = _settings().get("html")
-    kept = report.mode == "run" and report.report_file is not None
+    kept = report.mode == "run" and report.report_file is not None  # RunMode is a StrEnum
     if target is None and not kept:
         return  # a plain `plan` writes no HTML: nothing to load for it
     from sync.commands.html import write_html
@@ -295,8 +295,9 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
     from sync.files import copy_private, write_private
     from sync.logs import redacted_json
     from sync.model import write_rejections
+    from sync.state.journal import RunMode
 
-    kept = report.mode in ("run", "release")
+    kept = report.mode in (RunMode.RUN, RunMode.RELEASE)
     if out is None and not kept:
         return  # a plain `plan` writes nothing: no JSON to build
     path = config.report.dir / f"{report.mode}-{report.run_id}.json"

@@ -175,13 +175,13 @@ def unlock(config: Any) -> str:
     the lock is ended.
     """
     from sync.core.apply import new_run_id
-    from sync.state.journal import RunStatus
+    from sync.state.journal import RunMode, RunStatus
     from sync.state.lock import force_unlock
 
     store = _open(config)
     try:
         run_id = new_run_id()
-        store.start_run(run_id, "unlock")
+        store.start_run(run_id, RunMode.UNLOCK)
         row = force_unlock(store.engine)
         if row is None:
             message = "no run held the lock"

@@ -19,6 +19,7 @@ from sync.core.report import Report
 from sync.core.review import HELD, RISK_ORDER, TITLES, Review
 from sync.files import write_private
 from sync.model import shown_reason
+from sync.state.journal import RunMode
 
 SCRIPT = """
 (function () {
@@ -119,7 +120,7 @@ def _page(report: Report, review: Review | None) -> Iterator[Part]:
     plan = report.plan
     if review is None and plan is not None:
         review = report.review()
-    title = "Plan (dry run, nothing sent)" if report.mode == "plan" else "Run report"
+    title = "Plan (dry run, nothing sent)" if report.mode == RunMode.PLAN else "Run report"
     yield from [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

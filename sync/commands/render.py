@@ -9,6 +9,7 @@ from __future__ import annotations
 from sync.core.plan import AdoptUser, GroupLinks, Kind, Operation
 from sync.core.report import Report
 from sync.core.review import HELD, LEAVERS, Section
+from sync.state.journal import RunMode
 
 SHOWN_RECORDS = 25
 SHOWN_LEAVERS = 100
@@ -46,7 +47,7 @@ def render_plan(report: Report, *, verbose: bool = False) -> str:
     riskiest first (leavers, removals, overwrites, moves and renames, joiners)."""
     plan = report.plan
     out: list[str] = []
-    title = "Plan (dry run, nothing sent)" if report.mode == "plan" else "Plan"
+    title = "Plan (dry run, nothing sent)" if report.mode == RunMode.PLAN else "Plan"
     if plan is None:
         return f"{title}: not computed"
     review = report.review()

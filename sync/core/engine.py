@@ -34,7 +34,7 @@ from sync.core.saved import Fingerprinter, SavedPlan, refuse_if_stale, sections
 from sync.errors import ExitCode, StateError, SyncError
 from sync.model import Desired
 from sync.state import write
-from sync.state.journal import RunStatus
+from sync.state.journal import RunMode, RunStatus
 from sync.state.read import read_state
 from sync.state.store import StateStore, now, require_current, safe_url
 
@@ -204,7 +204,9 @@ def run(
     `fingerprint` (dry only) makes the report a saved plan (`plan --out`); `saved`
     applies such a plan instead of planning anew, or refuses it (exit 4) when what it
     was computed from has changed."""
-    report = Report(run_id=new_run_id(), mode="plan" if dry else "run", started_at=now())
+    report = Report(
+        run_id=new_run_id(), mode=RunMode.PLAN if dry else RunMode.RUN, started_at=now()
+    )
     store = StateStore(config.state_url())
     try:
         require_current(store.engine)

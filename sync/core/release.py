@@ -33,7 +33,7 @@ from sync.core.report import Report
 from sync.errors import ExitCode, UsageError
 from sync.state import held as held_store
 from sync.state.held import Held, HeldStatus, HoldKey
-from sync.state.journal import RunStatus
+from sync.state.journal import RunMode, RunStatus
 from sync.state.store import StateStore, now, require_current
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def release(
     that stopped, leaves it held, to be released again. A change whose planned content
     differs from the one held (and listed by `held`) is not applied: it stays held with
     its new content, for the reviewer to look at again."""
-    report = Report(run_id=new_run_id(), mode="release", started_at=now())
+    report = Report(run_id=new_run_id(), mode=RunMode.RELEASE, started_at=now())
     by = signed(by)
     store = StateStore(config.state_url())
     try:
@@ -227,7 +227,7 @@ def discard(
     """Drop the held changes of `refs` (None: all) without applying them: recorded as a
     run, with who and why. Sources that still ask for a change plan it again next run,
     under the safety policy of that run."""
-    report = Report(run_id=new_run_id(), mode="discard", started_at=now())
+    report = Report(run_id=new_run_id(), mode=RunMode.DISCARD, started_at=now())
     by = signed(by)
     store = StateStore(config.state_url())
     try:

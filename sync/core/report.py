@@ -19,13 +19,13 @@ from sync.core.review import Review, build_review
 from sync.core.sources import Source
 from sync.errors import ExitCode
 from sync.model import Desired, is_warning
-from sync.state.journal import RunStatus
+from sync.state.journal import RunMode, RunStatus
 
 
 @dataclass
 class Report:
     run_id: str
-    mode: str  # plan | run | reconcile
+    mode: RunMode
     started_at: datetime
     finished_at: datetime | None = None
     status: RunStatus = RunStatus.RUNNING
@@ -92,7 +92,7 @@ class Report:
         ex = self.execution
         seconds = (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
         return {
-            "mode": self.mode,
+            "mode": str(self.mode),
             "status": str(self.status),
             "exit_code": int(self.exit_code),
             "planned": sum(self.plan.counts().values()) if self.plan is not None else 0,

@@ -10,14 +10,15 @@ or `failed` in the same transaction as the state change it implies. So after a k
 the journal tells what might have reached Pluvo (`abandoned`) from what never left
 (`skipped`), and the store never holds a change Pluvo did not confirm.
 
-Every transition is an UPDATE guarded by the states it may come from; a transition
-the machine does not allow changes no row and raises `JournalError` (a bug, not a
-condition to handle).
+Every transition is an UPDATE guarded by the states `ALLOWED` says it may come from
+(`_move` writes them all); a transition the machine does not allow changes no row and
+raises `JournalError` (a bug, not a condition to handle). Runs have their own table,
+`RUN_ALLOWED`: running until finished once, or settled as aborted by the next run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,9 +26,9 @@ from itertools import islice
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     CursorResult,
     Table,
-    and_,
     bindparam,
     func,
     insert,
@@ -83,6 +84,42 @@ class RunStatus(StrEnum):
     IN_SYNC = "in_sync"
 
 
+RUN_ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.RUNNING: frozenset(
+        {
+            RunStatus.SUCCEEDED,
+            RunStatus.PARTIAL,
+            RunStatus.FAILED,
+            RunStatus.GUARDED,
+            RunStatus.HELD,
+            RunStatus.ABORTED,
+        }
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.PARTIAL: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.GUARDED: frozenset(),
+    RunStatus.HELD: frozenset(),
+    RunStatus.ABORTED: frozenset(),
+    RunStatus.PLANNED: frozenset(),
+    RunStatus.DRIFT: frozenset(),
+    RunStatus.IN_SYNC: frozenset(),
+}
+"""A run is stored `running` and finished once; the report-only statuses are never
+stored, so no run moves to or from them."""
+
+
+class RunMode(StrEnum):
+    """What a run did: in the runs table, the report (and its file's name) and the logs."""
+
+    PLAN = "plan"
+    RUN = "run"
+    RECONCILE = "reconcile"
+    RELEASE = "release"
+    DISCARD = "discard"
+    UNLOCK = "unlock"  # journaled by hand (`unlock --force`), with no report
+
+
 COUNTED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
 """Runs whose source sizes the shrinking-source guard compares against."""
 FINISHED_APPLYING = (*COUNTED, RunStatus.HELD)
@@ -108,6 +145,10 @@ class JournalError(RuntimeError):
 
 def predecessors(status: OpStatus) -> tuple[OpStatus, ...]:
     return tuple(s for s, targets in ALLOWED.items() if status in targets)
+
+
+def run_predecessors(status: RunStatus) -> tuple[RunStatus, ...]:
+    return tuple(s for s, targets in RUN_ALLOWED.items() if status in targets)
 
 
 @dataclass(frozen=True)
@@ -161,71 +202,84 @@ def record_plan(session: Session, run_id: str, entries: Iterable[Entry], stamp: 
         session.execute(insert(_table()), rows)  # Core: no ORM bulk layer per row
 
 
+def _from(column: Any, sources: Sequence[StrEnum], to: StrEnum) -> ColumnElement[bool]:
+    """`column` holds one of `sources`: as plain equalities, which an executemany can
+    carry (an expanding IN cannot)."""
+    if not sources:
+        raise JournalError(f"nothing may go {to}")
+    return or_(*(column == s for s in sources))
+
+
 def _move(
+    session: Session,
+    where: Sequence[ColumnElement[bool]],
+    to: OpStatus,
+    stamp: datetime,
+    values: Mapping[str, Any],
+    *,
+    each: Sequence[Mapping[str, Any]] | None = None,
+    expected: int | None = None,
+    label: str,
+) -> int:
+    """The one way an operation's status changes: the rows `where` picks that are in a
+    state `ALLOWED` lets go `to` are moved there (with `values`, or per row with each
+    parameter set of `each`, an executemany). With `expected`, moving fewer rows is a
+    forbidden transition: `JournalError`, and the caller's transaction rolls back.
+    Returns how many rows moved."""
+    journal = _table()
+    statement = (
+        update(journal)
+        .where(*where, _from(journal.c.status, predecessors(to), to))
+        .values(status=to, updated_at=stamp, **values)
+    )
+    result: CursorResult[Any] = session.execute(statement, each)  # type: ignore[assignment]
+    moved = int(result.rowcount)
+    # (-1: a driver that cannot count an executemany's rows; the two supported can)
+    if expected is not None and moved not in (-1, expected):
+        raise JournalError(f"{label}: {expected - moved} of {expected} operation(s) cannot go {to}")
+    return moved
+
+
+def _move_seqs(
     session: Session,
     run_id: str,
     seqs: Sequence[int],
     to: OpStatus,
     stamp: datetime,
-    *,
-    error: str | None = None,
-    error_class: ErrorClass | None = None,
+    values: Mapping[str, Any],
 ) -> None:
-    moved = 0
+    """These operations of one run, every one of them, go `to` (by (run, seq), a chunk
+    of IN (...) at a time)."""
     journal = _table()
     for part in chunks(seqs):
-        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-            update(journal)
-            .where(
-                journal.c.run_id == run_id,
-                journal.c.seq.in_(part),
-                journal.c.status.in_(predecessors(to)),
-            )
-            .values(status=to, error=error, error_class=error_class, updated_at=stamp)
-        )
-        moved += result.rowcount
-    if moved != len(seqs):
-        raise JournalError(
-            f"run {run_id}: {len(seqs) - moved} of {len(seqs)} operation(s) cannot go {to}"
-        )
+        where = (journal.c.run_id == run_id, journal.c.seq.in_(part))
+        _move(session, where, to, stamp, values, expected=len(part), label=f"run {run_id}")
 
 
 def mark_started(session: Session, run_id: str, seqs: Sequence[int], stamp: datetime) -> None:
     """pending → started, immediately before the request carrying them leaves."""
-    _move(session, run_id, seqs, OpStatus.STARTED, stamp)
+    _move_seqs(session, run_id, seqs, OpStatus.STARTED, stamp, {})
 
 
 def record_outcomes(
     session: Session, run_id: str, outcomes: Sequence[Outcome], stamp: datetime
 ) -> None:
-    """started → done | failed, in the caller's transaction (with the state change)."""
-    if not outcomes:
-        return
+    """started → done | failed, in the caller's transaction (with the state change).
+
+    An executemany by (run, seq) per outcome status (done first, then failed), each
+    row carrying its own error."""
     journal = _table()
-    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        update(journal).where(
-            and_(
-                journal.c.run_id == run_id,
-                journal.c.seq == bindparam("b_seq"),
-                journal.c.status == OpStatus.STARTED,
-            )
-        ),
-        [
-            {
-                "b_seq": o.seq,
-                "status": o.status,
-                "error": o.error,
-                "error_class": o.error_class,
-                "updated_at": stamp,
-            }
+    where = (journal.c.run_id == run_id, journal.c.seq == bindparam("b_seq"))
+    for to in (OpStatus.DONE, OpStatus.FAILED):
+        rows = [
+            {"b_seq": o.seq, "error": o.error, "error_class": o.error_class}
             for o in outcomes
-        ],
-    )
-    if result.rowcount not in (-1, len(outcomes)):
-        raise JournalError(
-            f"run {run_id}: outcomes for {len(outcomes)} operation(s), "
-            f"{result.rowcount} of them were started"
-        )
+            if o.status is to
+        ]
+        if rows:
+            _move(
+                session, where, to, stamp, {}, each=rows, expected=len(rows), label=f"run {run_id}"
+            )
 
 
 def mark_skipped(
@@ -239,19 +293,43 @@ def mark_skipped(
 ) -> None:
     """pending → skipped for these operations: never sent (the run stopped before their
     batch left, or what they depend on failed)."""
-    _move(session, run_id, seqs, OpStatus.SKIPPED, stamp, error=reason, error_class=why)
+    values = {"error": reason, "error_class": why}
+    _move_seqs(session, run_id, seqs, OpStatus.SKIPPED, stamp, values)
 
 
 def skip_unsent(session: Session, run_id: str, reason: str, stamp: datetime) -> int:
     """pending → skipped: the run stopped before sending them."""
-    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        update(OperationRow)
-        .where(OperationRow.run_id == run_id, OperationRow.status == OpStatus.PENDING)
-        .values(
-            status=OpStatus.SKIPPED, error=reason, error_class=ErrorClass.STOPPED, updated_at=stamp
+    values = {"error": reason, "error_class": ErrorClass.STOPPED}
+    where = (_table().c.run_id == run_id,)
+    return _move(session, where, OpStatus.SKIPPED, stamp, values, label=f"run {run_id}")
+
+
+def finish_runs(
+    session: Session,
+    run_ids: Sequence[str],
+    to: RunStatus,
+    stamp: datetime,
+    values: Mapping[str, Any],
+) -> None:
+    """The one way a run's status changes: each of `run_ids` goes `to` (finished at
+    `stamp`, with `values`) from a status `RUN_ALLOWED` lets go there; if one cannot,
+    `JournalError` says where each is, and the caller's transaction rolls back."""
+    runs = cast(Table, RunRow.__table__)
+    for part in chunks(run_ids):
+        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(runs)
+            .where(runs.c.id.in_(part), _from(runs.c.status, run_predecessors(to), to))
+            .values(status=to, finished_at=stamp, **values)
         )
-    )
-    return int(result.rowcount)
+        if result.rowcount == len(part):
+            continue
+        # Read only on the way to the error: which runs are where.
+        rows = session.execute(select(runs.c.id, runs.c.status).where(runs.c.id.in_(part)))
+        found = {str(run_id): str(status) for run_id, status in rows}
+        where = ", ".join(f"{r} ({found.get(r, 'no such run')})" for r in part)
+        raise JournalError(
+            f"{len(part) - result.rowcount} of {len(part)} run(s) cannot go {to}: {where}"
+        )
 
 
 def settle_dead_runs(session: Session, stamp: datetime) -> list[str]:
@@ -273,16 +351,13 @@ def settle_dead_runs(session: Session, stamp: datetime) -> list[str]:
             unsent="never sent: the run was killed before it",
             why=ErrorClass.KILLED,
         )
-        session.execute(
-            update(RunRow)
-            .where(RunRow.id.in_(part))
-            .values(
-                status=RunStatus.ABORTED,
-                finished_at=stamp,
-                exit_code=1,
-                message="the process ended without finishing the run",
-            )
-        )
+    finish_runs(
+        session,
+        dead,
+        RunStatus.ABORTED,
+        stamp,
+        {"exit_code": 1, "message": "the process ended without finishing the run"},
+    )
     return dead
 
 
@@ -298,15 +373,10 @@ def close_open(
     """started → abandoned and pending → skipped for runs that end without finishing
     their plan (killed, or failed on an error that stopped them). Afterwards only a
     run still marked running has open operations: `needing_attention` relies on it."""
-    for status, to, error in (
-        (OpStatus.STARTED, OpStatus.ABANDONED, sent),
-        (OpStatus.PENDING, OpStatus.SKIPPED, unsent),
-    ):
-        session.execute(
-            update(OperationRow)
-            .where(OperationRow.run_id.in_(run_ids), OperationRow.status == status)
-            .values(status=to, error=error, error_class=why, updated_at=stamp)
-        )
+    where = (_table().c.run_id.in_(run_ids),)
+    label = f"run(s) {', '.join(run_ids)}"
+    for to, error in ((OpStatus.ABANDONED, sent), (OpStatus.SKIPPED, unsent)):
+        _move(session, where, to, stamp, {"error": error, "error_class": why}, label=label)
 
 
 MAY_HAVE_LANDED = (ErrorClass.TRANSIENT, ErrorClass.ANSWER)

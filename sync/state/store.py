@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sync.errors import ConfigError, StateError
 from sync.resources import migrations
-from sync.state.journal import FINISHED_APPLYING, RunStatus
+from sync.state.journal import FINISHED_APPLYING, RunMode, RunStatus, finish_runs
 from sync.state.lock import RunLock
 from sync.state.models import OperationRow, RunRow
 
@@ -211,7 +211,7 @@ class StateStore:
                 getattr(exc, "orig", exc),
             )
 
-    def start_run(self, run_id: str, mode: str, *, plan_hash: str | None = None) -> None:
+    def start_run(self, run_id: str, mode: RunMode, *, plan_hash: str | None = None) -> None:
         with self.session() as session, session.begin():
             session.add(
                 RunRow(
@@ -236,7 +236,7 @@ class StateStore:
         query = (
             select(RunRow.id, RunRow.finished_at)
             .where(
-                RunRow.mode.not_in(("plan", "unlock")),
+                RunRow.mode.not_in((RunMode.PLAN, RunMode.UNLOCK)),
                 or_(RunRow.status.in_(FINISHED_APPLYING), has_operations),
             )
             .order_by(RunRow.started_at.desc(), RunRow.id.desc())
@@ -252,22 +252,21 @@ class StateStore:
         self,
         run_id: str,
         *,
-        status: str,
+        status: RunStatus,
         exit_code: int,
         summary: dict[str, Any],
         source_rows: dict[str, int],
         message: str | None = None,
     ) -> None:
+        """running → `status`, once (a finished run cannot be finished again)."""
+        values = {
+            "exit_code": exit_code,
+            "summary": summary,
+            "source_rows": source_rows,
+            "message": message,
+        }
         with self.session() as session, session.begin():
-            run = session.get(RunRow, run_id)
-            if run is None:
-                return
-            run.status = status
-            run.exit_code = exit_code
-            run.finished_at = now()
-            run.summary = summary
-            run.source_rows = source_rows
-            run.message = message
+            finish_runs(session, [run_id], status, now(), values)
 
     def source_history(self, runs: int) -> dict[str, list[int]]:
         """Rows per source of the last successful runs, oldest first (shrink guard).
@@ -279,7 +278,7 @@ class StateStore:
         with self.session() as session:
             found = session.execute(
                 select(RunRow.source_rows, RunRow.summary)
-                .where(RunRow.mode == "run", RunRow.status.in_(FINISHED_APPLYING))
+                .where(RunRow.mode == RunMode.RUN, RunRow.status.in_(FINISHED_APPLYING))
                 .order_by(RunRow.started_at.desc())
             )
             rows = []

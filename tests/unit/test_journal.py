@@ -6,12 +6,15 @@
 
 Every pair of states is tried through the functions that move an entry: an allowed
 transition moves it, a forbidden one raises JournalError and, its transaction rolled
-back, leaves every row as it was. Then what a new run does with a dead one's leftovers:
-`settle_dead_runs` and `sent_unanswered`.
+back, leaves every row as it was. The moves of a whole run's open entries
+(`skip_unsent`, `close_open`) take only what the table lets go. Then what a new run
+does with a dead one's leftovers: `settle_dead_runs` and `sent_unanswered`. Runs have a
+table of their own, tried the same way.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,13 +27,16 @@ from sync.core.plan import Kind, operation_from_json
 from sync.state import journal
 from sync.state.journal import (
     ALLOWED,
+    RUN_ALLOWED,
     Entry,
     ErrorClass,
     JournalError,
     OpStatus,
     Outcome,
+    RunMode,
     RunStatus,
     predecessors,
+    run_predecessors,
 )
 from sync.state.models import OperationRow, RunRow
 from sync.state.read import read_state
@@ -240,6 +246,55 @@ def test_skip_unsent_skips_only_the_pending_of_its_run(store: StateStore) -> Non
     assert statuses(store, "r2") == {0: P}
 
 
+def test_a_mixed_batch_of_outcomes_with_one_not_started_records_none(store: StateStore) -> None:
+    """Done and failed outcomes go as two statements; a refused one undoes both."""
+    start_run(store, "r1", ["E1", "E2", "E3"])
+    bring(store, "r1", 0, S)
+    bring(store, "r1", 1, S)
+    before = rows(store, "r1")
+    outcomes = [Outcome(0), Outcome(1, "refused", ErrorClass.RECORD), Outcome(2, "refused")]
+    with pytest.raises(JournalError), store.session() as session, session.begin():
+        journal.record_outcomes(session, "r1", outcomes, LATER)
+    assert rows(store, "r1") == before
+
+
+MOVED = LATER + timedelta(minutes=1)
+WHOLE_RUN_MOVES = {
+    "skip_unsent": lambda session: journal.skip_unsent(session, "r1", "unsent", MOVED),
+    "close_open": lambda session: journal.close_open(
+        session, ["r1"], MOVED, sent="sent", unsent="unsent", why=ErrorClass.FATAL
+    ),
+}
+WHOLE_RUN_TARGETS = {"skip_unsent": (K,), "close_open": (A, K)}
+
+
+@pytest.mark.parametrize("source", list(OpStatus))
+@pytest.mark.parametrize("name", list(WHOLE_RUN_MOVES))
+def test_a_whole_runs_move_takes_only_what_the_table_lets_go(
+    store: StateStore, name: str, source: OpStatus
+) -> None:
+    """An entry moves to the one target the table allows from its state, or stays
+    exactly as it was; the other run's entries are never touched."""
+    start_run(store, "r1", ["E1"])
+    bring(store, "r1", 0, source)
+    start_run(store, "r2", ["E1", "E2"])
+    bring(store, "r2", 1, S)
+    before, other = rows(store, "r1"), rows(store, "r2")
+
+    with store.session() as session, session.begin():
+        WHOLE_RUN_MOVES[name](session)
+
+    allowed = [t for t in WHOLE_RUN_TARGETS[name] if t in ALLOWED[source]]
+    after = rows(store, "r1")
+    if allowed:
+        assert after[0][0] == allowed[0]
+        assert after[0][1] == ("sent" if allowed[0] is A else "unsent")
+        assert after[0][3].replace(tzinfo=None) == MOVED.replace(tzinfo=None)
+    else:
+        assert after == before
+    assert rows(store, "r2") == other
+
+
 # ---------------------------------------------------------------- after a kill
 
 
@@ -416,3 +471,104 @@ def test_the_latest_runs_come_first(store: StateStore) -> None:
     assert run is not None
     assert run.id == "r3"
     assert [op.ref for op in ops] == ["E-r3"]
+
+
+# ---------------------------------------------------------------- runs
+
+
+STORED = (RunStatus.RUNNING, *sorted(RUN_ALLOWED[RunStatus.RUNNING]))
+"""The statuses a run is ever stored with: running, and where it may go from there."""
+
+
+def test_the_run_machine_is_the_documented_one() -> None:
+    assert set(RUN_ALLOWED) == set(RunStatus), "every status has its row in the table"
+    assert {s: set(to) for s, to in RUN_ALLOWED.items() if to} == {
+        RunStatus.RUNNING: {
+            RunStatus.SUCCEEDED,
+            RunStatus.PARTIAL,
+            RunStatus.FAILED,
+            RunStatus.GUARDED,
+            RunStatus.HELD,
+            RunStatus.ABORTED,
+        }
+    }
+    assert run_predecessors(RunStatus.RUNNING) == ()
+    for report_only in (RunStatus.PLANNED, RunStatus.DRIFT, RunStatus.IN_SYNC):
+        assert run_predecessors(report_only) == (), f"{report_only} is never stored"
+
+
+def bring_run(store: StateStore, run_id: str, status: RunStatus) -> None:
+    """A run in `status`, got there the way the engine gets it there."""
+    store.start_run(run_id, RunMode.RUN)
+    if status is RunStatus.ABORTED:
+        with store.session() as session, session.begin():
+            assert journal.settle_dead_runs(session, LATER) == [run_id]
+    elif status is not RunStatus.RUNNING:
+        store.finish_run(run_id, status=status, exit_code=3, summary={"n": 1}, source_rows={})
+
+
+def run_row(store: StateStore, run_id: str) -> tuple[Any, ...]:
+    with store.session() as session:
+        run = session.get(RunRow, run_id)
+        assert run is not None
+        return (run.status, run.exit_code, run.finished_at, run.summary, run.message)
+
+
+RUN_TRANSITIONS = [(source, target) for source in STORED for target in RunStatus]
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), RUN_TRANSITIONS, ids=[f"{s}-to-{t}" for s, t in RUN_TRANSITIONS]
+)
+def test_each_run_transition_is_allowed_or_refused_without_a_trace(
+    store: StateStore, source: RunStatus, target: RunStatus
+) -> None:
+    bring_run(store, "r1", source)
+    bring_run(store, "r2", RunStatus.RUNNING)
+    before, other = run_row(store, "r1"), run_row(store, "r2")
+
+    def finish() -> None:
+        store.finish_run(
+            "r1", status=target, exit_code=0, summary={}, source_rows={"hr": 2}, message="m"
+        )
+
+    if target in RUN_ALLOWED[source]:
+        finish()
+        after = run_row(store, "r1")
+        assert (after[0], after[1], after[3], after[4]) == (target, 0, {}, "m")
+        assert after[2] is not None
+    else:
+        with pytest.raises(JournalError, match=f"go {target}"):
+            finish()
+        assert run_row(store, "r1") == before
+    assert run_row(store, "r2") == other
+
+
+def test_finishing_a_run_that_does_not_exist_is_refused(store: StateStore) -> None:
+    with pytest.raises(JournalError, match="nope \\(no such run\\)"):
+        store.finish_run("nope", status=RunStatus.FAILED, exit_code=1, summary={}, source_rows={})
+
+
+def test_a_finished_run_is_not_settled_again(store: StateStore) -> None:
+    bring_run(store, "done", RunStatus.SUCCEEDED)
+    bring_run(store, "dead", RunStatus.RUNNING)
+    with store.session() as session, session.begin():
+        assert journal.settle_dead_runs(session, LATER) == ["dead"]
+    assert run_row(store, "done")[0] == RunStatus.SUCCEEDED
+    with pytest.raises(JournalError, match="dead \\(aborted\\)"):
+        store.finish_run(
+            "dead", status=RunStatus.SUCCEEDED, exit_code=0, summary={}, source_rows={}
+        )
+    assert run_row(store, "dead")[:2] == (RunStatus.ABORTED, 1)
+
+
+@pytest.mark.parametrize("mode", list(RunMode))
+def test_a_run_mode_reads_as_the_string_it_always_was(store: StateStore, mode: RunMode) -> None:
+    """Report files' names, the JSON report and the runs table carry the bare value."""
+    assert f"{mode}-r1.json" == f"{mode.value}-r1.json"
+    assert json.dumps({"mode": mode}) == json.dumps({"mode": mode.value})
+    store.start_run("r1", mode)
+    with store.session() as session:
+        stored = session.scalar(select(RunRow.mode).where(RunRow.id == "r1"))
+    assert type(stored) is str
+    assert stored == mode.value

@@ -38,7 +38,7 @@ from sync.errors import ExitCode
 from sync.files import write_private
 from sync.logs import print_error, redact
 from sync.model import Desired
-from sync.state.journal import RunStatus
+from sync.state.journal import RunMode, RunStatus
 from sync.state.read import Owned, read_owned
 from sync.state.store import StateStore, now, require_current
 
@@ -126,7 +126,7 @@ def reconcile(
     progress: ProgressHook | None = None,
 ) -> Reconciliation:
     """Report drift between live Pluvo, HR and the store; with `apply`, correct it."""
-    report = Report(run_id=new_run_id(), mode="reconcile", started_at=now())
+    report = Report(run_id=new_run_id(), mode=RunMode.RECONCILE, started_at=now())
     report.sections["apply"] = apply
     result = Reconciliation(report)
     store = StateStore(config.state_url())
