@@ -127,7 +127,7 @@ def compare(
     """Every way the mapped categories differ from Pluvo's, in mapping order.
 
     Types are compared by name (mapping `choice` ~ Pluvo `CHOICE`); options by exact
-    text, because values are sent by stringValue (sync/core/plan.py `value_input`).
+    text, because values are sent by stringValue (sync/pluvo/ops.py `value_input`).
     """
     by_ref = {c.ref: c for c in categories if c.ref}
     known = sorted(by_ref)
