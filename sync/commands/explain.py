@@ -17,12 +17,12 @@ from typing import Any
 import pandas as pd
 
 from sync.commands.render import render_section
+from sync.commands.review import build_review, kind_words
 from sync.config import Config
 from sync.core.diff import DiffOptions, diff
 from sync.core.load import load
 from sync.core.mapping.spec import MappingSpec, ValueSpec, load_mapping
 from sync.core.plan import GroupLinks, Kind
-from sync.core.review import build_review, kind_words
 from sync.core.sources import open_source
 from sync.model import USER_FIELDS, shown_reason
 from sync.state import held as held_store

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from sync.commands.admin import Settings, table
+from sync.commands.review import build_review
 from sync.core.plan import GroupLinks, Operation, Plan, operation_from_json
 from sync.core.release import NOTHING_HELD
 from sync.core.report import Report
-from sync.core.review import build_review
 from sync.state import held as held_store
 from sync.state.read import names_and_emails
 from sync.state.store import StateStore, require_current

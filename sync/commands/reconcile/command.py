@@ -19,6 +19,7 @@ from sync.commands.reconcile.refresh import Refresh, plan_refresh
 from sync.commands.reconcile.render import render_reconcile
 from sync.commands.reconcile.view import adoption_from_live, live_view
 from sync.commands.reports import prune_reports
+from sync.commands.review import report_json
 from sync.config import Config
 from sync.core.adopt import adopt_in_plan, creations, reject_ambiguous
 from sync.core.apply import apply_plan, applying, guard, new_run_id
@@ -187,7 +188,7 @@ def reconcile_command(
     with display or nullcontext() as progress:
         result = reconcile(config, apply=apply, overrides=overrides, progress=progress)
     report = result.report
-    text = redact(json.dumps(report.to_json(), indent=2, default=str, ensure_ascii=False))
+    text = redact(json.dumps(report_json(report), indent=2, default=str, ensure_ascii=False))
     if out is not None:
         write_private(out, text)
     if apply:
