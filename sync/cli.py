@@ -292,6 +292,7 @@ def _save_html(config: Any, report: Any) -> None:
 
 def _save_report(config: Any, report: Any, out: Path | None) -> None:
     from sync.commands.reports import prune_reports
+    from sync.commands.review import report_json
     from sync.files import copy_private, write_private
     from sync.logs import redacted_json
     from sync.model import write_rejections
@@ -302,7 +303,7 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
         return  # a plain `plan` writes nothing: no JSON to build
     path = config.report.dir / f"{report.mode}-{report.run_id}.json"
     first = out if out is not None else path
-    write_private(first, redacted_json(report.to_json(lazy=True)))  # encoded as written
+    write_private(first, redacted_json(report_json(report, lazy=True)))  # encoded as written
     if kept:
         if path != first:
             copy_private(first, path)

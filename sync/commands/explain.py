@@ -15,28 +15,19 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import String, cast, or_, select
 
 from sync.commands.render import render_section
+from sync.commands.review import build_review, kind_words
 from sync.config import Config
 from sync.core.diff import DiffOptions, diff
 from sync.core.load import load
 from sync.core.mapping.spec import MappingSpec, ValueSpec, load_mapping
 from sync.core.plan import GroupLinks, Kind
-from sync.core.review import build_review, kind_words
 from sync.core.sources import open_source
 from sync.model import USER_FIELDS, shown_reason
 from sync.state import held as held_store
-from sync.state.models import (
-    ExtraValueRow,
-    GroupRow,
-    ManagerRow,
-    MembershipRow,
-    OperationRow,
-    RunRow,
-    UserRow,
-)
-from sync.state.read import read_state
+from sync.state.journal import history_of
+from sync.state.read import read_state, stored_person
 from sync.state.store import StateStore, require_current
 
 LINK_KINDS = [
@@ -203,9 +194,10 @@ def _rows_naming(
 
 def _store(store: StateStore, ref: str) -> list[str]:
     with store.session() as session:
-        user = session.get(UserRow, ref)
-        if user is None:
+        person = stored_person(session, ref)
+        if person is None:
             return ["nothing: the engine never created or adopted this ref"]
+        user = person.user
         out = [
             f"{user.name} <{user.email}>, language {user.language or '-'}, roles "
             f"{user.roles or '-'}, active {user.is_active}; Pluvo id {user.pluvo_id or '?'} "
@@ -216,36 +208,15 @@ def _store(store: StateStore, ref: str) -> list[str]:
             out.append(f"left: {user.left_action or 'archived'}")
         if user.missing_since is not None:
             out.append(f"missing since {user.missing_since:%Y-%m-%d} ({user.missing_runs} run(s))")
-        names = dict(session.execute(select(GroupRow.ref, GroupRow.name)).tuples().all())
-        for table, noun in ((MembershipRow, "member of"), (ManagerRow, "manager of")):
-            groups = session.scalars(select(table.group_ref).where(table.user_ref == ref)).all()
-            out += [f"{noun} group {names.get(g, g)!r} ({g})" for g in sorted(groups)]
-        values = session.execute(
-            select(ExtraValueRow.category_ref, ExtraValueRow.value).where(
-                ExtraValueRow.user_ref == ref
-            )
-        ).tuples()
-        out += [f"{c}: {v.replace(chr(10), ', ')!r}" for c, v in sorted(values)]
+        for groups, noun in ((person.member_of, "member of"), (person.manager_of, "manager of")):
+            out += [f"{noun} group {name!r} ({g})" for g, name in groups]
+        out += [f"{c}: {v.replace(chr(10), ', ')!r}" for c, v in person.values]
     return out
 
 
 def _journal(store: StateStore, ref: str) -> list[str]:
-    needle = f'%"{ref}"%'
-    query = (
-        select(RunRow.started_at, RunRow.id, OperationRow.kind, OperationRow.ref,
-               OperationRow.status, OperationRow.error)
-        .join(RunRow, RunRow.id == OperationRow.run_id)
-        .where(
-            or_(
-                OperationRow.ref == ref,
-                OperationRow.kind.in_(LINK_KINDS) & cast(OperationRow.payload, String).like(needle),
-            )
-        )
-        .order_by(RunRow.started_at.desc(), OperationRow.seq.desc())
-        .limit(JOURNAL_SHOWN + 1)
-    )  # fmt: skip
     with store.session() as session:
-        rows = session.execute(query).tuples().all()
+        rows = history_of(session, ref, LINK_KINDS, JOURNAL_SHOWN + 1)
     if not rows:
         return ["nothing journaled for this ref"]
     out = []

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from sync.commands.admin import Settings, table
+from sync.commands.review import build_review
 from sync.core.plan import GroupLinks, Operation, Plan, operation_from_json
 from sync.core.release import NOTHING_HELD
 from sync.core.report import Report
-from sync.core.review import build_review
 from sync.state import held as held_store
-from sync.state.models import UserRow
+from sync.state.read import names_and_emails
 from sync.state.store import StateStore, require_current
 
 
@@ -27,15 +25,7 @@ def held_data(config: Settings) -> list[dict[str, Any]]:
         require_current(store.engine)
         with store.session() as session:
             items = held_store.active(session)
-            refs = {item.ref for item in items}
-            people = {
-                ref: (name, email)
-                for ref, name, email in session.execute(
-                    select(UserRow.ref, UserRow.name, UserRow.email).where(
-                        UserRow.ref.in_(list(refs))
-                    )
-                )
-            }
+            people = names_and_emails(session, {item.ref for item in items})
     finally:
         store.close()
     out = []

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from html import escape
 from pathlib import Path
 
+from sync.commands.review import HELD, RISK_ORDER, TITLES, Review, review_of
 from sync.core.report import Report
-from sync.core.review import HELD, RISK_ORDER, TITLES, Review
 from sync.files import write_private
 from sync.model import shown_reason
 from sync.state.journal import RunMode
@@ -119,7 +119,7 @@ def _pieces(report: Report, review: Review | None) -> Iterator[str]:
 def _page(report: Report, review: Review | None) -> Iterator[Part]:
     plan = report.plan
     if review is None and plan is not None:
-        review = report.review()
+        review = review_of(report)
     title = "Plan (dry run, nothing sent)" if report.mode == RunMode.PLAN else "Run report"
     yield from [
         "<!DOCTYPE html>",

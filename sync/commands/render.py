@@ -6,9 +6,9 @@ terminal; the machine-readable form is the JSON report.
 
 from __future__ import annotations
 
+from sync.commands.review import HELD, LEAVERS, Section, review_of
 from sync.core.plan import AdoptUser, GroupLinks, Kind, Operation
 from sync.core.report import Report
-from sync.core.review import HELD, LEAVERS, Section
 from sync.state.journal import RunMode
 
 SHOWN_RECORDS = 25
@@ -50,7 +50,7 @@ def render_plan(report: Report, *, verbose: bool = False) -> str:
     title = "Plan (dry run, nothing sent)" if report.mode == RunMode.PLAN else "Plan"
     if plan is None:
         return f"{title}: not computed"
-    review = report.review()
+    review = review_of(report)
     total = len(plan)
     out.append(
         f"{title}: {total} operation(s) for {plan.desired_users} desired user(s), "

@@ -27,16 +27,13 @@ from sync.core.plan import HeldOp, Plan
 from sync.core.report import Report
 from sync.errors import ExitCode, SyncError
 from sync.logs import set_run_id
-from sync.pluvo.api import PluvoApi
+from sync.pluvo.api import ApiFactory, pluvo_client
 from sync.state import held as held_store
 from sync.state import journal
 from sync.state.journal import ErrorClass, RunStatus
 from sync.state.store import StateStore, now
 
 log = logging.getLogger(__name__)
-
-ApiFactory = Callable[[Config], PluvoApi]
-"""Makes the Pluvo API a run talks to; tests hand in a fake, the CLI the real client."""
 
 STATUS_OF = {
     ExitCode.OK: RunStatus.SUCCEEDED,
@@ -205,12 +202,6 @@ def finish(store: StateStore, report: Report) -> None:
         source_rows=report.source_rows,
         message=report.message,
     )
-
-
-def pluvo_client(config: Config) -> PluvoApi:
-    from sync.pluvo.client import PluvoClient
-
-    return PluvoClient(config.pluvo)
 
 
 async def _execute(

@@ -34,14 +34,13 @@ import numpy as np
 import pandas as pd
 
 from sync.config import Config
-from sync.core.apply import ApiFactory, pluvo_client
 from sync.core.mapping.spec import ExtraSpec, MappingSpec, load_mapping
 from sync.core.mapping.transforms import frame_of
 from sync.errors import ConfigError
 from sync.hashing import extras_hash_at
 from sync.model import ERROR, EXTRAS_HASH, REJECTION_COLUMNS, WARNING, Desired
 from sync.pluvo import ops
-from sync.pluvo.api import PluvoApi
+from sync.pluvo.api import ApiFactory, PluvoApi, pluvo_client
 from sync.pluvo.results import ExtraCategory
 
 log = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ def compare(
     """Every way the mapped categories differ from Pluvo's, in mapping order.
 
     Types are compared by name (mapping `choice` ~ Pluvo `CHOICE`); options by exact
-    text, because values are sent by stringValue (sync/core/plan.py `value_input`).
+    text, because values are sent by stringValue (sync/pluvo/ops.py `value_input`).
     """
     by_ref = {c.ref: c for c in categories if c.ref}
     known = sorted(by_ref)

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sync.config import Config
 from sync.core.adopt import Adoption, adopt_in_plan, creations, look_up, reject_ambiguous
-from sync.core.apply import ApiFactory, apply_plan, applying, guard, new_run_id, pluvo_client
+from sync.core.apply import apply_plan, applying, guard, new_run_id
 from sync.core.categories import CategoryRead, check_categories
 from sync.core.diff import DiffOptions, diff, held_refs
 from sync.core.executor import Execution, ProgressHook
@@ -33,6 +33,7 @@ from sync.core.report import Report
 from sync.core.saved import Fingerprinter, SavedPlan, refuse_if_stale, sections
 from sync.errors import ExitCode, StateError, SyncError
 from sync.model import Desired
+from sync.pluvo.api import ApiFactory, pluvo_client
 from sync.state import write
 from sync.state.journal import RunMode, RunStatus
 from sync.state.read import read_state

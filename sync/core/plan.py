@@ -67,14 +67,6 @@ USER_UPSERTS = frozenset({Kind.CREATE_USER, Kind.ADOPT_USER, Kind.UPDATE_USER, K
 ArchiveMethod = Literal["upsert", "update", "bulk"]
 MatchedBy = Literal["ref", "email"]
 
-USER_INPUT_NAMES = {
-    "email": "email",
-    "name": "name",
-    "language": "language",
-    "roles": "roles",
-    "is_active": "isActive",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -111,7 +103,7 @@ class ExtraValue:
     value: str | None
 
     def to_input(self) -> dict[str, Any]:
-        return value_input(self.category_ref, self.category_type, self.value)
+        return calls.value_input(self.category_ref, self.category_type, self.value)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -188,7 +180,7 @@ class UserUpsert(Operation):
     send: tuple[str, ...]
 
     def user_input(self) -> dict[str, Any]:
-        return user_input({f: getattr(self.fields, f) for f in self.send})
+        return calls.user_input({f: getattr(self.fields, f) for f in self.send})
 
     def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
         return calls.upsert_user(self.ref, self.user_input(), send_invite=send_invite)
@@ -250,14 +242,8 @@ class AdoptUser(UserUpsert):
     def to_call(self, *, send_invite: bool, membership_fields: MembershipFields = "ids") -> Call:
         if self.matched_by == "ref":
             return UserUpsert.to_call(self, send_invite=send_invite)
-        return Call(
-            "updateOrCreateUser",
-            {
-                "email": self.fields.email,
-                "sendInvite": send_invite,
-                "user": calls.user_input({"ref": self.ref, **self.user_input()}),
-            },
-            calls.UPSERT_SELECTION,
+        return calls.upsert_user_by_email(
+            self.fields.email, self.ref, self.user_input(), send_invite=send_invite
         )
 
 
@@ -647,38 +633,3 @@ def _decode(hint: Any, value: Any) -> Any:
             raise ValueError(f"{value!r} is not a {hint.__name__}")
         return value
     raise TypeError(f"no JSON decoding for {hint!r}")
-
-
-# ------------------------------------------------------------------ GraphQL inputs
-
-
-def user_input(fields: Mapping[str, str]) -> dict[str, Any]:
-    """Canonical string fields → Pluvo's UserInput values."""
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        name = USER_INPUT_NAMES.get(key, key)
-        if key == "roles":
-            out[name] = [r for r in value.split(",") if r]
-        elif key in ("is_active", "archived"):
-            out[name] = value == "true"
-        else:
-            out[name] = value
-    return out
-
-
-def value_input(category_ref: str, category_type: str, value: str | None) -> dict[str, Any]:
-    """A canonical extra value → ExtraCategoryValueInput; None clears the value."""
-    item: dict[str, Any] = {"categoryRef": category_ref}
-    if category_type == "datetime":
-        if value is None:
-            item["datetimeValue"] = None
-        else:
-            item["datetimeValue"] = value if "T" in value else f"{value}T00:00:00+00:00"
-    elif category_type == "boolean":
-        item["booleanValue"] = None if value is None else value == "true"
-    elif category_type in ("choice", "multiselect"):
-        options = [] if value is None else [v for v in value.split("\n") if v]
-        item["choiceValues"] = [{"stringValue": v} for v in options]
-    else:
-        item["stringValue"] = "" if value is None else value
-    return item

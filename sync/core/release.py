@@ -19,7 +19,6 @@ from datetime import date
 
 from sync.config import Config, LocalConfig
 from sync.core.apply import (
-    ApiFactory,
     apply_plan,
     applying,
     check_report_dir,
@@ -31,6 +30,7 @@ from sync.core.executor import ProgressHook
 from sync.core.plan import Operation, Plan, only_parts, operation_from_json, per_person
 from sync.core.report import Report
 from sync.errors import ExitCode, UsageError
+from sync.pluvo.api import ApiFactory
 from sync.state import held as held_store
 from sync.state.held import Held, HeldStatus, HoldKey
 from sync.state.journal import RunMode, RunStatus

@@ -8,18 +8,20 @@ own, so every apply path ends in the same shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sync.core.executor import Execution
 from sync.core.plan import Plan
-from sync.core.review import Review, build_review
 from sync.core.sources import Source
 from sync.errors import ExitCode
 from sync.model import Desired, is_warning
 from sync.state.journal import RunMode, RunStatus
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -47,19 +49,20 @@ class Report:
     sources: list[Source] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
     """JSON-ready sections a side command adds (reconcile: live, drift, state refresh)."""
-    _review: tuple[Plan, Desired | None, Review] | None = field(
-        default=None, init=False, repr=False, compare=False
+    _derived: dict[str, tuple[Plan, Desired | None, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def review(self) -> Review:
-        """The plan as its reviewer reads it, built once for the text, the JSON and the
-        HTML (a first load's is a line per operation, a million of them)."""
+    def derived(self, name: str, build: Callable[[Plan, Desired | None], T]) -> T:
+        """A view of the plan (the reviewer's, for one), built once for the text, the
+        JSON and the HTML while plan and desired state stay the same (a first load's is
+        a line per operation, a million of them)."""
         if self.plan is None:
-            raise ValueError("no plan to review")
-        cached = self._review
+            raise ValueError(f"no plan for the {name}")
+        cached = self._derived.get(name)
         if cached is None or cached[0] is not self.plan or cached[1] is not self.desired:
-            cached = self._review = (self.plan, self.desired, build_review(self.plan, self.desired))
-        return cached[2]
+            cached = self._derived[name] = (self.plan, self.desired, build(self.plan, self.desired))
+        return cast(T, cached[2])
 
     @property
     def rejected(self) -> int:
@@ -122,10 +125,18 @@ class Report:
             out.update(rejected=self.rejected, requests=self.requests)
         return out
 
-    def to_json(self, *, include_plan: bool = True, lazy: bool = False) -> dict[str, Any]:
+    def to_json(
+        self,
+        *,
+        include_plan: bool = True,
+        lazy: bool = False,
+        review: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """The JSON report; `lazy` leaves the plan's operations as an iterator, for
         sync.logs.redacted_json to encode one at a time as it writes (a first load's
-        would otherwise all exist as dicts at once)."""
+        would otherwise all exist as dicts at once). `review` is the plan as its
+        reviewer reads it, drawn by the presentation (sync/commands/review.py
+        `report_json`), and placed after the plan."""
         data: dict[str, Any] = {
             "run_id": self.run_id,
             "mode": self.mode,
@@ -146,7 +157,8 @@ class Report:
             data["held"] = len(self.plan.held)
             if include_plan:
                 data["plan"] = self.plan.to_json(lazy=lazy)
-                data["review"] = self.review().to_json(lazy=lazy)
+                if review is not None:
+                    data["review"] = review
         if self.execution is not None:
             ex = self.execution
             data["applied"] = ex.done

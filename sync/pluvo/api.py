@@ -8,10 +8,11 @@ server and without patching.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
+from sync.config import Config
 from sync.pluvo.ops import Call
 from sync.pluvo.results import CallResult, GroupInfo
 
@@ -61,3 +62,13 @@ class PluvoApi(Protocol):
     async def list_groups(
         self, *, members: bool = True, managers: bool = True
     ) -> list[GroupInfo]: ...
+
+
+ApiFactory = Callable[[Config], PluvoApi]
+"""Makes the Pluvo API a run talks to; tests hand in a fake, the CLI the real client."""
+
+
+def pluvo_client(config: Config) -> PluvoApi:
+    from sync.pluvo.client import PluvoClient
+
+    return PluvoClient(config.pluvo)

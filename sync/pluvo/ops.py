@@ -72,6 +72,7 @@ _USER_KEYS = {
     "afas_employee_id": "afasEmployeeId",
     "afas_person_id": "afasPersonId",
 }
+_USER_BOOLEANS = frozenset({"isActive", "archived"})
 
 
 class Enum(str):
@@ -284,8 +285,9 @@ def _name(value: str) -> str:
 def user_input(user: Mapping[str, Any]) -> dict[str, Any]:
     """UserInput fields with roles and language marked as enums.
 
-    Roles may be a list or the model's canonical comma-joined string ("MANAGER,TRAINER").
-    An empty language is dropped rather than sent as an invalid enum.
+    Values may be the model's canonical strings: roles comma-joined ("MANAGER,TRAINER"),
+    `is_active` and `archived` as "true"/"false". An empty language is dropped rather
+    than sent as an invalid enum.
     """
     result: dict[str, Any] = {}
     for key, value in user.items():
@@ -296,9 +298,29 @@ def user_input(user: Mapping[str, Any]) -> dict[str, Any]:
         elif name == "language" and value is not None:
             if str(value).strip():
                 result[name] = Enum(str(value).strip())
+        elif name in _USER_BOOLEANS and isinstance(value, str):
+            result[name] = value == "true"
         else:
             result[name] = value
     return result
+
+
+def value_input(category_ref: str, category_type: str, value: str | None) -> dict[str, Any]:
+    """A canonical extra value → ExtraCategoryValueInput; None clears the value."""
+    item: dict[str, Any] = {"categoryRef": category_ref}
+    if category_type == "datetime":
+        if value is None:
+            item["datetimeValue"] = None
+        else:
+            item["datetimeValue"] = value if "T" in value else f"{value}T00:00:00+00:00"
+    elif category_type == "boolean":
+        item["booleanValue"] = None if value is None else value == "true"
+    elif category_type in ("choice", "multiselect"):
+        options = [] if value is None else [v for v in value.split("\n") if v]
+        item["choiceValues"] = [{"stringValue": v} for v in options]
+    else:
+        item["stringValue"] = "" if value is None else value
+    return item
 
 
 def upsert_user(ref: str, user: Mapping[str, Any], *, send_invite: bool) -> Call:
@@ -306,6 +328,17 @@ def upsert_user(ref: str, user: Mapping[str, Any], *, send_invite: bool) -> Call
     return Call(
         "updateOrCreateUser",
         {"ref": ref, "sendInvite": send_invite, "user": user_input(user)},
+        UPSERT_SELECTION,
+    )
+
+
+def upsert_user_by_email(
+    email: str, ref: str, user: Mapping[str, Any], *, send_invite: bool
+) -> Call:
+    """updateOrCreateUser selected by email, giving the user found our ref."""
+    return Call(
+        "updateOrCreateUser",
+        {"email": email, "sendInvite": send_invite, "user": user_input({"ref": ref, **user})},
         UPSERT_SELECTION,
     )
 

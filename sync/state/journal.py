@@ -28,6 +28,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    String,
     Table,
     bindparam,
     func,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.orm import Session
 
 from sync.state.batching import chunks
@@ -468,3 +470,27 @@ def run_operations(
             OperationRow.status.in_([OpStatus.FAILED, OpStatus.ABANDONED, OpStatus.SKIPPED])
         )
     return run, list(session.scalars(query.order_by(OperationRow.seq)))
+
+
+def history_of(
+    session: Session, ref: str, link_kinds: Sequence[str], limit: int
+) -> list[tuple[datetime, str, str, str, str, str | None]]:
+    """(run start, run id, kind, op ref, status, error) of the operations that concern a
+    user, newest first: those on its ref, and the link operations (`link_kinds`) whose
+    payload names it."""
+    needle = f'%"{ref}"%'
+    query = (
+        select(RunRow.started_at, RunRow.id, OperationRow.kind, OperationRow.ref,
+               OperationRow.status, OperationRow.error)
+        .join(RunRow, RunRow.id == OperationRow.run_id)
+        .where(
+            or_(
+                OperationRow.ref == ref,
+                OperationRow.kind.in_(link_kinds)
+                & sa_cast(OperationRow.payload, String).like(needle),
+            )
+        )
+        .order_by(RunRow.started_at.desc(), OperationRow.seq.desc())
+        .limit(limit)
+    )  # fmt: skip
+    return list(session.execute(query).tuples().all())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Boolean, Column, Engine, Integer, func, or_, select
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from sync.model import USER_FIELDS, StateView
@@ -246,3 +247,45 @@ def store_counts(engine: Engine) -> StoreCounts:
             for table in (GroupRow, MembershipRow, ManagerRow)
         ]
     return StoreCounts([(str(o), left, int(n)) for o, left, n in users], *counts)
+
+
+# ------------------------------------------------------------------ one person
+
+
+@dataclass(frozen=True)
+class StoredPerson:
+    """What the store records of one user: its row, its groups as (ref, name) by ref,
+    and its extra values as (category ref, value), sorted."""
+
+    user: UserRow
+    member_of: list[tuple[str, str]]
+    manager_of: list[tuple[str, str]]
+    values: list[tuple[str, str]]
+
+
+def stored_person(session: Session, ref: str) -> StoredPerson | None:
+    user = session.get(UserRow, ref)
+    if user is None:
+        return None
+    names = dict(session.execute(select(GroupRow.ref, GroupRow.name)).tuples().all())
+    groups = {
+        table: sorted(session.scalars(select(table.group_ref).where(table.user_ref == ref)).all())
+        for table in (MembershipRow, ManagerRow)
+    }
+    values = session.execute(
+        select(ExtraValueRow.category_ref, ExtraValueRow.value).where(ExtraValueRow.user_ref == ref)
+    ).tuples()
+    return StoredPerson(
+        user=user,
+        member_of=[(g, names.get(g, g)) for g in groups[MembershipRow]],
+        manager_of=[(g, names.get(g, g)) for g in groups[ManagerRow]],
+        values=sorted(values),
+    )
+
+
+def names_and_emails(session: Session, refs: Collection[str]) -> dict[str, tuple[str, str]]:
+    """(name, email) of the stored users among refs."""
+    rows = session.execute(
+        select(UserRow.ref, UserRow.name, UserRow.email).where(UserRow.ref.in_(list(refs)))
+    )
+    return {ref: (name, email) for ref, name, email in rows}

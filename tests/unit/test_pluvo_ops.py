@@ -91,6 +91,11 @@ def test_user_input_marks_enums_and_maps_model_names() -> None:
     assert ops.user_input({"roles": [], "language": ""}) == {"roles": []}
 
 
+def test_user_input_reads_the_models_canonical_booleans() -> None:
+    fields = {"is_active": "false", "archived": "true"}
+    assert ops.user_input(fields) == {"isActive": False, "archived": True}
+
+
 def test_upsert_renders_send_invite_explicitly() -> None:
     call = ops.upsert_user("E1", {"email": "a@x.nl", "roles": ["PARTICIPANT"]}, send_invite=False)
     assert call.render("a0") == (

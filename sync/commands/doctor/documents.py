@@ -23,7 +23,6 @@ from graphql import GraphQLError, GraphQLSchema, parse, validate
 from sync.commands.reconcile.live import USER_NODE_SELECTION
 from sync.core.categories import compare, mapped_in
 from sync.core.mapping.spec import MappingSpec
-from sync.core.plan import user_input, value_input
 from sync.pluvo import ops
 from sync.pluvo.client import MAX_PAGE
 from sync.pluvo.ops import Call, MembershipFields
@@ -100,7 +99,7 @@ def write_documents(
     Only the leaver method the config selects is included: a live API lacking
     `archiveUsers` must not fail a deployment that archives by upsert.
     """
-    full_user = user_input(
+    full_user = ops.user_input(
         {
             "email": "doctor@example.org",
             "name": "Doctor Check",
@@ -123,11 +122,11 @@ def write_documents(
             ops.set_extra_values(
                 _SAMPLE_REF,
                 [
-                    value_input("department", "string", "HR"),
-                    value_input("start_date", "datetime", "2024-01-31"),
-                    value_input("is_external", "boolean", "false"),
-                    value_input("skills", "multiselect", "Excel\nSQL"),
-                    value_input("department", "string", None),
+                    ops.value_input("department", "string", "HR"),
+                    ops.value_input("start_date", "datetime", "2024-01-31"),
+                    ops.value_input("is_external", "boolean", "false"),
+                    ops.value_input("skills", "multiselect", "Excel\nSQL"),
+                    ops.value_input("department", "string", None),
                 ],
             ),
             "set extra values",

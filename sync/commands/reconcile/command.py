@@ -19,16 +19,10 @@ from sync.commands.reconcile.refresh import Refresh, plan_refresh
 from sync.commands.reconcile.render import render_reconcile
 from sync.commands.reconcile.view import adoption_from_live, live_view
 from sync.commands.reports import prune_reports
+from sync.commands.review import report_json
 from sync.config import Config
 from sync.core.adopt import adopt_in_plan, creations, reject_ambiguous
-from sync.core.apply import (
-    ApiFactory,
-    apply_plan,
-    applying,
-    guard,
-    new_run_id,
-    pluvo_client,
-)
+from sync.core.apply import apply_plan, applying, guard, new_run_id
 from sync.core.categories import check_categories
 from sync.core.diff import DiffOptions, diff
 from sync.core.executor import Execution, ProgressHook
@@ -38,6 +32,7 @@ from sync.errors import ExitCode
 from sync.files import write_private
 from sync.logs import print_error, redact
 from sync.model import Desired
+from sync.pluvo.api import ApiFactory, pluvo_client
 from sync.state.journal import RunMode, RunStatus
 from sync.state.read import Owned, read_owned
 from sync.state.store import StateStore, now, require_current
@@ -193,7 +188,7 @@ def reconcile_command(
     with display or nullcontext() as progress:
         result = reconcile(config, apply=apply, overrides=overrides, progress=progress)
     report = result.report
-    text = redact(json.dumps(report.to_json(), indent=2, default=str, ensure_ascii=False))
+    text = redact(json.dumps(report_json(report), indent=2, default=str, ensure_ascii=False))
     if out is not None:
         write_private(out, text)
     if apply:

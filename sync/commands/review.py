@@ -32,6 +32,7 @@ from sync.core.plan import (
     SetExtraValues,
     UpdateUser,
 )
+from sync.core.report import Report
 from sync.model import Desired
 
 LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS = (
@@ -532,3 +533,14 @@ def _item_of(op: Operation, names: _Names, items: dict[str, list[Item]]) -> None
                 data={"old": old, "new": op.name},
             )
         )
+
+
+def review_of(report: Report) -> Review:
+    """The report's plan as its reviewer reads it, built once per plan."""
+    return report.derived("review", build_review)
+
+
+def report_json(report: Report, *, lazy: bool = False) -> dict[str, Any]:
+    """The JSON report with its `review` section."""
+    review = None if report.plan is None else review_of(report).to_json(lazy=lazy)
+    return report.to_json(lazy=lazy, review=review)
