@@ -9,7 +9,6 @@ plan, run and reconcile end their logs with one `finished` event.
 from __future__ import annotations
 
 import functools
-import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -128,41 +127,10 @@ def _quiet() -> bool:
 
 
 def _finished(code: int, message: str | None) -> None:
-    """The last log line of plan, run and reconcile: counts, exit code, report path.
+    from sync.commands.finished import log_finished
 
-    In JSON logs always the last line (under --quiet only when the run is worth a word:
-    something changed, failed or was rejected); in human logs an ordinary log line,
-    left out after an error line."""
-    from sync.logs import event, json_format, redact
-
-    report = _settings().get("report")
-    if report is not None:
-        fields: dict[str, Any] = report.finished()
-    else:  # stopped before the engine returned a report
-        fields = {"mode": click.get_current_context().info_name, "status": "failed"}
-    fields["exit_code"] = code
-    if message is not None:
-        fields["reason"] = message
-    if fields.get("reason"):
-        fields["reason"] = redact(fields["reason"])
-    noteworthy = code != ExitCode.OK or (report is not None and report.noteworthy())
-    shown = ("planned", "applied", "failed", "rejected", "held")
-    counts = ", ".join(
-        f"{key} {fields[key]}" for key in shown if key in fields and (key != "held" or fields[key])
-    )
-    text = f"finished: {fields['status']}, exit {code}" + (f" ({counts})" if counts else "")
-    if fields.get("report"):
-        text += f"; report {fields['report']}"
-    level = logging.INFO
-    if code in (ExitCode.PARTIAL, ExitCode.GUARD, ExitCode.HELD):
-        level = logging.WARNING
-    elif code in (ExitCode.FAILED, ExitCode.USAGE, ExitCode.LOCKED):
-        level = logging.ERROR
-    if json_format():
-        event("finished", text, level=level, always=noteworthy, **fields)
-    elif message is None and not (report is not None and report.guards):
-        # (after an error line, human logs leave it the last word)
-        event("finished", text, level=level, **fields)
+    name = click.get_current_context().info_name or ""
+    log_finished(_settings().get("report"), name, code, message)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

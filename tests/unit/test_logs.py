@@ -14,6 +14,7 @@ import pytest
 from rich.console import Console
 
 from sync import logs
+from sync.commands.finished import log_finished
 from sync.core.apply import new_run_id
 
 
@@ -131,6 +132,25 @@ def test_a_level_above_info_drops_plain_events_but_not_those_marked_always(
     logs.event("finished", "quiet night")
     logs.event("finished", "something failed", always=True)
     assert [r["message"] for r in lines(capsys.readouterr().err)] == ["something failed"]
+
+
+def test_quiet_json_logs_end_with_finished_only_when_the_run_is_worth_a_word(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cron with `--quiet --log-format json`: a night where nothing happened logs
+    nothing; one that failed ends with its `finished` event, reason redacted."""
+    monkeypatch.setattr(logs, "_secrets", set())
+    logs.setup_logging("INFO", "json", quiet=True)
+    logs.register_secret("s3cr3t-finish")
+    log_finished(None, "run", 0, None)
+    assert capsys.readouterr().err == ""
+    log_finished(None, "run", 1, "token s3cr3t-finish refused")
+    (record,) = lines(capsys.readouterr().err)
+    assert record["event"] == "finished"
+    assert record["exit_code"] == 1
+    assert record["mode"] == "run"
+    assert record["reason"] == "token *** refused"
+    assert record["message"] == "finished: failed, exit 1"
 
 
 def test_log_lines_go_through_the_live_console_while_one_is_up(
