@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sync.errors import FatalError, PluvoError, TransientError
@@ -128,18 +128,8 @@ async def read_connection(
     if problem is None:
         return ConnectionRead(_nodes(pages), head.count, len(pages))
     log.warning("reading %s: %s; reading them again page after page", what, problem)
-    cursor_pages = await _cursor_pages(api, field, args, node_selection, size, what)
-    count = cursor_pages[0].count
-    problem = _torn(cursor_pages, count, size)
-    if problem is not None:
-        raise TornReadError(
-            f"reading {what}: the list changed while it was read ({problem}); "
-            "nothing was compared from it",
-            hint="run again when Pluvo is quieter",
-        )
-    return ConnectionRead(
-        _nodes(cursor_pages), count, len(pages) + len(cursor_pages), by_cursor=True
-    )
+    again = await read_by_cursor(api, field, args, node_selection, what=what, page_size=size)
+    return replace(again, pages=len(pages) + again.pages)
 
 
 async def read_by_cursor(
@@ -157,7 +147,11 @@ async def read_by_cursor(
     pages = await _cursor_pages(api, field, args, node_selection, size, what)
     problem = _torn(pages, pages[0].count, size)
     if problem is not None:
-        raise TornReadError(f"reading {what}: the list changed while it was read ({problem})")
+        raise TornReadError(
+            f"reading {what}: the list changed while it was read ({problem}); "
+            "nothing was compared from it",
+            hint="run again when Pluvo is quieter",
+        )
     return ConnectionRead(_nodes(pages), pages[0].count, len(pages), by_cursor=True)
 
 
