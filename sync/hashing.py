@@ -115,6 +115,21 @@ def _set_hash(keys: pd.Series, hashed: np.ndarray) -> pd.Series:
     return pd.Series(summed.to_numpy().astype(np.uint64).view(np.int64), index=index)
 
 
+def owned_set_hash(refs: Sequence[str], owners: Sequence[str], hashed: np.ndarray) -> list[int]:
+    """Per ref, the `_set_hash` of the elements it owns (0 for none), by position.
+
+    The state store rehashes a flushed batch of a few dozen users at a time, tens of
+    thousands of times in a first load: for that, a dict and `np.add.at` cost less
+    than the Index and groupby `_set_hash_at` builds. Same numbers."""
+    out = np.zeros(len(refs), dtype=np.uint64)
+    if len(owners):
+        position = {ref: n for n, ref in enumerate(refs)}
+        rows = np.fromiter((position[o] for o in owners), dtype=np.intp, count=len(owners))
+        np.add.at(out, rows, hashed.view(np.uint64))  # a ref owns several elements
+    digests: list[int] = out.view(np.int64).tolist()
+    return digests
+
+
 def _set_hash_at(keys: pd.Series, hashed: np.ndarray, index: pd.Index) -> np.ndarray:
     """Like `_set_hash`, but aligned to `index` by position (0 for keys without elements).
 

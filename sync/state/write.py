@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from sync.hashing import combine, hash_strings
+from sync.hashing import combine, hash_strings, owned_set_hash
 from sync.model import USER_FIELDS
 from sync.state.batching import chunks
 from sync.state.models import (
@@ -221,15 +221,9 @@ def _rows_of(session: Session, columns: tuple[Any, ...], key: Any, refs: list[st
 def _set_hashes(
     session: Session, column: str, refs: list[str], owners: Sequence[str], hashed: np.ndarray
 ) -> None:
-    """Store, per ref, the wrapping sum of its elements' hashes (0 for none): the
-    numbers sync.hashing's set hashes give, for a batch too small to be worth a
-    DataFrame. Refs not in the store are no-ops (the UPDATE matches nothing)."""
-    out = np.zeros(len(refs), dtype=np.uint64)
-    if len(owners):
-        position = {ref: n for n, ref in enumerate(refs)}
-        rows = np.fromiter((position[o] for o in owners), dtype=np.intp, count=len(owners))
-        np.add.at(out, rows, hashed.view(np.uint64))
-    digests = out.view(np.int64).tolist()
+    """Store each ref's set hash of the elements it owns. Refs not in the store are
+    no-ops (the UPDATE matches nothing)."""
+    digests = owned_set_hash(refs, owners, hashed)
     _update_users(session, [{"ref": r, column: h} for r, h in zip(refs, digests, strict=True)])
 
 
