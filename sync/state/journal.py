@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from itertools import islice
 from typing import Any, cast
 
@@ -42,6 +43,7 @@ from sqlalchemy import cast as sa_cast
 from sqlalchemy.orm import Session
 
 from sync.state.batching import chunks
+from sync.state.bulk import Many
 from sync.state.models import LOOKED_BACK_SQL, OperationRow, RunRow
 
 
@@ -186,22 +188,22 @@ def record_plan(session: Session, run_id: str, entries: Iterable[Entry], stamp: 
     twice more in memory (as entries and as rows) beside the plan itself."""
     remaining = iter(entries)
     while part := list(islice(remaining, 5000)):
-        rows = [
-            {
-                "run_id": run_id,
-                "seq": e.seq,
-                "phase": e.phase,
-                "kind": e.kind,
-                "ref": e.ref,
-                "payload": e.payload,
-                "status": OpStatus.PENDING,
-                "error": None,
-                "error_class": None,
-                "updated_at": stamp,
-            }
-            for e in part
-        ]
-        session.execute(insert(_table()), rows)  # Core: no ORM bulk layer per row
+        _PLAN_ROWS(
+            session,
+            [(e.seq, e.phase, e.kind, e.ref, e.payload) for e in part],
+            run_id=run_id,
+            status=OpStatus.PENDING,
+            error=None,
+            error_class=None,
+            updated_at=stamp,
+        )
+
+
+_PLAN_ROWS = Many(
+    insert(_table()),
+    per_row=("seq", "phase", "kind", "ref", "payload"),
+    same=("run_id", "status", "error", "error_class", "updated_at"),
+)
 
 
 def _from(column: Any, sources: Sequence[StrEnum], to: StrEnum) -> ColumnElement[bool]:
@@ -219,27 +221,63 @@ def _move(
     stamp: datetime,
     values: Mapping[str, Any],
     *,
-    each: Sequence[Mapping[str, Any]] | None = None,
     expected: int | None = None,
     label: str,
 ) -> int:
     """The one way an operation's status changes: the rows `where` picks that are in a
-    state `ALLOWED` lets go `to` are moved there (with `values`, or per row with each
-    parameter set of `each`, an executemany). With `expected`, moving fewer rows is a
-    forbidden transition: `JournalError`, and the caller's transaction rolls back.
-    Returns how many rows moved."""
+    state `ALLOWED` lets go `to` are moved there, with `values`. With `expected`, moving
+    fewer rows is a forbidden transition: `JournalError`, and the caller's transaction
+    rolls back. Returns how many rows moved. (`_move_each` is the same move by (run,
+    seq), each row with its own error.)"""
     journal = _table()
     statement = (
         update(journal)
         .where(*where, _from(journal.c.status, predecessors(to), to))
         .values(status=to, updated_at=stamp, **values)
     )
-    result: CursorResult[Any] = session.execute(statement, each)  # type: ignore[assignment]
-    moved = int(result.rowcount)
+    result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+    return _moved(int(result.rowcount), expected, to, label)
+
+
+def _moved(moved: int, expected: int | None, to: OpStatus, label: str) -> int:
     # (-1: a driver that cannot count an executemany's rows; the two supported can)
     if expected is not None and moved not in (-1, expected):
         raise JournalError(f"{label}: {expected - moved} of {expected} operation(s) cannot go {to}")
     return moved
+
+
+@cache
+def _each_move(to: OpStatus) -> Many:
+    """The statement moving one (run, seq) per row to `to`, from what `ALLOWED` permits."""
+    journal = _table()
+    statement = (
+        update(journal)
+        .where(
+            journal.c.run_id == bindparam("b_run"),
+            journal.c.seq == bindparam("b_seq"),
+            _from(journal.c.status, predecessors(to), to),
+        )
+        .values(
+            status=to,
+            updated_at=bindparam("b_stamp"),
+            error=bindparam("b_error"),
+            error_class=bindparam("b_class"),
+        )
+    )
+    return Many(statement, per_row=("b_seq", "b_error", "b_class"), same=("b_run", "b_stamp"))
+
+
+def _move_each(
+    session: Session,
+    run_id: str,
+    to: OpStatus,
+    stamp: datetime,
+    rows: Sequence[tuple[int, str | None, ErrorClass | None]],
+) -> None:
+    """These (seq, error, error class) of one run go `to`, every one of them (one
+    executemany; see `_move`)."""
+    moved = _each_move(to)(session, rows, b_run=run_id, b_stamp=stamp)
+    _moved(moved, len(rows), to, f"run {run_id}")
 
 
 def _move_seqs(
@@ -270,18 +308,10 @@ def record_outcomes(
 
     An executemany by (run, seq) per outcome status (done first, then failed), each
     row carrying its own error."""
-    journal = _table()
-    where = (journal.c.run_id == run_id, journal.c.seq == bindparam("b_seq"))
     for to in (OpStatus.DONE, OpStatus.FAILED):
-        rows = [
-            {"b_seq": o.seq, "error": o.error, "error_class": o.error_class}
-            for o in outcomes
-            if o.status is to
-        ]
+        rows = [(o.seq, o.error, o.error_class) for o in outcomes if o.status is to]
         if rows:
-            _move(
-                session, where, to, stamp, {}, each=rows, expected=len(rows), label=f"run {run_id}"
-            )
+            _move_each(session, run_id, to, stamp, rows)
 
 
 def mark_skipped(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import cache
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session
 from sync.hashing import combine, hash_strings, owned_set_hash
 from sync.model import USER_FIELDS
 from sync.state.batching import chunks
+from sync.state.bulk import Many, RowsIn
 from sync.state.models import (
     Base,
     ExtraValueRow,
@@ -42,28 +45,49 @@ def _table(row: type[Base]) -> Table:
     return table
 
 
-def _insert(session: Session, row: type[Base], rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(_table(row)), rows)
+@cache
+def _inserter(row: type[Base], keys: tuple[str, ...], dialect: str, ignore: bool) -> Many:
+    table = _table(row)
+    if not ignore:
+        return Many(insert(table), per_row=keys)
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return Many(dialect_insert(table).on_conflict_do_nothing(), per_row=keys)
 
 
-def _insert_ignore(session: Session, row: type[Base], rows: list[dict[str, Any]]) -> None:
+def _insert(
+    session: Session, row: type[Base], rows: list[dict[str, Any]], *, ignore: bool = False
+) -> None:
+    """INSERT rows of one shape (the first row's keys), one executemany; with `ignore`,
+    rows whose key is already stored are left as they are."""
     if not rows:
         return
+    keys = tuple(rows[0])
     dialect = session.get_bind().dialect.name
-    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(dialect_insert(_table(row)).on_conflict_do_nothing(), rows)
+    values = itemgetter(*keys)
+    _inserter(row, keys, dialect, ignore)(
+        session, [values(r) for r in rows] if len(keys) > 1 else [(values(r),) for r in rows]
+    )
+
+
+@cache
+def _user_updater(keys: tuple[str, ...]) -> Many:
+    table = _table(UserRow)
+    statement = (
+        update(table)
+        .where(table.c.ref == bindparam("b_ref"))
+        .values({key: bindparam(f"v_{key}") for key in keys})
+    )
+    return Many(statement, per_row=("b_ref", *(f"v_{key}" for key in keys)))
 
 
 def _update_users(session: Session, rows: list[dict[str, Any]]) -> None:
-    """UPDATE users by ref, one executemany; every row sets the same columns."""
+    """UPDATE users by ref, one executemany; every row sets the same columns (the first
+    row's, besides `ref`)."""
     if not rows:
         return
-    table = _table(UserRow)
-    statement = update(table).where(table.c.ref == bindparam("b_ref"))
-    session.execute(
-        statement, [{"b_ref": r["ref"], **{k: v for k, v in r.items() if k != "ref"}} for r in rows]
-    )
+    keys = tuple(k for k in rows[0] if k != "ref")
+    values = itemgetter("ref", *keys)
+    _user_updater(keys)(session, [values(r) for r in rows])
 
 
 def _hashes(fields: list[Mapping[str, str]]) -> list[int]:
@@ -193,7 +217,8 @@ def record_pairs(
     if not user_refs:
         return
     if add:
-        _insert_ignore(session, table, [{"group_ref": group_ref, "user_ref": u} for u in user_refs])
+        added = [{"group_ref": group_ref, "user_ref": u} for u in user_refs]
+        _insert(session, table, added, ignore=True)
     else:
         pairs = _table(table)
         session.execute(
@@ -211,10 +236,19 @@ def _existing(session: Session, refs: list[str]) -> list[str]:
     return found
 
 
-def _rows_of(session: Session, columns: tuple[Any, ...], key: Any, refs: list[str]) -> list[Any]:
-    rows: list[Any] = []
+@cache
+def _reader(table: type[Base], columns: tuple[str, ...], key: str) -> RowsIn:
+    t = _table(table)
+    return RowsIn([t.c[c] for c in columns], t.c[key])
+
+
+def _rows_of(
+    session: Session, table: type[Base], columns: tuple[str, ...], key: str, refs: list[str]
+) -> list[tuple[Any, ...]]:
+    read = _reader(table, columns, key)
+    rows: list[tuple[Any, ...]] = []
     for chunk in chunks(refs):
-        rows.extend(session.execute(select(*columns).where(key.in_(chunk))).all())
+        rows.extend(read(session, chunk))
     return rows
 
 
@@ -230,9 +264,8 @@ def _set_hashes(
 def rehash_extras(session: Session, refs: list[str]) -> None:
     """These users' extras hash, from their stored values."""
     if refs:
-        table = _table(ExtraValueRow)
-        columns = (table.c.user_ref, table.c.category_ref, table.c.value)
-        rows = _rows_of(session, columns, table.c.user_ref, refs)
+        columns = ("user_ref", "category_ref", "value")
+        rows = _rows_of(session, ExtraValueRow, columns, "user_ref", refs)
         hashed = combine([r[1] for r in rows], [r[2] for r in rows], few=(0,))
         _set_hashes(session, "extras_hash", refs, [r[0] for r in rows], hashed)
 
@@ -240,8 +273,8 @@ def rehash_extras(session: Session, refs: list[str]) -> None:
 def rehash_groups(session: Session, refs: list[str]) -> None:
     """These users' groups hash, from their stored memberships."""
     if refs:
-        table = _table(MembershipRow)
-        rows = _rows_of(session, (table.c.group_ref, table.c.user_ref), table.c.user_ref, refs)
+        columns = ("group_ref", "user_ref")
+        rows = _rows_of(session, MembershipRow, columns, "user_ref", refs)
         hashed = hash_strings([r[0] for r in rows], few=True)
         _set_hashes(session, "groups_hash", refs, [r[1] for r in rows], hashed)
 
