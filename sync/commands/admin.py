@@ -174,7 +174,7 @@ def unlock(config: Any) -> str:
     the exceptional case, e.g. a holder that hangs. On PostgreSQL the session holding
     the lock is ended.
     """
-    from sync.core.apply import new_run_id
+    from sync.core.lifecycle import new_run_id
     from sync.state.journal import RunMode, RunStatus
     from sync.state.lock import force_unlock
 

@@ -12,25 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from sync.config import Config
 from sync.core import guards
-from sync.core.executor import Execution, Executor, ProgressHook, journal_plan, settle_dead_runs
+from sync.core.executor import Execution, Executor, ProgressHook, journal_plan
 from sync.core.hold import Standing, always_held, held_by_guards, hold
 from sync.core.plan import HeldOp, Plan
 from sync.core.report import Report
 from sync.errors import ExitCode, SyncError
-from sync.logs import set_run_id
 from sync.pluvo.api import ApiFactory, pluvo_client
 from sync.state import held as held_store
-from sync.state import journal
-from sync.state.journal import ErrorClass, RunStatus
+from sync.state.journal import RunStatus
 from sync.state.store import StateStore, now
 
 log = logging.getLogger(__name__)
@@ -41,13 +36,6 @@ STATUS_OF = {
     ExitCode.FAILED: RunStatus.FAILED,
     ExitCode.HELD: RunStatus.HELD,
 }
-
-
-def new_run_id() -> str:
-    """A new run's id, which every log line from here on carries."""
-    run_id = f"{datetime.now().strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
-    set_run_id(run_id)
-    return run_id
 
 
 def check_report_dir(folder: Path) -> None:
@@ -94,46 +82,6 @@ def guard(
     return plan
 
 
-@contextmanager
-def applying(store: StateStore, report: Report, *, plan_hash: str | None = None) -> Iterator[None]:
-    """The run's lifetime in the store: lock, settle dead runs, record the run (with
-    the hash of the saved plan it applies, if any); a run that fails before it
-    finishes is recorded as failed with its reason, one refused before anything was
-    applied (a stale saved plan) as guarded."""
-    store.acquire_lock(report.run_id)
-    try:
-        settled = settle_dead_runs(store)
-        if settled:
-            log.warning("settled %d interrupted run(s): %s", len(settled), ", ".join(settled))
-        store.start_run(report.run_id, report.mode, plan_hash=plan_hash)
-        try:
-            yield
-        except SyncError as exc:
-            refused = exc.exit_code == ExitCode.GUARD
-            with store.session() as session, session.begin():
-                # What the failure stopped from leaving is journaled as such, not left
-                # pending under a finished run.
-                journal.close_open(
-                    session,
-                    [report.run_id],
-                    now(),
-                    sent=f"the run failed after sending this, before an answer: {exc}",
-                    unsent=f"never sent: the run failed before it: {exc}",
-                    why=ErrorClass.FATAL,
-                )
-            store.finish_run(
-                report.run_id,
-                status=RunStatus.GUARDED if refused else RunStatus.FAILED,
-                exit_code=int(exc.exit_code),
-                summary=report.summary(),
-                source_rows=report.source_rows,
-                message=str(exc),
-            )
-            raise
-    finally:
-        store.release_lock(report.run_id)
-
-
 def apply_plan(
     config: Config,
     store: StateStore,
@@ -146,7 +94,7 @@ def apply_plan(
     settle_holds: bool = True,
     note: str | None = None,
 ) -> None:
-    """Apply a guarded plan inside `applying`, and finish the report and the run.
+    """Apply a guarded plan inside `Run.locked`, and finish the report and the run.
 
     A tripped guard (already in `report.guards`) stops here with exit 4 before the
     journal or Pluvo sees anything. `after` records what the applying command learns

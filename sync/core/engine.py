@@ -20,31 +20,30 @@ from dataclasses import asdict, replace
 from datetime import date
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from sync.config import Config
 from sync.core.adopt import Adoption, adopt_in_plan, creations, look_up, reject_ambiguous
-from sync.core.apply import apply_plan, applying, guard, new_run_id
+from sync.core.apply import apply_plan, guard
 from sync.core.categories import CategoryRead, check_categories
 from sync.core.diff import DiffOptions, diff, held_refs
 from sync.core.executor import Execution, ProgressHook
+from sync.core.lifecycle import opened
 from sync.core.plan import Plan
 from sync.core.report import Report
 from sync.core.saved import Fingerprinter, SavedPlan, refuse_if_stale, sections
-from sync.errors import ExitCode, StateError, SyncError
+from sync.errors import ExitCode, SyncError
 from sync.model import Desired
 from sync.pluvo.api import ApiFactory, pluvo_client
 from sync.state import write
 from sync.state.journal import RunMode, RunStatus
 from sync.state.read import read_state
-from sync.state.store import StateStore, now, require_current, safe_url
+from sync.state.store import StateStore, now
 
 if TYPE_CHECKING:
     from sync.core.load import Opener
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Report", "check_saved", "fresh_plan", "new_run_id", "plan_and_guard", "run"]
+__all__ = ["Report", "check_saved", "fresh_plan", "plan_and_guard", "run"]
 
 
 def plan_and_guard(
@@ -205,12 +204,8 @@ def run(
     `fingerprint` (dry only) makes the report a saved plan (`plan --out`); `saved`
     applies such a plan instead of planning anew, or refuses it (exit 4) when what it
     was computed from has changed."""
-    report = Report(
-        run_id=new_run_id(), mode=RunMode.PLAN if dry else RunMode.RUN, started_at=now()
-    )
-    store = StateStore(config.state_url())
-    try:
-        require_current(store.engine)
+    with opened(config, RunMode.PLAN if dry else RunMode.RUN) as this:
+        store, report = this.store, this.report
         if dry:
             plan_and_guard(
                 config,
@@ -225,7 +220,7 @@ def run(
             report.exit_code = ExitCode.GUARD if report.guards else report.outcome()
             report.finished_at = now()
             return report
-        with applying(store, report, plan_hash=saved.plan_hash if saved is not None else None):
+        with this.locked(plan_hash=saved.plan_hash if saved is not None else None):
             if saved is None:
                 plan = plan_and_guard(
                     config, store, report, overrides=overrides, today=today, api_factory=api_factory
@@ -258,16 +253,6 @@ def run(
                 config, store, report, plan, api_factory=api_factory, progress=progress, after=after
             )
         return report
-    except SQLAlchemyError as exc:
-        # A locked or failing store mid-run: what Pluvo acknowledged but the store could
-        # not record is re-sent (idempotently) by the next run, which settles this one.
-        reason = getattr(exc, "orig", None) or exc.__class__.__name__
-        raise StateError(
-            f"state store {safe_url(config.state_url())} failed during the run: {reason}",
-            hint="fix the store; the next run settles this one and re-sends what is unrecorded",
-        ) from None
-    finally:
-        store.close()
 
 
 async def _look_up(

@@ -18,15 +18,10 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sync.config import Config, LocalConfig
-from sync.core.apply import (
-    apply_plan,
-    applying,
-    check_report_dir,
-    finish,
-    new_run_id,
-)
+from sync.core.apply import apply_plan, check_report_dir, finish
 from sync.core.engine import fresh_plan
 from sync.core.executor import ProgressHook
+from sync.core.lifecycle import opened
 from sync.core.plan import Operation, Plan, only_parts, operation_from_json, per_person
 from sync.core.report import Report
 from sync.errors import ExitCode, UsageError
@@ -34,7 +29,7 @@ from sync.pluvo.api import ApiFactory
 from sync.state import held as held_store
 from sync.state.held import Held, HeldStatus, HoldKey
 from sync.state.journal import RunMode, RunStatus
-from sync.state.store import StateStore, now, require_current
+from sync.state.store import StateStore, now
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +88,13 @@ def release(
     that stopped, leaves it held, to be released again. A change whose planned content
     differs from the one held (and listed by `held`) is not applied: it stays held with
     its new content, for the reviewer to look at again."""
-    report = Report(run_id=new_run_id(), mode=RunMode.RELEASE, started_at=now())
     by = signed(by)
-    store = StateStore(config.state_url())
-    try:
-        require_current(store.engine)
+    with opened(config, RunMode.RELEASE) as this:
+        store, report = this.store, this.report
         if not _anything_held(store, refs, "released"):
             return _nothing_held(report)
         check_report_dir(config.report.dir)
-        with applying(store, report):
+        with this.locked():
             choice = choose(store, refs)  # again, under the lock
             plan = fresh_plan(config, store, report, today=today, api_factory=api_factory)
             # A release is judged by its own operations: rows the sources reject today
@@ -171,8 +164,6 @@ def release(
                 "dropped": [_described(item) for item in gone],
             }
         return report
-    finally:
-        store.close()
 
 
 def signed(by: str | None) -> str:
@@ -227,14 +218,12 @@ def discard(
     """Drop the held changes of `refs` (None: all) without applying them: recorded as a
     run, with who and why. Sources that still ask for a change plan it again next run,
     under the safety policy of that run."""
-    report = Report(run_id=new_run_id(), mode=RunMode.DISCARD, started_at=now())
     by = signed(by)
-    store = StateStore(config.state_url())
-    try:
-        require_current(store.engine)
+    with opened(config, RunMode.DISCARD) as this:
+        store, report = this.store, this.report
         if not _anything_held(store, refs, "discarded"):
             return _nothing_held(report)
-        with applying(store, report):
+        with this.locked():
             choice = choose(store, refs)  # again, under the lock
             with store.session() as session, session.begin():
                 held_store.close(
@@ -255,8 +244,6 @@ def discard(
             report.message = f"discarded by {by}: {reason}"
             finish(store, report)
         return report
-    finally:
-        store.close()
 
 
 def released_part(plan: Plan, keys: Collection[HoldKey]) -> Plan:

@@ -29,8 +29,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sync.config import Config, LeaverConfig, parse_config
-from sync.core.apply import apply_plan, applying
+from sync.core.apply import apply_plan
 from sync.core.executor import Execution, Executor, journal_plan
+from sync.core.lifecycle import Run
 from sync.core.plan import (
     ArchiveUser,
     CreateGroup,
@@ -796,8 +797,8 @@ def config_for(folder: Path) -> Config:
 
 def apply_through_engine(sync: Sync, config: Config, *people: Person) -> Report:
     report = Report(run_id=f"engine-{uuid.uuid4().hex[:6]}", mode="run", started_at=now())
-    with applying(sync.store, report):
-        plan = sync.plan(*people)  # after `applying` settled dead runs, as `run` plans
+    with Run(config, sync.store, report).locked():
+        plan = sync.plan(*people)  # after the lock settled dead runs, as `run` plans
         apply_plan(config, sync.store, report, plan, api_factory=lambda config: sync.fake)
     return report
 
@@ -883,9 +884,10 @@ def test_a_run_failing_before_it_sends_leaves_nothing_pending(
         raise FatalError("Pluvo refused the credentials")
 
     def fail_early() -> None:
-        with applying(sync.store, report):
+        config = config_for(tmp_path)
+        with Run(config, sync.store, report).locked():
             plan = sync.plan(*team("E1", "E2"))
-            apply_plan(config_for(tmp_path), sync.store, report, plan, api_factory=unreachable)
+            apply_plan(config, sync.store, report, plan, api_factory=unreachable)
 
     with pytest.raises(FatalError):
         fail_early()

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from sync import logs
 from sync.commands.finished import log_finished
-from sync.core.apply import new_run_id
+from sync.core.lifecycle import new_run_id
 
 
 @pytest.fixture(autouse=True)

@@ -22,10 +22,11 @@ from sync.commands.reports import prune_reports
 from sync.commands.review import report_json
 from sync.config import Config
 from sync.core.adopt import adopt_in_plan, creations, reject_ambiguous
-from sync.core.apply import apply_plan, applying, guard, new_run_id
+from sync.core.apply import apply_plan, guard
 from sync.core.categories import check_categories
 from sync.core.diff import DiffOptions, diff
 from sync.core.executor import Execution, ProgressHook
+from sync.core.lifecycle import opened
 from sync.core.plan import Plan
 from sync.core.report import Report
 from sync.errors import ExitCode
@@ -35,7 +36,7 @@ from sync.model import Desired
 from sync.pluvo.api import ApiFactory, pluvo_client
 from sync.state.journal import RunMode, RunStatus
 from sync.state.read import Owned, read_owned
-from sync.state.store import StateStore, now, require_current
+from sync.state.store import StateStore, now
 
 
 @dataclass
@@ -121,12 +122,10 @@ def reconcile(
     progress: ProgressHook | None = None,
 ) -> Reconciliation:
     """Report drift between live Pluvo, HR and the store; with `apply`, correct it."""
-    report = Report(run_id=new_run_id(), mode=RunMode.RECONCILE, started_at=now())
-    report.sections["apply"] = apply
-    result = Reconciliation(report)
-    store = StateStore(config.state_url())
-    try:
-        require_current(store.engine)
+    with opened(config, RunMode.RECONCILE) as this:
+        store, report = this.store, this.report
+        report.sections["apply"] = apply
+        result = Reconciliation(report)
         if not apply:
             _compare(
                 config, store, result, overrides=overrides, today=today, api_factory=api_factory
@@ -142,7 +141,7 @@ def reconcile(
                 report.status, report.exit_code = RunStatus.IN_SYNC, ExitCode.OK
             report.finished_at = now()
             return result
-        with applying(store, report):
+        with this.locked():
             desired, owned, live, plan = _compare(
                 config, store, result, overrides=overrides, today=today, api_factory=api_factory
             )
@@ -164,8 +163,6 @@ def reconcile(
                 after=after,
             )
         return result
-    finally:
-        store.close()
 
 
 def reconcile_command(
