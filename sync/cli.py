@@ -371,7 +371,8 @@ def run_command(
 def explain(ctx: click.Context, ref: str) -> int:
     """One person's story: source rows, mapped values and their rules, store, plan, journal.
 
-    Reads the sources and the state store; sends nothing to Pluvo."""
+    Plans as `plan` does (reading Pluvo, sending nothing) and says why nothing is
+    planned when nothing is; a ref nothing names exits 2."""
     from sync.commands.explain import explain as explain_ref
 
     config = _load(ctx)

@@ -3,9 +3,12 @@
 Five parts, each from where it is true: the source rows that name the ref (file and
 line, every column), each mapped value with the mapping rule that made it, what the
 state store says was applied, the operations a plan would make for them now, and
-the journal's history of that ref. It reads sources and the store only and sends
-nothing to Pluvo (so it also works offline; `plan` additionally looks Pluvo up for
-accounts to adopt).
+the journal's history of that ref. The plan is the one `plan` makes (the engine's
+dry run: Pluvo's categories checked, accounts to adopt looked up, held changes and
+guards applied), so what it says of a person is what `plan` and `run` would do; it
+sends nothing. When Pluvo cannot be read, the other parts are still shown. A person
+for whom nothing is planned is told why: rejected rows, filtered out, not started
+yet, missing within the leaver grace, left, or in line with the sources.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ import pandas as pd
 from sync.commands.render import render_section
 from sync.commands.review import build_review, kind_words
 from sync.config import Config
-from sync.core.diff import DiffOptions, diff
+from sync.core.engine import run
 from sync.core.load import load
 from sync.core.mapping.spec import MappingSpec, ValueSpec, load_mapping
-from sync.core.plan import GroupLinks, Kind
+from sync.core.plan import GroupLinks, Kind, Operation
+from sync.core.report import Report
 from sync.core.sources import open_source
-from sync.model import USER_FIELDS, shown_reason
+from sync.errors import PluvoError, UsageError
+from sync.model import USER_FIELDS, Desired, is_warning, shown_reason
+from sync.pluvo.api import ApiFactory
 from sync.state import held as held_store
 from sync.state.journal import history_of
-from sync.state.read import read_state, stored_person
+from sync.state.read import StoredPerson, stored_person
 from sync.state.store import StateStore, require_current
 
 LINK_KINDS = [
@@ -67,9 +73,18 @@ def _indent(lines: list[str], by: str = "  ") -> list[str]:
     return [by + line for line in lines]
 
 
-def explain(config: Config, ref: str, *, today: date | None = None) -> str:
-    loaded = load(config, today=today)
-    desired = loaded.desired
+def explain(
+    config: Config, ref: str, *, today: date | None = None, api_factory: ApiFactory | None = None
+) -> str:
+    report: Report | None = None
+    unplanned = ""
+    try:
+        report = run(config, dry=True, today=today, api_factory=api_factory)
+    except PluvoError as exc:  # offline, or refused: the sources and store still tell
+        unplanned = str(exc)
+    desired = report.desired if report is not None else None
+    if desired is None:
+        desired = load(config, today=today).desired
     specs = {src.name: load_mapping(src.mapping) for src in config.sources}
     out = [f"Explain {ref}"]
 
@@ -133,23 +148,24 @@ def explain(config: Config, ref: str, *, today: date | None = None) -> str:
     store = StateStore(config.state_url())
     try:
         require_current(store.engine)
-        out += ["", "State store (what was last applied to Pluvo):"]
-        out += _indent(_store(store, ref))
-        out += ["", "Planned now (offline: Pluvo is not asked about accounts to adopt):"]
-        state = read_state(store.engine)
-        plan = diff(desired, state, DiffOptions(leavers=config.leavers))
-        mine = tuple(
-            op for op in plan.operations
-            if op.ref == ref or (isinstance(op, GroupLinks) and ref in op.users)
-        )  # fmt: skip
-        if mine:
-            review = build_review(replace(plan, operations=mine), desired)
-            for section in review.sections:
-                out += _indent(render_section(section, verbose=True))
-        else:
-            out.append("  nothing: Pluvo already matches the sources for this ref")
         with store.session() as session:
+            person = stored_person(session, ref)
             held = held_store.active(session, {ref})
+            journaled = history_of(session, ref, LINK_KINDS, JOURNAL_SHOWN + 1)
+        named = found or person is not None or bool(journaled) or len(rejected) > 0
+        if not named and ref not in desired.ended.index and ref not in desired.pending.index:
+            raise UsageError(
+                f"nothing names {ref}: no source row, no record in the state store, "
+                "no journal entry",
+                hint="refs are the employee numbers the mapping's `ref` reads",
+            )
+        out += ["", "State store (what was last applied to Pluvo):"]
+        out += _indent(_store(person))
+        if report is None or report.plan is None:
+            out += ["", f"Planned now: unknown, Pluvo could not be read ({unplanned})"]
+        else:
+            out += ["", "Planned now (as `plan` would plan it; nothing is sent):"]
+            out += _indent(_planned(config, report, ref, found=found, person=person))
         if held:
             out += ["", "Held for release (not applied until `pluvo-sync release`):"]
             for item in held:
@@ -159,10 +175,70 @@ def explain(config: Config, ref: str, *, today: date | None = None) -> str:
                 out.append(f"  {kind}{where}: held since {since} (run {item.held_by_run})")
                 out.append(f"      why: {item.reason}")
         out += ["", "Journal (newest first):"]
-        out += _indent(_journal(store, ref))
+        out += _indent(_journal(journaled, ref))
     finally:
         store.close()
     return "\n".join(out)
+
+
+def _mine(op: Operation, ref: str) -> bool:
+    return op.ref == ref or (isinstance(op, GroupLinks) and ref in op.users)
+
+
+def _planned(
+    config: Config, report: Report, ref: str, *, found: bool, person: StoredPerson | None
+) -> list[str]:
+    """What the plan does for `ref`, or why it does nothing."""
+    plan = report.plan
+    desired = report.desired
+    assert plan is not None
+    assert desired is not None
+    out: list[str] = []
+    mine = tuple(op for op in plan.operations if _mine(op, ref))
+    if mine:
+        review = build_review(replace(plan, operations=mine), desired)
+        for section in review.sections:
+            out += render_section(section, verbose=True)
+    for item in plan.held:
+        if _mine(item.operation, ref):
+            out.append(f"held, not applied: {kind_words(str(item.operation.kind))} ({item.reason})")
+    if (mine or out) and report.guards:
+        out += [f"stopped: {guard}" for guard in report.guards]
+    if out:
+        return out
+    return [_why_nothing(config, desired, ref, found=found, person=person)]
+
+
+def _why_nothing(
+    config: Config, desired: Desired, ref: str, *, found: bool, person: StoredPerson | None
+) -> str:
+    rejections = desired.rejections
+    refused = rejections[
+        (rejections["ref"].astype(str) == ref).to_numpy() & ~is_warning(rejections).to_numpy()
+    ]
+    user = person.user if person is not None else None
+    if user is not None and (user.archived or user.left_action):
+        return f"nothing: left ({user.left_action or 'archived'}); the engine leaves them be"
+    if len(refused):
+        keeps = "Pluvo keeps what it has" if user is not None else "nothing is created"
+        return f"nothing: its source rows were rejected (above); {keeps} until they are fixed"
+    if ref in desired.pending.index:
+        return f"nothing yet: a pre-hire, synced from {desired.pending.loc[ref, 'start_date']!s}"
+    if ref in desired.users.index:
+        return "nothing: Pluvo already matches the sources for this ref"
+    why = "filtered out by the mapping's filters" if found else "missing from today's sources"
+    if user is None:
+        return f"nothing: {why}, and the engine never synced this ref"
+    leavers = config.leavers
+    if leavers.action == "ignore":
+        return f"nothing: {why}; leavers are ignored (leavers.action: ignore)"
+    since = f"{user.missing_since:%Y-%m-%d}" if user.missing_since else "today"
+    runs = user.missing_runs + 1
+    return (
+        f"nothing yet: {why} since {since} ({runs} run(s), counting this one); within "
+        f"the leaver grace ({leavers.grace_runs} run(s), {leavers.grace_days:g} day(s)): "
+        f"{leavers.action}d by a later run unless they return"
+    )
 
 
 def _mapping(config: Config, source: str) -> str:
@@ -192,31 +268,27 @@ def _rows_naming(
     return [{str(k): v for k, v in r.items()} for r in part.to_dict(orient="records")]
 
 
-def _store(store: StateStore, ref: str) -> list[str]:
-    with store.session() as session:
-        person = stored_person(session, ref)
-        if person is None:
-            return ["nothing: the engine never created or adopted this ref"]
-        user = person.user
-        out = [
-            f"{user.name} <{user.email}>, language {user.language or '-'}, roles "
-            f"{user.roles or '-'}, active {user.is_active}; Pluvo id {user.pluvo_id or '?'} "
-            f"({user.owned})",
-            f"first seen {user.first_seen:%Y-%m-%d}, last seen {user.last_seen:%Y-%m-%d}",
-        ]
-        if user.archived or user.left_action:
-            out.append(f"left: {user.left_action or 'archived'}")
-        if user.missing_since is not None:
-            out.append(f"missing since {user.missing_since:%Y-%m-%d} ({user.missing_runs} run(s))")
-        for groups, noun in ((person.member_of, "member of"), (person.manager_of, "manager of")):
-            out += [f"{noun} group {name!r} ({g})" for g, name in groups]
-        out += [f"{c}: {v.replace(chr(10), ', ')!r}" for c, v in person.values]
+def _store(person: StoredPerson | None) -> list[str]:
+    if person is None:
+        return ["nothing: the engine never created or adopted this ref"]
+    user = person.user
+    out = [
+        f"{user.name} <{user.email}>, language {user.language or '-'}, roles "
+        f"{user.roles or '-'}, active {user.is_active}; Pluvo id {user.pluvo_id or '?'} "
+        f"({user.owned})",
+        f"first seen {user.first_seen:%Y-%m-%d}, last seen {user.last_seen:%Y-%m-%d}",
+    ]
+    if user.archived or user.left_action:
+        out.append(f"left: {user.left_action or 'archived'}")
+    if user.missing_since is not None:
+        out.append(f"missing since {user.missing_since:%Y-%m-%d} ({user.missing_runs} run(s))")
+    for groups, noun in ((person.member_of, "member of"), (person.manager_of, "manager of")):
+        out += [f"{noun} group {name!r} ({g})" for g, name in groups]
+    out += [f"{c}: {v.replace(chr(10), ', ')!r}" for c, v in person.values]
     return out
 
 
-def _journal(store: StateStore, ref: str) -> list[str]:
-    with store.session() as session:
-        rows = history_of(session, ref, LINK_KINDS, JOURNAL_SHOWN + 1)
+def _journal(rows: list[Any], ref: str) -> list[str]:
     if not rows:
         return ["nothing journaled for this ref"]
     out = []

@@ -523,4 +523,7 @@ def history_of(
         .order_by(RunRow.started_at.desc(), OperationRow.seq.desc())
         .limit(limit)
     )  # fmt: skip
-    return list(session.execute(query).tuples().all())
+    return [
+        (at, run, kind, op, status, error)
+        for at, run, kind, op, status, error in session.execute(query)
+    ]

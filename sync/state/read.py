@@ -267,14 +267,19 @@ def stored_person(session: Session, ref: str) -> StoredPerson | None:
     user = session.get(UserRow, ref)
     if user is None:
         return None
-    names = dict(session.execute(select(GroupRow.ref, GroupRow.name)).tuples().all())
+    names = {str(r): str(n) for r, n in session.execute(select(GroupRow.ref, GroupRow.name))}
     groups = {
         table: sorted(session.scalars(select(table.group_ref).where(table.user_ref == ref)).all())
         for table in (MembershipRow, ManagerRow)
     }
-    values = session.execute(
-        select(ExtraValueRow.category_ref, ExtraValueRow.value).where(ExtraValueRow.user_ref == ref)
-    ).tuples()
+    values = [
+        (str(category), str(value))
+        for category, value in session.execute(
+            select(ExtraValueRow.category_ref, ExtraValueRow.value).where(
+                ExtraValueRow.user_ref == ref
+            )
+        )
+    ]
     return StoredPerson(
         user=user,
         member_of=[(g, names.get(g, g)) for g in groups[MembershipRow]],
