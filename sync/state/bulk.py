@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Column, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
@@ -83,6 +84,8 @@ class Many:
         try:
             cursor.executemany(compiled.sql, params)
             return int(cursor.rowcount)
+        except dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(dialect, compiled.sql, exc) from exc
         finally:
             cursor.close()
 
@@ -106,7 +109,17 @@ class Many:
             kind = compiled.binds[name].type
             return kind.dialect_impl(dialect).bind_processor(dialect)
 
-        literals = compiled.params
+        literals = dict(compiled.params)
+        # Columns left out get their Python-side default, as Session.execute fills them
+        # in per execution: a constant is compiled into the template; a default computed
+        # per row (a callable) has no single value, so such a column must be given.
+        for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
+            if column.key in keys:
+                continue
+            default = column.default if column in compiled.insert_prefetch else column.onupdate
+            if default is None or not default.is_scalar:
+                raise ValueError(f"give {column.key}: its default is computed per row")
+            literals[column.key] = default.arg  # type: ignore[attr-defined]
         template = []
         for name in order:
             value = literals.get(name)
@@ -120,6 +133,13 @@ class Many:
             rows=tuple((p, index[n], processor(n)) for p, n in enumerate(order) if n in index),
             same=tuple((p, n, processor(n)) for p, n in enumerate(order) if n in self.same),
         )
+
+
+def _wrapped(dialect: Dialect, sql: str, exc: Exception) -> StatementError:
+    """The driver's error as SQLAlchemy raises it (`OperationalError` for a locked
+    store, `IntegrityError` for a key), so callers meet one kind of error whichever
+    path ran the statement: the run turns it into a state error naming the store."""
+    return DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
 
 
 class RowsIn:
@@ -154,6 +174,8 @@ class RowsIn:
         try:
             cursor.execute(sql, list(values))
             return list(cursor.fetchall())
+        except dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(dialect, sql, exc) from exc
         finally:
             cursor.close()
 

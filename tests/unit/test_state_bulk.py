@@ -11,6 +11,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import bindparam, insert, select, update
 
 from sync.state.bulk import Many, RowsIn
@@ -123,3 +124,17 @@ def test_rows_in_reads_what_a_select_reads(store: StateStore) -> None:
             ).all()
             assert sorted(read(session, refs)) == sorted(tuple(r) for r in expected), refs
         assert read(session, []) == []
+
+
+def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(store: StateStore) -> None:
+    """Callers (the run's state-error handling) catch SQLAlchemy's errors, whichever
+    path ran the statement: a locked store is an OperationalError, a key an IntegrityError."""
+    many = Many(insert(UserRow.__table__), per_row=("ref", "first_seen", "last_seen"))
+    with store.session() as session, session.begin():
+        many(session, [("E1", T0, T0)])
+    with (
+        store.session() as session,
+        session.begin(),
+        pytest.raises(sqlalchemy.exc.IntegrityError, match="UNIQUE constraint failed"),
+    ):
+        many(session, [("E1", T0, T0)])
