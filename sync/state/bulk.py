@@ -13,13 +13,14 @@ so both stores see identical SQL semantics; only the parameter plumbing differs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Column, select
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
@@ -80,14 +81,9 @@ class Many:
                 value = row[index]
                 values[position] = process(value) if process else value
             params.append(values)
-        cursor = connection.connection.cursor()
-        try:
+        with _driver_cursor(connection, compiled.sql) as cursor:
             cursor.executemany(compiled.sql, params)
             return int(cursor.rowcount)
-        except dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(dialect, compiled.sql, exc) from exc
-        finally:
-            cursor.close()
 
     def _compile(self, dialect: Dialect) -> _Compiled | None:
         if dialect.name not in self._compiled:
@@ -135,11 +131,22 @@ class Many:
         )
 
 
-def _wrapped(dialect: Dialect, sql: str, exc: Exception) -> StatementError:
-    """The driver's error as SQLAlchemy raises it (`OperationalError` for a locked
-    store, `IntegrityError` for a key), so callers meet one kind of error whichever
-    path ran the statement: the run turns it into a state error naming the store."""
-    return DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+@contextmanager
+def _driver_cursor(connection: Connection, sql: str) -> Iterator[Any]:
+    """A DBAPI cursor in the connection's transaction, closed after use. The driver's
+    errors come out as SQLAlchemy raises them (`OperationalError` for a locked store,
+    `IntegrityError` for a key), so callers meet one kind of error whichever path ran
+    the statement: the run turns it into a state error naming the store."""
+    dialect = connection.dialect
+    cursor = connection.connection.cursor()
+    try:
+        yield cursor
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from exc
+    finally:
+        cursor.close()
 
 
 class RowsIn:
@@ -170,14 +177,9 @@ class RowsIn:
         if sql is None:
             statement = select(*self.columns).where(self.key.in_(values))
             return [tuple(row) for row in session.execute(statement)]
-        cursor = connection.connection.cursor()
-        try:
+        with _driver_cursor(connection, sql) as cursor:
             cursor.execute(sql, list(values))
             return list(cursor.fetchall())
-        except dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(dialect, sql, exc) from exc
-        finally:
-            cursor.close()
 
     def _prepare(self, dialect: Dialect, count: int) -> str | None:
         if not dialect.positional:
