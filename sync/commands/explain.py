@@ -165,7 +165,9 @@ def explain(
             out += ["", f"Planned now: unknown, Pluvo could not be read ({unplanned})"]
         else:
             out += ["", "Planned now (as `plan` would plan it; nothing is sent):"]
-            out += _indent(_planned(config, report, ref, found=found, person=person))
+            out += _indent(
+                _planned(config, report, ref, found=found, rejected=rejected, person=person)
+            )
         if held:
             out += ["", "Held for release (not applied until `pluvo-sync release`):"]
             for item in held:
@@ -186,7 +188,13 @@ def _mine(op: Operation, ref: str) -> bool:
 
 
 def _planned(
-    config: Config, report: Report, ref: str, *, found: bool, person: StoredPerson | None
+    config: Config,
+    report: Report,
+    ref: str,
+    *,
+    found: bool,
+    rejected: pd.DataFrame,
+    person: StoredPerson | None,
 ) -> list[str]:
     """What the plan does for `ref`, or why it does nothing."""
     plan = report.plan
@@ -202,20 +210,24 @@ def _planned(
     for item in plan.held:
         if _mine(item.operation, ref):
             out.append(f"held, not applied: {kind_words(str(item.operation.kind))} ({item.reason})")
-    if (mine or out) and report.guards:
+    if out and report.guards:
         out += [f"stopped: {guard}" for guard in report.guards]
     if out:
         return out
-    return [_why_nothing(config, desired, ref, found=found, person=person)]
+    return [_why_nothing(config, desired, ref, found=found, rejected=rejected, person=person)]
 
 
 def _why_nothing(
-    config: Config, desired: Desired, ref: str, *, found: bool, person: StoredPerson | None
+    config: Config,
+    desired: Desired,
+    ref: str,
+    *,
+    found: bool,
+    rejected: pd.DataFrame,
+    person: StoredPerson | None,
 ) -> str:
-    rejections = desired.rejections
-    refused = rejections[
-        (rejections["ref"].astype(str) == ref).to_numpy() & ~is_warning(rejections).to_numpy()
-    ]
+    """`rejected`: the rejections naming `ref` (warnings among them refuse nothing)."""
+    refused = rejected[~is_warning(rejected).to_numpy()]
     user = person.user if person is not None else None
     if user is not None and (user.archived or user.left_action):
         return f"nothing: left ({user.left_action or 'archived'}); the engine leaves them be"
