@@ -297,8 +297,12 @@ def _move_seqs(
 
 
 def mark_started(session: Session, run_id: str, seqs: Sequence[int], stamp: datetime) -> None:
-    """pending → started, immediately before the request carrying them leaves."""
-    _move_seqs(session, run_id, seqs, OpStatus.STARTED, stamp, {})
+    """pending → started, immediately before the request carrying them leaves.
+
+    Once per request of a run: one executemany by (run, seq), as outcomes are recorded,
+    rather than an `IN (...)` statement SQLAlchemy builds and looks up afresh each time.
+    A pending operation carries no error, so clearing it changes nothing."""
+    _move_each(session, run_id, OpStatus.STARTED, stamp, [(seq, None, None) for seq in seqs])
 
 
 def record_outcomes(

@@ -186,24 +186,22 @@ def record_values(session: Session, items: Sequence[tuple[str, Iterable[Any]]]) 
                     "category_type": category_type,
                     "value": value,
                 }
-    # Cleared and replaced values go first, one category at a time: `category_ref = ?
-    # AND user_ref IN (...)` is a primary-key lookup per user on SQLite and PostgreSQL
-    # alike, where a row-value IN over both columns scanned the whole table on SQLite
-    # (every batch of a first load paid for the values of all batches before it).
-    by_category: dict[str, list[str]] = {}
-    for user_ref, category_ref in [*deletes, *upserts]:
-        by_category.setdefault(category_ref, []).append(user_ref)
-    values_table = _table(ExtraValueRow)
-    for category_ref, user_refs in by_category.items():
-        for chunk in chunks(user_refs):
-            session.execute(
-                delete(values_table).where(
-                    values_table.c.category_ref == category_ref,
-                    values_table.c.user_ref.in_(chunk),
-                )
-            )
+    # Cleared and replaced values go first, by primary key: one executemany of
+    # `category_ref = ? AND user_ref = ?` (a row-value IN over both columns scanned the
+    # whole table on SQLite, so every batch of a first load paid for all before it).
+    _VALUE_DELETE(session, [*deletes, *upserts])
     _insert(session, ExtraValueRow, list(upserts.values()))
     rehash_extras(session, sorted({user_ref for user_ref, _ in items}))
+
+
+_VALUES = _table(ExtraValueRow)
+_VALUE_DELETE = Many(
+    delete(_VALUES).where(
+        _VALUES.c.user_ref == bindparam("b_user"),
+        _VALUES.c.category_ref == bindparam("b_category"),
+    ),
+    per_row=("b_user", "b_category"),
+)
 
 
 def record_pairs(
@@ -229,11 +227,7 @@ def record_pairs(
 
 
 def _existing(session: Session, refs: list[str]) -> list[str]:
-    found: list[str] = []
-    users = _table(UserRow)
-    for chunk in chunks(refs):
-        found.extend(session.scalars(select(users.c.ref).where(users.c.ref.in_(chunk))))
-    return found
+    return [row[0] for row in _rows_of(session, UserRow, ("ref",), "ref", refs)]
 
 
 @cache

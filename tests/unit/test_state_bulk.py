@@ -138,3 +138,26 @@ def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(store: StateStore) -> 
         pytest.raises(sqlalchemy.exc.IntegrityError, match="UNIQUE constraint failed"),
     ):
         many(session, [("E1", T0, T0)])
+
+
+def test_the_engines_statement_listeners_see_what_the_driver_runs(store: StateStore) -> None:
+    """Statement logging and the journal's query-plan tests listen on the engine; a
+    statement sent past SQLAlchemy must still reach them, with its parameters."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object, bool]] = []
+
+    def listen(_c: object, _cur: object, sql: str, params: object, _ctx: object, many: bool):
+        seen.append((sql.split()[0], params, many))
+
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        with store.session() as session, session.begin():
+            Many(insert(VALUES), per_row=("user_ref", "category_ref", "category_type", "value"))(
+                session, [("E1", "c1", "text", "a"), ("E2", "c1", "text", "b")]
+            )
+            RowsIn([VALUES.c.value], VALUES.c.user_ref)(session, ["E1"])
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
+    assert ("INSERT", [("E1", "c1", "text", "a"), ("E2", "c1", "text", "b")], True) in seen
+    assert ("SELECT", ("E1",), False) in seen
