@@ -14,9 +14,10 @@ import dataclasses
 import types
 import typing
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any, ClassVar, Literal
 
 from sync.model import USER_FIELDS
@@ -132,9 +133,7 @@ class Operation:
             "ref": self.ref,
             "description": self.description,
         }
-        for name in _field_names(type(self)):
-            if name != "ref":
-                out[name] = _encode(getattr(self, name))
+        out.update(_encoder(type(self))(self))
         return out
 
 
@@ -600,6 +599,68 @@ def _encode(value: Any) -> Any:
     if isinstance(value, tuple | list | frozenset):
         return [_encode(v) for v in value]
     return value
+
+
+_ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+
+
+def _encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """What `_encode` makes of an instance of dataclass `cls` (an operation: all but its
+    `ref`, which `to_json` puts first), specialised once per class from its type hints.
+
+    Every operation of a plan is encoded for the journal and again for the report, and
+    a first load's plan has two per person: walking each value's type at run time (per
+    change of per operation) was most of that. Fields typed as scalars are copied as
+    they are, a tuple of dataclasses maps that class's own encoder, anything else goes
+    through `_encode`; the JSON is the same (tests/unit/test_plan_model.py holds them
+    to `_encode`)."""
+    found = _ENCODERS.get(cls)
+    if found is not None:
+        return found
+    hints = typing.get_type_hints(cls)
+    skip = ("ref",) if issubclass(cls, Operation) else ()
+    names = tuple(n for n in _field_names(cls) if n not in skip)
+    fields = [(name, _field_encoder(hints[name])) for name in names]
+    if all(encode is None for _, encode in fields):
+        get = attrgetter(*names) if len(names) > 1 else (lambda v: (getattr(v, names[0]),))
+
+        def encoder(value: Any) -> dict[str, Any]:
+            return dict(zip(names, get(value), strict=True))
+
+    else:
+
+        def encoder(value: Any) -> dict[str, Any]:
+            return {
+                name: getattr(value, name) if encode is None else encode(getattr(value, name))
+                for name, encode in fields
+            }
+
+    _ENCODERS[cls] = encoder
+    return encoder
+
+
+def _field_encoder(hint: Any) -> Callable[[Any], Any] | None:
+    """None for a hint whose values JSON takes as they are; else how to encode one."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if hint in _SCALARS or typing.get_origin(hint) is Literal:
+        return None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and all(
+        a in _SCALARS for a in args
+    ):
+        return None
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _encoder(hint)
+    if len(args) == 1 and isinstance(args[0], type) and dataclasses.is_dataclass(args[0]):
+        optional = _encoder(args[0])  # `X | None`
+        return lambda value: None if value is None else optional(value)
+    if typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = args[0]
+        if dataclasses.is_dataclass(item):
+            each = _encoder(item)  # type: ignore[arg-type]
+            return lambda values: [each(v) for v in values]
+        if item in _SCALARS:
+            return list
+    return _encode
 
 
 def _decode(hint: Any, value: Any) -> Any:

@@ -38,6 +38,7 @@ from sync.core.plan import (
     DeactivateUser,
     ExtraValue,
     Kind,
+    LeaverFacts,
     Operation,
     Plan,
     RemoveManagers,
@@ -47,6 +48,7 @@ from sync.core.plan import (
     SetExtraValues,
     UpdateUser,
     UserFields,
+    _encode,
     operation_from_json,
 )
 from sync.pluvo import ops
@@ -113,6 +115,9 @@ EXAMPLES: list[Operation] = [
     ArchiveUser(ref="E4", method="update", reason="gone from the sources"),
     ArchiveUser(ref="E4"),
     DeactivateUser(ref="E5", changes=(Change("is_active", "true", "false"),), reason="left"),
+    ArchiveUser(
+        ref="E6", reason="left", who=LeaverFacts(name="Bo", groups=("G1", "G2"), missing_runs=2)
+    ),
 ]
 
 
@@ -132,6 +137,19 @@ def test_every_operation_round_trips(op: Operation) -> None:
     assert back.to_json() == op.to_json()
     # The description is derived, never read back.
     assert operation_from_json({**data, "description": "edited by hand"}) == op
+
+
+@pytest.mark.parametrize("op", EXAMPLES, ids=lambda op: op.description)
+def test_an_operation_encodes_as_its_fields_walked_one_by_one(op: Operation) -> None:
+    """The per-class encoders `to_json` uses give what walking each field's value at
+    run time gives, key order included (the journal stores the text)."""
+    walked = {
+        "kind": str(op.kind),
+        "ref": op.ref,
+        "description": op.description,
+        **{f.name: _encode(getattr(op, f.name)) for f in dataclasses.fields(op) if f.name != "ref"},
+    }
+    assert json.dumps(op.to_json()) == json.dumps(walked)
 
 
 def test_a_plan_with_everything_round_trips() -> None:
