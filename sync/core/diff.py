@@ -163,10 +163,9 @@ def _user_ops(
         origin = _origin(row)
         full = UserFields.of(row)
         values = full.as_dict()
-        changes = tuple(Change(f, "", values[f], origin) for f in USER_FIELDS if values[f])
         # An empty language or role list means "not managed by the mapping": not sent.
         sent = tuple(f for f in USER_FIELDS if values[f] or f not in UNMANAGED_WHEN_EMPTY)
-        ops.append(CreateUser(ref=str(ref), changes=changes, fields=full, send=sent))
+        ops.append(CreateUser(ref=str(ref), origin=origin, fields=full, send=sent))
     touched = sorted(set(fields_changed) | set(left))
     if not touched:
         return ops
@@ -283,13 +282,9 @@ def _pairs_ops(
             refs = sorted(users)
             for start in range(0, len(refs), MEMBERS_PER_CALL):
                 chunk = refs[start : start + MEMBERS_PER_CALL]
-                noun = kind.noun
                 ops.append(
                     kind(
                         ref=str(group_ref),
-                        changes=tuple(
-                            Change(noun, "", u) if kind.adds else Change(noun, u, "") for u in chunk
-                        ),
                         users=tuple(chunk),
                         group_name="" if kind.adds else (names or {}).get(str(group_ref), ""),
                     )

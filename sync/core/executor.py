@@ -223,9 +223,7 @@ class Executor:
                     blocked.append((seqs[id(op)], "none of its users was created this run"))
                     continue
                 if len(users) < len(op.users):
-                    trimmed = replace(
-                        op, users=users, changes=tuple(c for c in op.changes if c.new in users)
-                    )
+                    trimmed = replace(op, users=users)
                     seqs[id(trimmed)] = seqs[id(op)]
                     self._trimmed[id(trimmed)] = len(op.users) - len(users)
                     op = trimmed

@@ -113,7 +113,15 @@ class Operation:
 
     kind: ClassVar[Kind]
     ref: str
-    changes: tuple[Change, ...] = ()
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """Its field-level changes, for the people reading the plan. Most kinds carry
+        them as given by the diff (a `changes` field); a creation's and a group link's
+        follow from what they send, so they are derived rather than stored in the plan,
+        the journal and the report a second time (at a million people, tens of millions
+        of objects and gigabytes of JSON)."""
+        return ()
 
     @property
     def phase(self) -> int:
@@ -144,6 +152,7 @@ class Operation:
 class CreateGroup(Operation):
     kind = Kind.CREATE_GROUP
     name: str
+    changes: tuple[Change, ...] = ()
 
     @property
     def description(self) -> str:
@@ -157,6 +166,7 @@ class CreateGroup(Operation):
 class RenameGroup(Operation):
     kind = Kind.UPDATE_GROUP
     name: str
+    changes: tuple[Change, ...] = ()
 
     @property
     def description(self) -> str:
@@ -188,6 +198,15 @@ class UserUpsert(Operation):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CreateUser(UserUpsert):
     kind = Kind.CREATE_USER
+    origin: str = ""
+    """The source line it comes from (`file:line`)."""
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        fields = self.fields
+        return tuple(
+            Change(f, "", value, self.origin) for f in USER_FIELDS if (value := getattr(fields, f))
+        )
 
     @property
     def description(self) -> str:
@@ -197,6 +216,7 @@ class CreateUser(UserUpsert):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UpdateUser(UserUpsert):
     kind = Kind.UPDATE_USER
+    changes: tuple[Change, ...] = ()
 
     @property
     def description(self) -> str:
@@ -208,6 +228,7 @@ class RestoreUser(UserUpsert):
     """A leaver back in the sources: unarchived (and its fields brought up to date)."""
 
     kind = Kind.RESTORE_USER
+    changes: tuple[Change, ...] = ()
 
     @property
     def description(self) -> str:
@@ -229,6 +250,7 @@ class AdoptUser(UserUpsert):
     matched_by: MatchedBy
     pluvo_id: str
     unarchive: bool = False
+    changes: tuple[Change, ...] = ()
 
     @property
     def description(self) -> str:
@@ -253,6 +275,7 @@ class AdoptUser(UserUpsert):
 class SetExtraValues(Operation):
     kind = Kind.SET_VALUES
     values: tuple[ExtraValue, ...]
+    changes: tuple[Change, ...] = ()
 
     @property
     def description(self) -> str:
@@ -275,6 +298,13 @@ class GroupLinks(Operation):
     group HR no longer names has no other name left)."""
     noun: ClassVar[str] = "member"
     adds: ClassVar[bool] = True
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        noun = self.noun
+        if self.adds:
+            return tuple(Change(noun, "", user) for user in self.users)
+        return tuple(Change(noun, user, "") for user in self.users)
 
     @property
     def description(self) -> str:
@@ -348,6 +378,7 @@ class ArchiveUser(Operation):
     pluvo_id: str | None = None
     reason: str = ""
     who: LeaverFacts | None = None
+    changes: tuple[Change, ...] = ()
 
     @property
     def description(self) -> str:
@@ -366,6 +397,7 @@ class DeactivateUser(Operation):
     kind = Kind.DEACTIVATE_USER
     reason: str = ""
     who: LeaverFacts | None = None
+    changes: tuple[Change, ...] = ()
 
     @property
     def description(self) -> str:
@@ -431,10 +463,8 @@ def risk_class(op: Operation) -> RiskClass | None:
 
 
 def with_users(op: GroupLinks, users: tuple[str, ...]) -> GroupLinks:
-    """The group-links operation for `users` only, its field changes trimmed to match."""
-    kept = set(users)
-    changes = tuple(c for c in op.changes if c.old in kept or c.new in kept)
-    return dataclasses.replace(op, users=users, changes=changes)
+    """The group-links operation for `users` only (its field changes follow)."""
+    return dataclasses.replace(op, users=users)
 
 
 def per_person(op: Operation) -> list[tuple[HoldKey, Operation]]:
@@ -565,10 +595,19 @@ class Plan:
 def operation_from_json(data: Mapping[str, Any]) -> Operation:
     """The operation a `to_json` dict describes; unknown kinds and fields are errors."""
     cls = OPERATION_TYPES[Kind(data["kind"])]
-    op: Operation = _decode(
-        cls, {k: v for k, v in data.items() if k not in ("kind", "description")}
-    )
+    derived = ("kind", "description", *_DERIVED.get(cls, ()))
+    fields = {k: v for k, v in data.items() if k not in derived}
+    if cls is CreateUser and "origin" not in data and data.get("changes"):
+        fields["origin"] = data["changes"][0].get("origin", "")  # written when changes were stored
+    op: Operation = _decode(cls, fields)
     return op
+
+
+_DERIVED: dict[type, tuple[str, ...]] = dict.fromkeys(
+    (CreateUser, AddMembers, RemoveMembers, AddManagers, RemoveManagers), ("changes",)
+)
+"""Kinds whose `changes` follow from their fields: plans and journal entries written
+before they were derived carry them, and are read as if they did not."""
 
 
 # ------------------------------------------------------------------ JSON from the types

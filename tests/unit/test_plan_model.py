@@ -51,6 +51,7 @@ from sync.core.plan import (
     _encode,
     operation_from_json,
 )
+from sync.model import USER_FIELDS
 from sync.pluvo import ops
 from sync.pluvo.schema import argument_types, bundled_schema
 from tests.support.diffing import NOW, Person, Stored, desired_state, plan_for, state_view
@@ -73,12 +74,7 @@ def round_trip(plan: Plan) -> Plan:
 EXAMPLES: list[Operation] = [
     CreateGroup(ref="G1", changes=(Change("name", "", "Sales"),), name="Sales"),
     RenameGroup(ref="G1", changes=(Change("name", "Sales", "Sales NL"),), name="Sales NL"),
-    CreateUser(
-        ref="E1",
-        changes=(Change("email", "", FIELDS.email, "hr.csv:2"),),
-        fields=FIELDS,
-        send=UPSERT,
-    ),
+    CreateUser(ref="E1", origin="hr.csv:2", fields=FIELDS, send=UPSERT),
     UpdateUser(
         ref="E1",
         changes=(Change("name", "Ann", "Ann Émile", "hr.csv:2"),),
@@ -106,8 +102,8 @@ EXAMPLES: list[Operation] = [
             ExtraValue("department", "string", None),
         ),
     ),
-    AddMembers(ref="G1", changes=(Change("member", "", "E1"),), users=("E1", "E2")),
-    RemoveMembers(ref="G1", changes=(Change("member", "E3", ""),), users=("E3",)),
+    AddMembers(ref="G1", users=("E1", "E2")),
+    RemoveMembers(ref="G1", users=("E3",)),
     AddManagers(ref="G1", users=("E1",)),
     RemoveManagers(ref="G1", users=("E2",)),
     ArchiveUser(ref="E4", method="bulk", pluvo_id="p-4", reason="gone from the sources"),
@@ -150,6 +146,31 @@ def test_an_operation_encodes_as_its_fields_walked_one_by_one(op: Operation) -> 
         **{f.name: _encode(getattr(op, f.name)) for f in dataclasses.fields(op) if f.name != "ref"},
     }
     assert json.dumps(op.to_json()) == json.dumps(walked)
+
+
+def test_derived_changes_follow_what_is_sent() -> None:
+    create = CreateUser(ref="E1", origin="hr.csv:2", fields=FIELDS, send=UPSERT)
+    assert create.changes == tuple(
+        Change(f, "", getattr(FIELDS, f), "hr.csv:2") for f in USER_FIELDS if getattr(FIELDS, f)
+    )
+    assert AddManagers(ref="G1", users=("E1", "E2")).changes == (
+        Change("manager", "", "E1"),
+        Change("manager", "", "E2"),
+    )
+    assert RemoveMembers(ref="G1", users=("E3",)).changes == (Change("member", "E3", ""),)
+
+
+def test_journal_entries_that_stored_derived_changes_still_read() -> None:
+    """Journals, held changes and saved plans written when creations and group links
+    stored their changes: read as the same operations, the creation's source line kept."""
+    create = CreateUser(ref="E1", origin="hr.csv:2", fields=FIELDS, send=UPSERT)
+    links = AddMembers(ref="G1", users=("E1", "E2"))
+    for op in (create, links):
+        stored = {**op.to_json(), "changes": [_encode(c) for c in op.changes]}
+        stored.pop("origin", None)
+        assert operation_from_json(stored) == op
+    assert "changes" not in create.to_json()
+    assert "changes" not in links.to_json()
 
 
 def test_a_plan_with_everything_round_trips() -> None:
