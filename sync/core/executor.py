@@ -471,9 +471,7 @@ class _Changes:
     leavers: list[tuple[str, str]] = field(default_factory=list)
     groups: list[tuple[str, str, str | None]] = field(default_factory=list)
     values: list[tuple[str, list[tuple[str, str, str | None]]]] = field(default_factory=list)
-    pairs: list[tuple[type[MembershipRow] | type[ManagerRow], str, list[str], bool]] = field(
-        default_factory=list
-    )
+    pairs: list[write.Links] = field(default_factory=list)
 
     def apply(self, session: Session, stamp: datetime) -> None:
         write.record_users(session, self.users, stamp)
@@ -482,8 +480,7 @@ class _Changes:
         for ref, name, pluvo_id in self.groups:
             write.record_group(session, ref, name, pluvo_id, "created")
         write.record_values(session, self.values)
-        for table, group_ref, users, add in self.pairs:
-            write.record_pairs(session, table, group_ref, users, add=add)
+        write.record_links(session, self.pairs)
 
 
 def _failed_refs(data: Any) -> set[str]:

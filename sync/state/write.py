@@ -204,6 +204,21 @@ _VALUE_DELETE = Many(
 )
 
 
+Links = tuple[type[MembershipRow] | type[ManagerRow], str, list[str], bool]
+"""(table, group ref, user refs, add) of one group's membership or manager change."""
+
+
+def record_links(session: Session, links: Sequence[Links]) -> None:
+    """Several groups' link changes, their users' group hashes redone once at the end:
+    in a first load a batch adds thousands of people, each to several of its groups."""
+    regrouped: set[str] = set()
+    for table, group_ref, user_refs, add in links:
+        record_pairs(session, table, group_ref, user_refs, add=add, rehash=False)
+        if table is MembershipRow:
+            regrouped.update(user_refs)
+    rehash_groups(session, sorted(regrouped))
+
+
 def record_pairs(
     session: Session,
     table: type[MembershipRow] | type[ManagerRow],
@@ -211,7 +226,10 @@ def record_pairs(
     user_refs: list[str],
     *,
     add: bool,
+    rehash: bool = True,
 ) -> None:
+    """One group's links added or removed; with `rehash`, its users' group hashes
+    redone (`record_links` does that once for many groups)."""
     if not user_refs:
         return
     if add:
@@ -222,7 +240,7 @@ def record_pairs(
         session.execute(
             delete(pairs).where(pairs.c.group_ref == group_ref, pairs.c.user_ref.in_(user_refs))
         )
-    if table is MembershipRow:
+    if rehash and table is MembershipRow:
         rehash_groups(session, user_refs)
 
 

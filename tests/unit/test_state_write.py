@@ -24,6 +24,7 @@ from sync.state.write import (
     forget_users,
     record_group,
     record_leaver,
+    record_links,
     record_pairs,
     record_pluvo_ids,
     record_presence,
@@ -308,6 +309,31 @@ def test_memberships_add_idempotently_and_remove_with_group_hashes(store: StateS
     assert b1 is not None
     assert b1.groups_hash == 0
     assert set(read_owned(store.engine).memberships["user_ref"]) == {"A1"}
+
+
+def test_several_groups_links_in_one_go_leave_every_hash_matching_its_rows(
+    store: StateStore,
+) -> None:
+    """A batch's links (adds and removals, members and managers, a person in several
+    groups) hash each person once at the end: the result must match the rows."""
+    people = ("A1", "B1", "C1", "D1")
+    users = [(r, fields(r), f"p-{r}", True) for r in people]
+    write(store, record_users, users, T0)
+    for group in ("G1", "G2", "G3"):
+        write(store, record_group, group, group, f"p-{group}", "created")
+    write(store, record_pairs, MembershipRow, "G3", ["C1"], add=True)
+    links = [
+        (MembershipRow, "G1", ["A1", "B1", "D1"], True),
+        (MembershipRow, "G2", ["A1"], True),
+        (ManagerRow, "G2", ["C1"], True),
+        (MembershipRow, "G3", ["C1"], False),
+        (MembershipRow, "G3", ["B1"], True),
+    ]
+    write(store, record_links, links)
+    hashes = {r: user(store, r).groups_hash for r in people}  # type: ignore[union-attr]
+    assert hashes == {r: stored_groups_hash(store, r) for r in people}
+    assert hashes["C1"] == 0  # left G3; managing G2 is not a membership
+    assert len({hashes["A1"], hashes["B1"], hashes["C1"]}) == 3
 
 
 def test_managers_do_not_touch_group_hashes(store: StateStore) -> None:

@@ -53,9 +53,13 @@ class Refresh:
         write.record_pluvo_ids(session, self.pluvo_ids)
         for ref, name, pluvo_id, how in self.groups:
             write.record_group(session, ref, name, pluvo_id, how)
-        for relation, group_ref, users, add in self.pairs:
-            table = MembershipRow if relation == "member" else ManagerRow
-            write.record_pairs(session, table, group_ref, users, add=add)
+        write.record_links(
+            session,
+            [
+                (MembershipRow if relation == "member" else ManagerRow, group_ref, users, add)
+                for relation, group_ref, users, add in self.pairs
+            ],
+        )
         write.record_values(session, self.values)
         write.forget_users(session, self.dropped_users)
         write.forget_groups(session, self.dropped_groups)
