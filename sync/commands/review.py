@@ -44,6 +44,7 @@ LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS = (
 )
 RISK_ORDER = (LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS)
 HELD = "held"
+DISCARDS_SHOWN = 25
 """The section of changes the safety policy holds: first, since they need a decision."""
 TITLES = {
     HELD: "Held for release, not applied",
@@ -351,10 +352,29 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
     sections = tuple(
         Section(risk, TITLES[risk], tuple(items[risk])) for risk in RISK_ORDER if items[risk]
     )
+    summary = [*_discarded_lines(plan), *summary]
     if plan.held:
         held, said = _held_section(plan, desired)
         return Review((*said, *summary), (held, *sections), kinds)
     return Review(tuple(summary), sections, kinds)
+
+
+def _discarded_lines(plan: Plan) -> list[str]:
+    """Standing discards, each named with who decided and since when: a reviewer must
+    see that someone the export calls gone is kept on purpose, and by whom."""
+    if not plan.discarded:
+        return []
+    lines = [
+        f"{plural(len(plan.discarded), 'change')} discarded earlier, set aside while the "
+        "sources ask for them (`pluvo-sync release REF --reason TEXT` applies one):"
+    ]
+    for item in plan.discarded[:DISCARDS_SHOWN]:
+        kind, person, group = item.key
+        what = f"{kind} {person}" + (f" in group {group}" if group else "")
+        lines.append(f"  discarded: {what}, {item.reason} (since {item.since[:10]})")
+    if len(plan.discarded) > DISCARDS_SHOWN:
+        lines.append(f"  … and {len(plan.discarded) - DISCARDS_SHOWN} more (see the JSON report)")
+    return lines
 
 
 def _held_section(plan: Plan, desired: Desired | None) -> tuple[Section, list[str]]:

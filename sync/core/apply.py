@@ -13,14 +13,15 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 from sync.config import Config
 from sync.core import guards
 from sync.core.executor import Execution, Executor, ProgressHook, journal_plan
-from sync.core.hold import Standing, always_held, held_by_guards, hold
-from sync.core.plan import HeldOp, Plan
+from sync.core.hold import Discarded, Standing, always_held, held_by_guards, hold, lapsed
+from sync.core.plan import HeldOp, Operation, Plan, operation_from_json
 from sync.core.report import Report
 from sync.errors import ExitCode, SyncError
 from sync.pluvo.api import ApiFactory, pluvo_client
@@ -64,7 +65,12 @@ def guard(
             item.key: Standing(item.reason, item.held_at.isoformat(timespec="seconds"))
             for item in held_store.active(session)
         }
-    plan = hold(plan, always_held(config.safety.hold), standing)
+        discarded = {item.key: _declined(item) for item in held_store.standing_discards(session)}
+
+    def same(part: Operation, stored: Mapping[str, Any]) -> bool:
+        return same_call(config, part, stored)
+
+    plan = hold(plan, always_held(config.safety.hold), standing, discarded, same)
     desired = report.desired
     tripped = guards.check(
         plan,
@@ -74,7 +80,7 @@ def guard(
         overrides=overrides,
     )
     if tripped and config.safety.on_exceed == "hold":
-        plan = hold(plan, held_by_guards(tripped), standing)
+        plan = hold(plan, held_by_guards(tripped), standing, discarded, same)
         report.holding = [t.held() for t in tripped]
     else:
         report.guards = [str(t) for t in tripped]
@@ -117,6 +123,8 @@ def apply_plan(
                 session, report.run_id, [_holding(h) for h in plan.held], now()
             )
             report.sections["held_dropped"] = dropped
+            standing = {item.key: item.id for item in held_store.standing_discards(session)}
+            held_store.end_discards(session, lapsed(plan, standing), run_id=report.run_id, at=now())
     started = time.monotonic()
     execution = asyncio.run(_execute(config, store, report, plan, api_factory, progress))
     report.execution = execution
@@ -133,6 +141,28 @@ def apply_plan(
     report.exit_code, report.status = code, STATUS_OF[code]
     report.message = execution.aborted or note
     finish(store, report)
+
+
+def _declined(item: held_store.Held) -> Discarded:
+    when = item.closed_at or item.held_at
+    reason = f"discarded by {item.closed_by or 'unknown'}: {item.close_reason or ''}"
+    return Discarded(reason.rstrip(": "), when.isoformat(timespec="seconds"), item.operation)
+
+
+def same_call(config: Config, part: Operation, held: Mapping[str, Any]) -> bool:
+    """Would the part send what the held or discarded change (as stored) would? Only
+    what reaches Pluvo counts: the source line a value came from, or how long a leaver
+    has been missing, may move on without making it another change."""
+    try:
+        before = operation_from_json(held)
+    except (KeyError, TypeError, ValueError):
+        return False
+    fields = config.pluvo.membership_result_fields
+    invite = config.pluvo.send_invite
+    return bool(
+        part.to_call(send_invite=invite, membership_fields=fields)
+        == before.to_call(send_invite=invite, membership_fields=fields)
+    )
 
 
 def _holding(item: HeldOp) -> held_store.Holding:

@@ -11,8 +11,9 @@ people are what a reviewer releases.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sync.core.guards import GUARD_HOLDS, Tripped
 from sync.core.plan import (
@@ -24,7 +25,7 @@ from sync.core.plan import (
     per_person,
     risk_class,
 )
-from sync.state.held import HoldKey
+from sync.state.held import ASKED_OTHERWISE, NO_LONGER_ASKED, HoldKey
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,30 @@ class Standing:
     since: str
 
 
+@dataclass(frozen=True)
+class Discarded:
+    """A change someone discarded: who and why (in words), since when (ISO), and the
+    change as it was when discarded."""
+
+    reason: str
+    since: str
+    operation: Mapping[str, Any]
+
+
 def hold(
-    plan: Plan, classes: Mapping[RiskClass, str], standing: Mapping[HoldKey, Standing]
+    plan: Plan,
+    classes: Mapping[RiskClass, str],
+    standing: Mapping[HoldKey, Standing],
+    discarded: Mapping[HoldKey, Discarded] | None = None,
+    same: Callable[[Operation, Mapping[str, Any]], bool] | None = None,
 ) -> Plan:
     """The plan with every operation of `classes` (class → why) and every part of one
-    held before (`standing`) moved from `operations` to `held`."""
+    held before (`standing`) moved from `operations` to `held`; and a part someone
+    discarded (`discarded`) set aside while it is the `same` change as the one they
+    declined. A different change for that person is planned like any other."""
     keep: list[Operation] = []
     held = list(plan.held)
+    declined = list(plan.discarded)
     for op in plan.operations:
         risk = risk_class(op)
         if risk is None:
@@ -50,7 +68,10 @@ def hold(
         rest: set[HoldKey] = set()
         for key, part in per_person(op):
             before = standing.get(key)
-            if before is not None:
+            gone = (discarded or {}).get(key)
+            if gone is not None and same is not None and same(part, gone.operation):
+                declined.append(HeldOp(part, risk, gone.reason, gone.since))
+            elif before is not None:
                 held.append(HeldOp(part, risk, before.reason, before.since))
             elif risk in classes:
                 held.append(HeldOp(part, risk, classes[risk]))
@@ -59,7 +80,24 @@ def hold(
         remaining = only_parts(op, rest)
         if remaining is not None:
             keep.append(remaining)
-    return replace(plan, operations=tuple(keep), held=tuple(held))
+    return replace(plan, operations=tuple(keep), held=tuple(held), discarded=tuple(declined))
+
+
+def lapsed(plan: Plan, discarded: Mapping[HoldKey, int]) -> dict[int, str]:
+    """The standing discards (key → id) that this plan no longer sets aside, each with
+    why: the sources ask for a different change for that person, or no longer ask."""
+    kept = {item.key for item in plan.discarded}
+    asked = {
+        key
+        for op in (*plan.operations, *(h.operation for h in plan.held))
+        if risk_class(op) is not None
+        for key, _ in per_person(op)
+    }
+    return {
+        row: ASKED_OTHERWISE if key in asked else NO_LONGER_ASKED
+        for key, row in discarded.items()
+        if key not in kept
+    }
 
 
 def always_held(classes: list[RiskClass]) -> dict[RiskClass, str]:

@@ -548,6 +548,9 @@ class Plan:
     held: tuple[HeldOp, ...] = ()
     """Risky operations held back by the safety policy (sync.core.hold): not applied,
     not in `operations`, one per person."""
+    discarded: tuple[HeldOp, ...] = ()
+    """Changes someone discarded that the sources still ask for, unchanged: set aside,
+    not applied, one per person (`reason` says who discarded them and why)."""
 
     def __iter__(self) -> Iterator[Operation]:
         return iter(self.operations)
@@ -578,6 +581,7 @@ class Plan:
             "verified_new": sorted(self.verified_new),
             "operations": operations if lazy else list(operations),
             "held": [h.to_json() for h in self.held],
+            "discarded": [h.to_json() for h in self.discarded],
         }
 
     @classmethod
@@ -589,6 +593,7 @@ class Plan:
             adopted=tuple(data.get("adopted", ())),
             verified_new=frozenset(data.get("verified_new", ())),
             held=tuple(HeldOp.from_json(h) for h in data.get("held", ())),
+            discarded=tuple(HeldOp.from_json(h) for h in data.get("discarded", ())),
         )
 
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sync.config import Config, LocalConfig
-from sync.core.apply import apply_plan, check_report_dir, finish
+from sync.core.apply import apply_plan, check_report_dir, finish, same_call
 from sync.core.engine import fresh_plan
 from sync.core.executor import ProgressHook
 from sync.core.lifecycle import opened
-from sync.core.plan import Operation, Plan, only_parts, operation_from_json, per_person
+from sync.core.plan import Operation, Plan, only_parts, per_person
 from sync.core.report import Report
 from sync.errors import ExitCode, UsageError
 from sync.pluvo.api import ApiFactory
@@ -53,17 +53,24 @@ class Choice:
     unknown: list[str] = field(default_factory=list)
 
 
-def choose(store: StateStore, refs: Sequence[str] | None) -> Choice:
-    """The changes held for `refs` (None: all of them); refs with none held are named."""
+def choose(store: StateStore, refs: Sequence[str] | None, *, discarded: bool = False) -> Choice:
+    """The changes held for `refs` (None: all of them), with `discarded` the standing
+    discards too (a release can apply a change someone discarded); refs with none are
+    named."""
+    wanted = None if refs is None else set(refs)
     with store.session() as session:
-        items = held_store.active(session, None if refs is None else set(refs))
+        items = held_store.active(session, wanted)
+        if discarded:
+            items += held_store.standing_discards(session, wanted)
     unknown = sorted(set(refs or ()) - {item.ref for item in items})
     return Choice(items, unknown)
 
 
-def _anything_held(store: StateStore, refs: Sequence[str] | None, verb: str) -> bool:
+def _anything_held(
+    store: StateStore, refs: Sequence[str] | None, verb: str, *, discarded: bool = False
+) -> bool:
     """Is anything held for `refs`? A ref with nothing held is a usage error (exit 2)."""
-    choice = choose(store, refs)
+    choice = choose(store, refs, discarded=discarded)
     if choice.unknown:
         raise UsageError(
             f"nothing is held for {', '.join(choice.unknown)}; nothing was {verb}",
@@ -91,11 +98,11 @@ def release(
     by = signed(by)
     with opened(config, RunMode.RELEASE) as this:
         store, report = this.store, this.report
-        if not _anything_held(store, refs, "released"):
+        if not _anything_held(store, refs, "released", discarded=True):
             return _nothing_held(report)
         check_report_dir(config.report.dir)
         with this.locked():
-            choice = choose(store, refs)  # again, under the lock
+            choice = choose(store, refs, discarded=True)  # again, under the lock
             plan = fresh_plan(config, store, report, today=today, api_factory=api_factory)
             # A release is judged by its own operations: rows the sources reject today
             # are the next run's business.
@@ -105,7 +112,7 @@ def release(
             changed = {
                 key: part
                 for key, part in now_planned.items()
-                if not _same_call(config, part, wanted[key].operation)
+                if not same_call(config, part, wanted[key].operation)
             }
             picked = released_part(plan, set(now_planned) - set(changed))
             gone = [item for key, item in wanted.items() if key not in now_planned]
@@ -118,6 +125,12 @@ def release(
                     run_id=report.run_id,
                     by=by,
                     reason=f"{held_store.NO_LONGER_ASKED} (found at release)",
+                    at=at,
+                )
+                held_store.end_discards(
+                    session,
+                    {item.id: f"{held_store.NO_LONGER_ASKED} (found at release)" for item in gone},
+                    run_id=report.run_id,
                     at=at,
                 )
                 held_store.replan(
@@ -152,6 +165,12 @@ def release(
                     reason=reason,
                     at=now(),
                 )
+                held_store.end_discards(  # a discard released is applied once, and ends
+                    session,
+                    {wanted[key].id: f"released by {by}: {reason}" for key in done},
+                    run_id=report.run_id,
+                    at=now(),
+                )
             report.sections["release"] = {
                 "by": by,
                 "reason": reason,
@@ -181,22 +200,6 @@ def _nothing_held(report: Report) -> Report:
     return report
 
 
-def _same_call(config: Config, part: Operation, held: dict[str, object]) -> bool:
-    """Would the part send what the held change (as listed) would? Only what reaches
-    Pluvo counts: the source line a value came from, or how long a leaver has been
-    missing, may move on without changing what is released."""
-    try:
-        before = operation_from_json(held)
-    except (KeyError, TypeError, ValueError):
-        return False
-    fields = config.pluvo.membership_result_fields
-    invite = config.pluvo.send_invite
-    return bool(
-        part.to_call(send_invite=invite, membership_fields=fields)
-        == before.to_call(send_invite=invite, membership_fields=fields)
-    )
-
-
 def _acknowledged(picked: Plan, report: Report) -> set[HoldKey]:
     """The released changes Pluvo acknowledged: none when the run stopped, and none of
     an operation that failed (for a group, every member of its failed request)."""
@@ -215,9 +218,10 @@ def _acknowledged(picked: Plan, report: Report) -> set[HoldKey]:
 def discard(
     config: Config | LocalConfig, refs: Sequence[str] | None, *, reason: str, by: str | None = None
 ) -> Report:
-    """Drop the held changes of `refs` (None: all) without applying them: recorded as a
-    run, with who and why. Sources that still ask for a change plan it again next run,
-    under the safety policy of that run."""
+    """Decline the held changes of `refs` (None: all) without applying them: recorded
+    as a run, with who and why. The decision stands: later runs set the same change
+    aside while the sources keep asking for it (sync.core.hold), until they stop
+    asking or ask for a different change, or someone releases it."""
     by = signed(by)
     with opened(config, RunMode.DISCARD) as this:
         store, report = this.store, this.report

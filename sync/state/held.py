@@ -4,7 +4,9 @@ A held change is keyed per person (`HoldKey`: kind, person ref, group ref). At m
 one is `held` per key at a time; every applying run settles them against its plan
 (`settle`): still asked for, it is re-planned in place (its reason and date kept);
 no longer asked for, it is `dropped`. `release` and `discard` end them by hand, with
-who and why. All of it runs under the run lock, which is what keeps one per key.
+who and why. A discard then stands: runs set the same change aside until the sources
+stop asking for it or ask for another (`end_discards`), or someone releases it. All
+of it runs under the run lock, which is what keeps one per key.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class Held:
     held_at: datetime
     held_by_run: str
     planned_by_run: str
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    close_reason: str | None = None
+    """Who discarded it, when and why (for a standing discard)."""
 
     @property
     def ref(self) -> str:
@@ -72,6 +78,9 @@ def _held(row: HeldRow) -> Held:
         held_at=row.held_at,
         held_by_run=row.held_by_run,
         planned_by_run=row.planned_by_run,
+        closed_at=row.closed_at,
+        closed_by=row.closed_by,
+        close_reason=row.close_reason,
     )
 
 
@@ -82,6 +91,38 @@ def active(session: Session, refs: Collection[str] | None = None) -> list[Held]:
         query = query.where(HeldRow.ref.in_(list(refs)))
     rows = session.scalars(query.order_by(HeldRow.held_at, HeldRow.id)).all()
     return [_held(row) for row in rows]
+
+
+def standing_discards(session: Session, refs: Collection[str] | None = None) -> list[Held]:
+    """Discards that still stand (of `refs` only, when given), oldest first: a person's
+    change someone declined, not applied while the sources keep asking for it."""
+    query = select(HeldRow).where(
+        HeldRow.status == HeldStatus.DISCARDED, HeldRow.ended_at.is_(None)
+    )
+    if refs is not None:
+        query = query.where(HeldRow.ref.in_(list(refs)))
+    rows = session.scalars(query.order_by(HeldRow.closed_at, HeldRow.id)).all()
+    return [_held(row) for row in rows]
+
+
+ASKED_OTHERWISE = "the sources ask for a different change"
+
+
+def end_discards(session: Session, ends: dict[int, str], *, run_id: str, at: datetime) -> int:
+    """These standing discards (id → why) no longer stand; who discarded them, and
+    why, stay recorded beside it."""
+    if not ends:
+        return 0
+    rows = session.scalars(
+        select(HeldRow).where(
+            HeldRow.id.in_(list(ends)),
+            HeldRow.status == HeldStatus.DISCARDED,
+            HeldRow.ended_at.is_(None),
+        )
+    ).all()
+    for row in rows:
+        row.ended_at, row.ended_by_run, row.end_reason = at, run_id, ends[row.id]
+    return len(rows)
 
 
 def settle(session: Session, run_id: str, holdings: Iterable[Holding], at: datetime) -> int:

@@ -173,9 +173,11 @@ class HeldRow(Base):
     """A risky change the safety policy held back (sync.core.hold), one per person.
 
     `status` is `held` while it waits; `released` (applied by a release run),
-    `discarded` (dropped by hand) and `dropped` (the sources stopped asking for it)
-    end it. `operation` is the change as last planned, for people to read; what a
-    release applies is always planned anew, never this copy."""
+    `discarded` (declined by hand) and `dropped` (the sources stopped asking for it)
+    end it. A discard is a standing decision: while `ended_at` is empty, runs do not
+    apply the change as long as the sources ask for the same one (`ended_*` say when
+    and why it stopped standing). `operation` is the change as last planned, for
+    people to read; what a release applies is always planned anew, never this copy."""
 
     __tablename__ = "held"
 
@@ -194,6 +196,9 @@ class HeldRow(Base):
     closed_by_run: Mapped[str | None] = mapped_column(String(40))
     closed_by: Mapped[str | None] = mapped_column(String(255))
     close_reason: Mapped[str | None] = mapped_column(Text)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_by_run: Mapped[str | None] = mapped_column(String(40))
+    end_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_held_status", "status"),

@@ -207,9 +207,12 @@ def test_held_leavers_stay_held_and_release_applies_exactly_those_named(
     assert dropped == [(N - HALF - len(names),)]
 
 
-def test_discard_drops_held_changes_and_the_sources_decide_again(
+def test_a_discard_stands_while_the_sources_ask_for_the_same_change(
     sandbox: SandboxServer, ws: Workspace
 ) -> None:
+    """Discarding is a decision about each person's change: later runs set it aside
+    (not held again, not applied, whatever the guards make of what is left) while the
+    export keeps asking for it, and it ends once the export stops asking."""
     ws.write_hr(_half())
     assert ws.cli("run").returncode == 7
     usage = ws.cli("discard", "--reason", "x")
@@ -221,10 +224,22 @@ def test_discard_drops_held_changes_and_the_sources_decide_again(
         ("discarded", f"ops (run by {who_am_i()})")
     ]
     assert _archived(sandbox) == set()
-    # The export is still half: the next run holds the leavers again, afresh.
-    again = ws.cli("run")
-    assert again.returncode == 7, again.stdout + again.stderr
-    assert len(_held(ws)) == N - HALF
+    # The export is still half, twice more: the discarded leavers stay active, and the
+    # plan says why nobody leaves.
+    for _ in range(2):
+        again = ws.cli("run")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert _held(ws) == []
+        assert _archived(sandbox) == set()
+        assert "discarded" in again.stdout, again.stdout
+    assert ws.query("SELECT count(*) FROM held WHERE ended_at IS NULL") == [(N - HALF,)]
+    # Everyone back in the export: the sources no longer ask, so the discards end.
+    ws.write_hr([*_full().values(), *(employee(n) for n in JOINERS)])
+    back = ws.cli("run")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert ws.query("SELECT DISTINCT end_reason FROM held") == [
+        ("the sources no longer ask for this change",)
+    ]
     assert _archived(sandbox) == set()
 
 

@@ -386,3 +386,37 @@ def test_a_held_member_carries_only_its_own_change() -> None:
     ]
     kept = hold(Plan(operations=(op,)), {}, {("remove_members", "E1", "G1"): Standing("r", "")})
     assert kept.operations[0].changes == (Change("member", "E2", ""),)
+
+
+def test_a_discarded_change_is_set_aside_while_asked_for_unchanged() -> None:
+    """The same change someone discarded is neither held nor applied; a different one
+    for the same person is planned like any other; and the discards this plan no longer
+    sets aside lapse, each with why."""
+    from sync.core.hold import Discarded, lapsed
+
+    plan = _day2()
+    leaver = next(op for op in plan.operations if op.kind == Kind.ARCHIVE_USER)
+    update = next(op for op in plan.operations if op.kind == Kind.UPDATE_USER)
+    other = UpdateUser(ref=update.ref, fields=FIELDS, send=("name",))
+    discarded = {
+        ("leaver", leaver.ref, ""): Discarded(
+            "discarded by hr: still here", "2026-12-01", leaver.to_json()
+        ),
+        (str(Kind.UPDATE_USER), update.ref, ""): Discarded("discarded by hr", "", other.to_json()),
+        ("leaver", "E999", ""): Discarded("discarded by hr", "", leaver.to_json()),
+    }
+
+    def same(part: object, stored: object) -> bool:
+        return part.to_json() == stored  # type: ignore[attr-defined]
+
+    kept = hold(plan, {}, {}, discarded, same)
+    assert [h.key for h in kept.discarded] == [("leaver", leaver.ref, "")]
+    assert kept.discarded[0].reason == "discarded by hr: still here"
+    assert leaver not in kept.operations
+    assert update in kept.operations  # asked for differently: planned afresh
+    assert kept.held == ()
+    ids = {key: n for n, key in enumerate(discarded)}
+    assert lapsed(kept, ids) == {
+        1: held_store.ASKED_OTHERWISE,
+        2: held_store.NO_LONGER_ASKED,
+    }
