@@ -38,20 +38,19 @@ from graphql import FieldNode, GraphQLError, GraphQLSchema, OperationDefinitionN
 from sync import stopping
 from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError, StoppedError
-from sync.pluvo import ops
+from sync.pluvo import ops, reads
 from sync.pluvo.auth import TokenProvider
 from sync.pluvo.batches import Batches
 from sync.pluvo.channel import Channel, data_or_raise
 from sync.pluvo.http import AdaptiveLimiter
 from sync.pluvo.ops import Call, MembershipFields
-from sync.pluvo.reads import MAX_PAGE, PAGE_INFO, read_connection
+from sync.pluvo.reads import MAX_PAGE
 from sync.pluvo.results import (
     BeforeSend,
     CallResult,
     ClientCounters,
     ExtraCategory,
     GroupInfo,
-    Member,
     OnResult,
 )
 from sync.pluvo.schema import ArgumentTypes, argument_types
@@ -264,53 +263,22 @@ class PluvoClient:
 
     # ------------------------------------------------------------------ reads
 
-    async def paginate(
+    def paginate(
         self,
         path: Sequence[tuple[str, Mapping[str, Any]]],
         node_selection: str,
         *,
         page_size: int = MAX_PAGE,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every node of a Relay connection reached through `path`, page by page.
+        """Every node of a Relay connection reached through `path`, page by page, by
+        cursor (see sync.pluvo.reads.paginate)."""
+        return reads.paginate(self, path, node_selection, page_size=page_size)
 
-        `path` is the chain of fields with their arguments, the last one being the
-        connection: `[("group", {"ref": "g1"}), ("users", {})]`. A missing parent
-        (unknown group) yields nothing. A cursor seen twice is a server bug that would
-        loop forever, so it stops the read.
-        """
-        first = max(1, min(page_size, MAX_PAGE))
-        label = "read " + ".".join(name for name, _ in path)
-        after: str | None = None
-        seen: set[str] = set()
-        while True:
-            args = {**path[-1][1], "first": first}
-            if after is not None:
-                args["after"] = after
-            levels = [*path[:-1], (path[-1][0], args)]
-            inner = f"{PAGE_INFO} edges {{ node {{ {node_selection} }} }}"
-            for name, level_args in reversed(levels):
-                inner = Call(name, level_args, inner, "query").render()
-            body = await self.channel.request(
-                f"query Page {{ {inner} }}", None, label, [path[0][0]]
-            )
-            data = data_or_raise(body, label)
-            connection: Any = data
-            for name, _ in path:
-                connection = connection.get(name) if isinstance(connection, dict) else None
-            if not isinstance(connection, dict):
-                return
-            for edge in connection.get("edges") or ():
-                node = edge.get("node") if isinstance(edge, dict) else None
-                if node is not None:
-                    yield node
-            page = connection.get("pageInfo") or {}
-            cursor = page.get("endCursor")
-            if not page.get("hasNextPage") or not cursor:
-                return
-            if cursor in seen:
-                raise FatalError(f"{label}: Pluvo returned the cursor of a page already read")
-            seen.add(cursor)
-            after = cursor
+    async def read_document(
+        self, document: str, label: str, fields: Sequence[str]
+    ) -> dict[str, Any]:
+        """A query's `data`, through the request path; what `paginate` reads with."""
+        return data_or_raise(await self.channel.request(document, None, label, fields), label)
 
     async def iter_users(
         self,
@@ -344,39 +312,10 @@ class PluvoClient:
         return result.data if isinstance(result.data, dict) else None
 
     async def list_groups(self, *, members: bool = True, managers: bool = True) -> list[GroupInfo]:
-        """Every group, with members and managers read concurrently within the limit.
-
-        The group list is read as the users are (sync.pluvo.reads: offset pages side by
-        side, checked, cursors as the fallback). Members and managers can only follow
-        cursors (`Group.users` takes no offset), so groups are read side by side instead.
-        """
-        listed = await read_connection(self, "paginatedGroups", {}, "id ref name", what="groups")
-        groups = listed.nodes
-        gate = asyncio.Semaphore(self.config.concurrency)
-
-        async def people(group: Mapping[str, Any], relation: str) -> tuple[Member, ...]:
-            selector = {"ref": group["ref"]} if group.get("ref") else {"id": group["id"]}
-            async with gate:
-                found = [
-                    Member(id=str(n["id"]), ref=n.get("ref"), email=n.get("email"))
-                    async for n in self.paginate(
-                        [("group", selector), (relation, {})], "id ref email"
-                    )
-                ]
-            return tuple(found)
-
-        async def one(group: Mapping[str, Any]) -> GroupInfo:
-            return GroupInfo(
-                id=str(group["id"]),
-                ref=group.get("ref"),
-                name=group.get("name"),
-                members=await people(group, "users") if members else (),
-                managers=await people(group, "managers") if managers else (),
-            )
-
-        async with asyncio.TaskGroup() as tasks:
-            pending = [tasks.create_task(one(g)) for g in groups]
-        return [t.result() for t in pending]
+        """Every group, with members and managers (see sync.pluvo.reads.list_groups)."""
+        return await reads.list_groups(
+            self, self.config.concurrency, members=members, managers=managers
+        )
 
     async def list_extra_categories(self, content_type: str = "USER") -> list[ExtraCategory]:
         call = Call(
