@@ -109,6 +109,9 @@ def _advice(errors: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
+_UNATTACHED = "use PluvoClient as `async with PluvoClient(config) as client`"
+
+
 class _AuthRejected(Exception):
     """Internal: the token was refused (401 or an Auth* error); renew once and retry."""
 
@@ -126,16 +129,49 @@ class Channel:
     """
 
     def __init__(
-        self, config: PluvoConfig, transport: Transport, *, increase_after: int = 10
+        self, config: PluvoConfig, transport: Transport | None, *, increase_after: int = 10
     ) -> None:
+        """Without a transport nothing can be sent until one is attached."""
         self.config = config
-        self.transport = transport
-        self.auth = TokenProvider(config, transport)
+        self._transport: Transport | None = None
+        self._auth: TokenProvider | None = None
+        if transport is not None:
+            self.attach(transport)
         self.counters = ClientCounters()
         self.limiter = AdaptiveLimiter(config.concurrency, increase_after=increase_after)
         self._pacer = Pacer(config.requests_per_second)
         self._last_answer = time.monotonic()
         self._outage: FatalError | None = None
+
+    def attach(self, transport: Transport) -> None:
+        """Send through `transport` from now on, with a token of its own."""
+        self._transport = transport
+        self._auth = TokenProvider(self.config, transport)
+
+    def detach(self) -> Transport | None:
+        """Stop sending; the transport that was attached, for its owner to close."""
+        transport, self._transport, self._auth = self._transport, None, None
+        return transport
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            raise RuntimeError(_UNATTACHED)
+        return self._transport
+
+    @property
+    def auth(self) -> TokenProvider:
+        if self._auth is None:
+            raise RuntimeError(_UNATTACHED)
+        return self._auth
+
+    @property
+    def granted_scopes(self) -> frozenset[str] | None:
+        return self._auth.granted_scopes if self._auth is not None else None
+
+    @property
+    def token_requests(self) -> int:
+        return self._auth.fetches if self._auth is not None else 0
 
     async def request(
         self,
@@ -309,7 +345,7 @@ class Channel:
 
     def _check_scopes(self, fields: Sequence[str]) -> None:
         """Fail before sending when the token answer said a needed scope is not granted."""
-        granted = self.auth.granted_scopes
+        granted = self.granted_scopes
         if granted is None:
             return
         for field in fields:
@@ -318,7 +354,7 @@ class Channel:
                 raise _missing_scope(field, needed, "not granted to the token")
 
     def _scope_error(self, label: str, fields: Sequence[str], reason: str) -> FatalError:
-        granted = self.auth.granted_scopes or frozenset()
+        granted = self.granted_scopes or frozenset()
         for field in fields:
             needed = FIELD_SCOPES.get(field)
             if needed and not granted.intersection(needed):

@@ -60,9 +60,11 @@ from sync.pluvo.transport import Transport
 class PluvoClient:
     """Async context manager owning the transport, the token and the rate policy.
 
-    Without `transport`, entering makes an aiohttp one and leaving closes it; a
-    transport handed in is its owner's to close, and the client may be used (and
-    entered again) for as long as it lives.
+    Without `transport`, entering makes an aiohttp one (and a token of its own) and
+    leaving closes it; a transport handed in is its owner's to close, and the client
+    may be used, and entered again, for as long as it lives. What the client learned
+    (counters, the concurrency limit, batch size, variable types, the breaker)
+    outlives each entry.
     """
 
     def __init__(
@@ -82,18 +84,11 @@ class PluvoClient:
         self.membership_result_fields: MembershipFields = (
             membership_result_fields or config.membership_result_fields
         )
-        self._types: ArgumentTypes | None = (
-            None if config.inline_arguments else argument_types(schema)
-        )
-        self._increase_after = increase_after
+        types: ArgumentTypes | None = None if config.inline_arguments else argument_types(schema)
         self._owns_transport = transport is None
-        self._sender: Batches | None = None
-        if transport is not None:
-            self._open(transport)
-
-    def _open(self, transport: Transport) -> None:
-        channel = Channel(self.config, transport, increase_after=self._increase_after)
-        self._sender = Batches(channel, self._types, self.config.batch_size)
+        channel = Channel(config, transport, increase_after=increase_after)
+        self.sender = Batches(channel, types, config.batch_size)
+        """How calls become requests, with what refusals taught it (batch size, types)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -101,7 +96,7 @@ class PluvoClient:
         if self._owns_transport:
             from sync.pluvo.aiohttp_transport import AiohttpTransport
 
-            self._open(AiohttpTransport(self.config))
+            self.channel.attach(AiohttpTransport(self.config))
         return self
 
     async def __aexit__(
@@ -110,15 +105,10 @@ class PluvoClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._owns_transport and self._sender is not None:
-            await self._sender.channel.transport.aclose()
-            self._sender = None
-
-    @property
-    def sender(self) -> Batches:
-        if self._sender is None:
-            raise RuntimeError("use PluvoClient as `async with PluvoClient(config) as client`")
-        return self._sender
+        if self._owns_transport:
+            transport = self.channel.detach()
+            if transport is not None:
+                await transport.aclose()
 
     @property
     def channel(self) -> Channel:
@@ -147,15 +137,15 @@ class PluvoClient:
 
     @property
     def argument_types(self) -> ArgumentTypes | None:
-        return self._sender.argument_types if self._sender is not None else self._types
+        return self.sender.argument_types
 
     @property
     def granted_scopes(self) -> frozenset[str] | None:
-        return self._sender.channel.auth.granted_scopes if self._sender else None
+        return self.channel.granted_scopes
 
     @property
     def token_requests(self) -> int:
-        return self._sender.channel.auth.fetches if self._sender else 0
+        return self.channel.token_requests
 
     # ------------------------------------------------------------------ raw documents
 
