@@ -10,16 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import Protocol, Self
 
 from sync.config import Config
 from sync.pluvo.ops import Call
-from sync.pluvo.results import CallResult, GroupInfo
-
-if TYPE_CHECKING:
-    # Types only: the client brings aiohttp, gql and graphql-core, which a command
-    # that never talks to Pluvo (or talks to it later) should not pay for at start-up.
-    from sync.pluvo.client import BeforeSend, ClientCounters, OnResult
+from sync.pluvo.results import BeforeSend, CallResult, ClientCounters, GroupInfo, OnResult
 
 
 class PluvoApi(Protocol):
@@ -69,6 +64,9 @@ ApiFactory = Callable[[Config], PluvoApi]
 
 
 def pluvo_client(config: Config) -> PluvoApi:
+    """The composition root: the one place the protocol's side names the client, and
+    only when called (the client brings aiohttp, gql and graphql-core, which a command
+    that never talks to Pluvo should not pay for at start-up)."""
     from sync.pluvo.client import PluvoClient
 
     return PluvoClient(config.pluvo)

@@ -17,18 +17,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
-
 from sync.config.pluvo import PluvoConfig
 from sync.errors import FatalError, TransientError
 from sync.logs import redact, register_secret
-from sync.pluvo.http import (
-    Throttled,
-    parse_retry_after,
-    redirect_error,
-    safe_url,
-    transport_failure,
-)
+from sync.pluvo.http import Throttled, parse_retry_after, redirect_error, safe_url
+from sync.pluvo.transport import Request, Transport, TransportError
 
 log = logging.getLogger("sync.pluvo.auth")
 
@@ -46,12 +39,12 @@ class TokenProvider:
     def __init__(
         self,
         config: PluvoConfig,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
-        self._session = session
+        self._transport = transport
         self._clock = clock
         self._lock = asyncio.Lock()
         self._token: str | None = None
@@ -92,18 +85,13 @@ class TokenProvider:
         }
         self.fetches += 1
         try:
-            async with self._session.post(
-                url,
-                data=form,
-                allow_redirects=False,
-                headers={"Accept": "application/json"},
-            ) as resp:
-                status = resp.status
-                text = await resp.text()
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            reason = transport_failure(exc, url, timeout=config.timeout)
-            raise TransientError(f"token request failed: {reason}") from None
+            response = await self._transport.send(
+                Request(url, {"Accept": "application/json"}, form=form)
+            )
+        except TransportError as exc:
+            raise TransientError(f"token request failed: {exc.message}") from None
+        status, text = response.status, response.text
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if 300 <= status < 400:
             raise redirect_error(status, url)
         if status == 429:

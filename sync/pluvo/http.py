@@ -10,14 +10,12 @@ not just the one that was refused, because the limit is per client.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import aiohttp
 from yarl import URL
 
 from sync.errors import FatalError, TransientError
@@ -165,25 +163,3 @@ class Pacer:
                     break
                 await asyncio.sleep(start - now)
             self._next = max(now, self._next) + self.interval
-
-
-def transport_failure(exc: BaseException, url: str, *, timeout: float) -> str:
-    """A connection-level failure in the user's words, naming the URL, never a class."""
-    where = safe_url(str(URL(url).origin()) + "/")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        error = exc.os_error
-        if error is not None and error.errno:
-            reason = os.strerror(error.errno)
-        else:
-            reason = (error.strerror if error is not None else None) or "no route"
-        return f"cannot reach {where}: {reason.lower()}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return f"{where} closed the connection without an answer"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"{where} sent an incomplete answer"
-    if isinstance(exc, TimeoutError):
-        return f"no answer from {where} within {timeout:g} s"
-    if isinstance(exc, aiohttp.ClientOSError):
-        reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or "error")
-        return f"connection to {where} failed: {reason.lower()}"
-    return f"connection to {where} failed"

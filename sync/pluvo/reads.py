@@ -27,6 +27,10 @@ window. It is checked the same way, and a list that changed under it too ends th
 read with a TransientError: a comparison made from a torn list would report drift
 that is not there, and `reconcile --apply` would act on it.
 
+Nested connections (a group's members and managers) take no offset: `paginate` follows
+their cursors, one document a page, through the client's request path, and
+`list_groups` reads the groups side by side instead.
+
 Page errors are the calls' errors: a transient failure has been retried by the
 client already, and any error left stops the read (nothing is compared from part of
 a list).
@@ -34,15 +38,16 @@ a list).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sync.errors import FatalError, PluvoError, TransientError
 from sync.pluvo.ops import Call
-from sync.pluvo.results import CallResult
+from sync.pluvo.results import CallResult, GroupInfo, Member
 
 log = logging.getLogger("sync.pluvo")
 
@@ -56,6 +61,14 @@ class CallRunner(Protocol):
     """The one thing a read needs: `PluvoClient.run_calls` (or a fake's)."""
 
     async def run_calls(self, calls: Sequence[Call], *, spread: bool = ...) -> list[CallResult]: ...
+
+
+class Reader(CallRunner, Protocol):
+    """What the cursor reads need besides calls: a raw query's data (PluvoClient)."""
+
+    async def read_document(
+        self, document: str, label: str, fields: Sequence[str]
+    ) -> dict[str, Any]: ...
 
 
 class TornReadError(TransientError):
@@ -164,6 +177,88 @@ async def count_of(api: CallRunner, field: str, args: Mapping[str, Any], *, what
     return int(data.get("count") or 0)
 
 
+async def paginate(
+    api: Reader,
+    path: Sequence[tuple[str, Mapping[str, Any]]],
+    node_selection: str,
+    *,
+    page_size: int = MAX_PAGE,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every node of a Relay connection reached through `path`, page by page.
+
+    `path` is the chain of fields with their arguments, the last one being the
+    connection: `[("group", {"ref": "g1"}), ("users", {})]`. A missing parent
+    (unknown group) yields nothing. A cursor seen twice is a server bug that would
+    loop forever, so it stops the read.
+    """
+    first = max(1, min(page_size, MAX_PAGE))
+    label = "read " + ".".join(name for name, _ in path)
+    after: str | None = None
+    seen: set[str] = set()
+    while True:
+        args = {**path[-1][1], "first": first}
+        if after is not None:
+            args["after"] = after
+        levels = [*path[:-1], (path[-1][0], args)]
+        inner = f"{PAGE_INFO} edges {{ node {{ {node_selection} }} }}"
+        for name, level_args in reversed(levels):
+            inner = Call(name, level_args, inner, "query").render()
+        data = await api.read_document(f"query Page {{ {inner} }}", label, [path[0][0]])
+        connection: Any = data
+        for name, _ in path:
+            connection = connection.get(name) if isinstance(connection, dict) else None
+        if not isinstance(connection, dict):
+            return
+        for edge in connection.get("edges") or ():
+            node = edge.get("node") if isinstance(edge, dict) else None
+            if node is not None:
+                yield node
+        page = connection.get("pageInfo") or {}
+        cursor = page.get("endCursor")
+        if not page.get("hasNextPage") or not cursor:
+            return
+        if cursor in seen:
+            raise FatalError(f"{label}: Pluvo returned the cursor of a page already read")
+        seen.add(cursor)
+        after = cursor
+
+
+async def list_groups(
+    api: Reader, concurrency: int, *, members: bool = True, managers: bool = True
+) -> list[GroupInfo]:
+    """Every group, with members and managers read concurrently within the limit.
+
+    The group list is read as the users are (offset pages side by side, checked,
+    cursors as the fallback). Members and managers can only follow cursors
+    (`Group.users` takes no offset), so groups are read side by side instead.
+    """
+    listed = await read_connection(api, "paginatedGroups", {}, "id ref name", what="groups")
+    groups = listed.nodes
+    gate = asyncio.Semaphore(concurrency)
+
+    async def people(group: Mapping[str, Any], relation: str) -> tuple[Member, ...]:
+        selector = {"ref": group["ref"]} if group.get("ref") else {"id": group["id"]}
+        async with gate:
+            found = [
+                Member(id=str(n["id"]), ref=n.get("ref"), email=n.get("email"))
+                async for n in paginate(api, [("group", selector), (relation, {})], "id ref email")
+            ]
+        return tuple(found)
+
+    async def one(group: Mapping[str, Any]) -> GroupInfo:
+        return GroupInfo(
+            id=str(group["id"]),
+            ref=group.get("ref"),
+            name=group.get("name"),
+            members=await people(group, "users") if members else (),
+            managers=await people(group, "managers") if managers else (),
+        )
+
+    async with asyncio.TaskGroup() as tasks:
+        pending = [tasks.create_task(one(g)) for g in groups]
+    return [t.result() for t in pending]
+
+
 # ---------------------------------------------------------------------- helpers
 
 
@@ -257,9 +352,12 @@ __all__ = [
     "MAX_PAGE",
     "CallRunner",
     "ConnectionRead",
+    "Reader",
     "TornReadError",
     "count_of",
+    "list_groups",
     "offset_calls",
+    "paginate",
     "read_by_cursor",
     "read_connection",
 ]

@@ -7,7 +7,7 @@ because which one live Pluvo serves is an open question.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,24 @@ class CallResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+OnResult = Callable[[int, CallResult], Awaitable[None] | None]
+"""Told each call's result as soon as its batch is back (the executor journals it)."""
+BeforeSend = Callable[[Sequence[int]], Awaitable[None] | None]
+"""Told the indexes of a batch just before it is sent (the executor journals them
+`started`)."""
+
+
+@dataclass
+class ClientCounters:
+    """What a run cost; reported by the executor and asserted by tests."""
+
+    requests: int = 0
+    mutations: int = 0
+    retries: int = 0
+    throttled: int = 0
+    reauths: int = 0
 
 
 @dataclass(frozen=True)

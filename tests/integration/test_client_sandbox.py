@@ -365,8 +365,8 @@ async def test_permission_denied_from_server_names_the_scope(sandbox: SandboxSer
     config = make_config(sandbox, client_id="r2", client_secret="reader-secret-78")
     async with PluvoClient(config) as client:
         await client.count_users()
-        assert client._auth is not None
-        client._auth.granted_scopes = None  # as if the token answer carried no `scope`
+        assert client.auth is not None
+        client.auth.granted_scopes = None  # as if the token answer carried no `scope`
         group = await send(client, ops.create_group("G1", "Sales"))
     assert isinstance(group.error, FatalError)
     assert "groups.write" in str(group.error)
@@ -376,8 +376,8 @@ async def test_errors_never_carry_secrets_or_tokens(sandbox: SandboxServer) -> N
     errors: list[PluvoError] = []
     async with PluvoClient(make_config(sandbox, max_retries=1)) as client:
         await client.count_users()
-        assert client._auth is not None
-        token = await client._auth.token()
+        assert client.auth is not None
+        token = await client.auth.token()
         for action in _failing_actions(sandbox, client):
             try:
                 await action()
@@ -460,10 +460,10 @@ async def test_batches_shrink_down_to_single_calls(sandbox: SandboxServer) -> No
 async def test_a_single_call_refused_as_too_large_is_that_calls_error(
     sandbox: SandboxServer,
 ) -> None:
-    from sync.pluvo.client import _TooLarge
+    from sync.pluvo.channel import TooLarge
 
     (call,) = people(1)
     async with PluvoClient(make_config(sandbox)) as client:
-        (result,) = await client._split([call], _TooLarge("x1: too complex"))
+        (result,) = await client.sender.split([call], TooLarge("x1: too complex"))
     assert isinstance(result.error, RecordError)
     assert "even on its own as too large" in str(result.error)

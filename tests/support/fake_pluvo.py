@@ -1,21 +1,19 @@
-"""An in-memory Pluvo with failure injection: the sandbox without HTTP, failing on demand.
+"""An in-process Pluvo with failure injection: a transport under the real client.
 
-`FakePluvo` implements `sync.pluvo.api.PluvoApi`, so the executor, adoption and the
-live reads can be handed one instead of a `PluvoClient`. Each call is rendered the way
-the client renders it (`ops.render_batch`, variables typed from the bundled schema)
-and executed by graphql-core against the sandbox's own schema, resolvers and store
-(`sync.sandbox.api.GraphQLApi`), so answers, refusals and state changes are the
-sandbox's by construction rather than by imitation. Errors are read back the way the
-client reads them (same RecordError messages and codes). Each call of a chunk runs as
-its own document, in order, as the sandbox runs the fields of an aliased batch; a
-document the schema refuses fails its whole chunk, as it would fail the request. The
-one visible difference: a value that cannot be coerced (a RecordError, code
-BadRequest, on that call alone, as after the client's salvage) is named `$a0_...` in
-the message where the client's would carry the call's position in its batch.
+`SandboxTransport` is a `sync.pluvo.transport.Transport` that answers the client's
+requests in process: the token request as the sandbox's token endpoint does, and each
+GraphQL document, exactly as the client rendered it, by graphql-core against the
+sandbox's own schema, resolvers and store (`sync.sandbox.api.GraphQLApi`). `FakePluvo`
+is `PluvoClient` over such a transport, so everything above the POST is the product's
+own code: chunking, scheduling and the stop check of `run_calls`, hooks and the
+exception a failing hook raises, size splitting, the salvage of refused documents,
+retries, re-authentication, scope checks, the circuit breaker and the reading of
+answers. Nothing of the client is copied here; the transport only decides what comes
+back.
 
-What the fake adds is precision: a failure lands on the call a test names, not on a
-request picked by seeded dice, and every call, batch and `before_send` notification
-is recorded for assertions.
+What the fake adds is precision: a failure lands on the request or the alias a test
+names, not on a request picked by seeded dice, and every call, batch and `before_send`
+notification is recorded for assertions.
 
     fake = FakePluvo(batch_size=2, seed=Seed(users=[...]))
     fake.inject(Fault.record("Conflict"), field="createGroup", ref="G1")
@@ -26,70 +24,61 @@ is recorded for assertions.
     assert fake.user("E3")["name"] == "..."  # applied, although reported transient
     assert fake.members("G1") == {"E1"}
 
-Faithful to `PluvoClient.run_calls`: calls are chunked by `batch_size`; each chunk is
-one request (`counters.requests`), its mutations count in `counters.mutations`;
-`before_send(indexes)` runs (awaited if awaitable) just before a chunk is sent and
-`on_result(index, result)` for each result once its chunk is back; a FatalError on a
-whole chunk gives the chunks not yet sent that same error, unsent and unannounced.
-Workers run in a TaskGroup as the client's do, so an exception raised by a hook
-surfaces the same way (an ExceptionGroup). With `concurrency=1` (the default) chunks
-are sent strictly one after the other, which makes orderings deterministic; with
-more, a chunk's send yields once, so announcements of later chunks may come before
-the results of earlier ones, as they can with the client.
+Faults of a call and faults of its request. A record error and failed items are the
+call's own (a GraphQL error on its alias; items left out and reported failed): the
+other calls of the batch are answered as usual. A transient, lost or fatal fault is
+the request's, as on the wire: the client's answer to it (retries, then TransientError
+for every call of the batch; a FatalError that also stops the chunks not yet sent) is
+the real client's. The fake's client retries nothing by default (`max_retries=0`), so
+a fault fires once per request and a test sees the client give up at once; pass
+`pluvo={"max_retries": 3}` to watch the retries (or the circuit breaker trip).
 
-Not modelled: retries, throttling, tokens and HTTP faults (the sandbox's `Faults`
-rates); a request is never sent twice. `settings` still carries the sandbox's rules
-that are not faults: `extra_values_mode`, `invite_default`, `membership_delay`,
-`max_page_size`.
+Not modelled: the sandbox's HTTP fault rates (latency, random 5xx, 429s, drops) and its
+redirects; `settings` carries the sandbox's rules that are not faults
+(`extra_values_mode`, `invite_default`, `membership_delay`, `max_page_size`,
+`max_root_fields`, `token_lifetime`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
-import math
+import json
+import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from graphql import GraphQLSyntaxError
+from graphql import GraphQLObjectType, OperationDefinitionNode
 
-from sync.errors import FatalError, TransientError
+from sync.config.pluvo import PluvoConfig
 from sync.pluvo import ops
-from sync.pluvo.client import (
-    BeforeSend,
-    ClientCounters,
-    OnResult,
-    _data_or_raise,
-    _reason,
-    _record_error,
-    chunk_size,
-)
+from sync.pluvo.api import BeforeSend, OnResult
+from sync.pluvo.client import PluvoClient
 from sync.pluvo.ops import Call
-from sync.pluvo.results import CallResult, GroupInfo, Member
-from sync.pluvo.schema import ArgumentTypes, argument_types
-from sync.sandbox.api import Context, GraphQLApi
+from sync.pluvo.results import CallResult
+from sync.pluvo.transport import Request, Response, TransportError
+from sync.sandbox.api import Context, GraphQLApi, Resolver
 from sync.sandbox.counters import Counters
 from sync.sandbox.faults import Faults
-from sync.sandbox.store import SCOPES, Seed, Store
+from sync.sandbox.store import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    SCOPES,
+    SandboxError,
+    Seed,
+    Store,
+)
 
 FaultKind = Literal["record", "transient", "lost", "fatal", "failed_items"]
 
 ITEM_ARGUMENTS = ("userRefs", "userIds", "ids")
 """The list arguments of bulk and membership mutations, whose items can fail one by one."""
 
-_PAGE = 50
-
-
-@cache
-def _api() -> GraphQLApi:
-    """One executable schema per process: resolvers are stateless, the store is context."""
-    return GraphQLApi()
+URL = "https://fake.pluvo.test/"
 
 
 # ------------------------------------------------------------------------ injection
@@ -97,7 +86,8 @@ def _api() -> GraphQLApi:
 
 @dataclass(frozen=True)
 class Fault:
-    """How a matched call fails. Build one with the class methods."""
+    """How a matched call, or the request carrying it, fails. Build one with the class
+    methods."""
 
     kind: FaultKind
     message: str | None = None
@@ -106,26 +96,29 @@ class Fault:
 
     @classmethod
     def record(cls, code: str | None = "InvalidInput", message: str | None = None) -> Fault:
-        """Pluvo refuses this call alone (a GraphQL error on its alias); nothing is applied.
-
-        The executor recognises an existing group by code "Conflict" (any case).
+        """Pluvo refuses this call alone (a GraphQL error on its alias); nothing of it is
+        applied. The executor recognises an existing group by code "Conflict" (any case).
         """
         return cls("record", message, code)
 
     @classmethod
     def transient(cls, message: str | None = None) -> Fault:
-        """Retries gave up before an answer: nothing is applied, TransientError."""
+        """The request carrying this call gets no answer and nothing of it is applied:
+        every call of the batch is a TransientError once the client's retries are spent.
+        """
         return cls("transient", message)
 
     @classmethod
     def lost(cls, message: str | None = None) -> Fault:
-        """Applied, but the answer was lost: the store changes, the call is a TransientError."""
+        """The request carrying this call is applied, then its answer is lost: the store
+        changes and every call of the batch is a TransientError (retries spent)."""
         return cls("lost", message)
 
     @classmethod
     def fatal(cls, message: str | None = None) -> Fault:
-        """The request of this call's chunk is refused (FatalError on the whole chunk,
-        nothing of it applied), and the chunks not yet sent get the same error."""
+        """Pluvo refuses the request carrying this call (HTTP 400, nothing of it
+        applied): a FatalError on the whole batch, and the chunks not yet sent get the
+        same error."""
         return cls("fatal", message)
 
     @classmethod
@@ -147,7 +140,8 @@ class Rule:
     """One of the call's subject refs, see `subject_refs` (a user or group ref, an email)."""
     call: int | None = None
     """The call's number: its index in `FakePluvo.calls` once sent (0-based, counted
-    since the fake was made or its records were last cleared)."""
+    since the fake was made or its records were last cleared; a call sent again, by a
+    retry or a salvage, gets a new number)."""
     where: Callable[[Call], bool] | None = None
     """Any other condition on the call."""
     times: int | None = 1
@@ -182,21 +176,60 @@ def subject_refs(call: Call) -> frozenset[str]:
     return frozenset(str(v) for v in found if v is not None)
 
 
-# ------------------------------------------------------------------------- the fake
+# --------------------------------------------------------------------- the transport
 
 
-class FakePluvo:
-    """`PluvoApi` over the sandbox's schema and store, in process, with injected failures.
+@dataclass
+class _Aimed(Context):
+    """A request's context plus the faults aimed at its aliases."""
+
+    aimed: dict[str, Fault] = dataclasses.field(default_factory=dict)
+
+
+def _aimable(resolve: Resolver) -> Resolver:
+    """A root resolver that lets a fault aimed at its alias decide first."""
+
+    def run(source: Any, info: Any, **args: Any) -> Any:
+        aimed = getattr(info.context, "aimed", None)
+        fault = aimed.get(info.path.key) if aimed and info.path.prev is None else None
+        if fault is None:
+            return resolve(source, info, **args)
+        if fault.kind == "record":
+            raise SandboxError(fault.message or "injected record failure", fault.code)  # type: ignore[arg-type]
+        kept, failed = _without_items(info.field_name, args, fault.items)
+        return _with_failed(resolve(source, info, **kept), failed)
+
+    return run
+
+
+@cache
+def _api() -> GraphQLApi:
+    """One executable schema per process (resolvers are stateless, the store is the
+    context), its own, so wrapping its root resolvers leaves the sandbox server's alone."""
+    api = GraphQLApi()
+    for name in ("Query", "Mutation"):
+        root = api.schema.get_type(name)
+        assert isinstance(root, GraphQLObjectType)
+        for field in root.fields.values():
+            if field.resolve is not None:
+                field.resolve = _aimable(field.resolve)
+    return api
+
+
+@dataclass
+class _Token:
+    scopes: frozenset[str]
+    expires_at: float
+
+
+class SandboxTransport:
+    """`Transport` answering in process over the sandbox's executor and a `Store`.
 
     Recorded for assertions:
     - `calls`: every call sent, in order (its index is the number rules match on);
-      `results[i]` is what `calls[i]` got;
-    - `batches`: the chunks sent, one per request;
-    - `announced`: the indexes each `before_send` was told (relative to its run_calls);
-    - `counters`: the client's counters (requests = batches sent, mutations = mutation
-      calls sent); `server_counters`: the sandbox's (executed root fields by name,
-      GraphQL errors by code, invites);
-    - `opened`: how often it was entered as an async context manager.
+    - `batches`: the calls of each request that carried calls, one tuple per request;
+    - `server_counters`: the sandbox's (executed root fields by name, GraphQL errors by
+      code, invites).
     """
 
     def __init__(
@@ -204,47 +237,23 @@ class FakePluvo:
         *,
         seed: Seed | None = None,
         settings: Faults | None = None,
-        batch_size: int = 25,
-        concurrency: int = 1,
         scopes: Iterable[str] | None = None,
-        inline_arguments: bool = False,
+        report_scopes: bool = True,
     ) -> None:
-        """`seed` is the sandbox's (default: its six USER categories, no users);
-        `scopes` those granted to the token (default: all); `inline_arguments` sends
-        literals instead of variables, as `pluvo.inline_arguments` does."""
-        if batch_size < 1 or concurrency < 1:
-            raise ValueError("batch_size and concurrency must be at least 1")
-        self.batch_size = batch_size
-        self.concurrency = concurrency
+        """`scopes` are those granted to a token (default: all); `report_scopes=False`
+        leaves them out of the token answer, as a Pluvo that does not say, so the
+        client learns of a missing one only from Pluvo's refusal."""
         self.settings = settings or Faults()
         self.scopes = frozenset(SCOPES if scopes is None else scopes)
+        self.report_scopes = report_scopes
         self.store = Store()
         self.store.load((seed or Seed()).as_data())
         self.rules: list[Rule] = []
-        self.counters = ClientCounters()
         self.server_counters = Counters()
         self.calls: list[Call] = []
-        self.results: list[CallResult] = []
         self.batches: list[tuple[Call, ...]] = []
-        self.announced: list[tuple[int, ...]] = []
-        self.opened = 0
-        self._types: ArgumentTypes | None = None if inline_arguments else argument_types()
-
-    # -------------------------------------------------------------- lifecycle
-
-    async def __aenter__(self) -> Self:
-        """Nothing to open; counted in `opened`, so a test can tell the API was used
-        (one fake may serve several runs: `api_factory=lambda config: fake`)."""
-        self.opened += 1
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        return None
+        self.tokens_issued = 0
+        self._tokens: dict[str, _Token] = {}
 
     # -------------------------------------------------------------- injection
 
@@ -260,130 +269,131 @@ class FakePluvo:
     ) -> Rule:
         """Fail the next `times` calls matching every condition given. The first unspent
         matching rule (in the order added) decides a call's fate; a fatal rule anywhere
-        in a chunk wins over the others."""
+        in a request wins over the others, and a transient one over record and lost
+        ones (whose rules are then not spent: nothing of the request was executed)."""
         rule = Rule(fault, field, ref, call, where, times)
         self.rules.append(rule)
         return rule
 
-    # -------------------------------------------------------------- records
+    def expire_tokens(self) -> None:
+        """Every token issued so far is refused from now on (HTTP 401)."""
+        self._tokens.clear()
 
-    def sent(self, field: str | None = None) -> list[Call]:
-        """The calls sent, or those of one root field."""
-        return [c for c in self.calls if field is None or c.field == field]
+    # -------------------------------------------------------------- Transport
 
-    def clear_records(self) -> None:
-        """Forget calls, results, batches, announcements and counters (not the store,
-        not the rules): set-up traffic out of the way, call numbers start again at 0."""
-        self.calls.clear()
-        self.results.clear()
-        self.batches.clear()
-        self.announced.clear()
-        self.counters = ClientCounters()
-        self.server_counters.reset()
-
-    # -------------------------------------------------------------- PluvoApi
-
-    async def run_calls(
-        self,
-        calls: Sequence[Call],
-        *,
-        on_result: OnResult | None = None,
-        before_send: BeforeSend | None = None,
-        keep: bool = True,
-        spread: bool = False,
-    ) -> list[CallResult]:
-        calls = list(calls)
-        if not calls:
-            return []
-        if len({c.operation for c in calls}) != 1:
-            raise ValueError("run_calls needs calls of one kind: all mutations or all queries")
-        size = chunk_size(len(calls), self.batch_size, self.concurrency, spread)
-        pending = deque(
-            range(start, min(start + size, len(calls))) for start in range(0, len(calls), size)
+    async def send(self, request: Request) -> Response:
+        await asyncio.sleep(0)  # the request is in flight: other tasks may run
+        if request.form is not None:
+            return self._token(request.form)
+        scheme, _, token = str(request.headers.get("Authorization", "")).partition(" ")
+        entry = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        now = time.monotonic()
+        if entry is None or entry.expires_at <= now:
+            return _answer({"errors": [{"message": "Invalid token.", "extensions": _AUTH}]}, 401)
+        payload = json.loads(json.dumps(request.json))  # what the wire would carry
+        query = payload.get("query")
+        calls = list(request.calls)
+        first = len(self.calls)
+        self.calls.extend(calls)
+        if calls:
+            self.batches.append(tuple(calls))
+        numbers = range(first, first + len(calls))
+        for number, call in zip(numbers, calls, strict=True):
+            rule = self._match(number, call, fatal=True)
+            if rule is not None:
+                message = rule.fault.message or "injected fatal failure"
+                return _refusal(message, "Injected")
+        matched = [
+            (number, rule)
+            for number, call in zip(numbers, calls, strict=True)
+            if (rule := self._match(number, call, fatal=False)) is not None
+        ]
+        transient = [r for _, r in matched if r.fault.kind == "transient"]
+        if transient:
+            for number, rule in matched:
+                if rule.fault.kind != "transient":
+                    rule.hits.remove(number)  # not executed: not spent
+            message = transient[0].fault.message or "connection dropped (injected)"
+            raise TransportError(message)
+        refused = self._too_complex(query)
+        if refused is not None:
+            return refused
+        context = self._context(entry.scopes)
+        for number, rule in matched:
+            if rule.fault.kind in ("record", "failed_items"):
+                context.aimed[ops.alias_for(number - first)] = rule.fault
+                if rule.fault.kind == "failed_items":
+                    _check_items(calls[number - first])
+        outcome = await _api().run(
+            query, payload.get("variables"), payload.get("operationName"), context
         )
-        results: list[CallResult | None] = [None] * len(calls)
-        fatal: FatalError | None = None
-
-        async def worker() -> None:
-            nonlocal fatal
-            while pending:
-                indexes = pending.popleft()
-                chunk = [calls[i] for i in indexes]
-                if fatal is not None:
-                    chunk_results = [CallResult(c, None, fatal) for c in chunk]
-                else:
-                    if before_send is not None:
-                        self.announced.append(tuple(indexes))
-                        announced = before_send(indexes)
-                        if inspect.isawaitable(announced):
-                            await announced
-                    if self.concurrency > 1:
-                        await asyncio.sleep(0)  # the request is in flight
-                    chunk_results = await self._send(chunk)
-                    first = chunk_results[0].error
-                    if isinstance(first, FatalError) and all(
-                        r.error is first for r in chunk_results
-                    ):
-                        fatal = fatal or first
-                for index, result in zip(indexes, chunk_results, strict=True):
-                    results[index] = result
-                    if on_result is not None:
-                        outcome = on_result(index, result)
-                        if inspect.isawaitable(outcome):
-                            await outcome
-
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(self.concurrency, len(pending))):
-                group.create_task(worker())
-        return [r for r in results if r is not None] if keep else []
-
-    async def count_users(self, *, archived: bool | None = None) -> int:
-        """Sent as a one-call request (`paginatedUsers`), so rules can fail it too."""
-        args: dict[str, Any] = {"first": 1}
-        if archived is not None:
-            args["archived"] = archived
-        (result,) = await self._send([Call("paginatedUsers", args, "count", "query")])
-        if result.error is not None:
-            raise result.error
-        return int((result.data or {}).get("count") or 0)
-
-    # -------------------------------------------------- reads beyond PluvoApi
-
-    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """`PluvoClient.execute`: one raw document, its data or the error it raised.
-        One request; not recorded as calls and not subject to rules."""
-        self.counters.requests += 1
-        outcome = await _api().run(query, variables, None, self._context())
-        errors = outcome.body.get("errors") or []
-        for error in errors:
-            code = str((error.get("extensions") or {}).get("code") or "")
-            if "Permission" in code or "Forbidden" in code:
-                raise FatalError(f"execute: Pluvo denied permission ({_reason(error)})")
-        if outcome.status != 200:
-            reason = _reason(errors[0]) if errors else f"HTTP {outcome.status}"
-            raise FatalError(f"execute: Pluvo rejected the document ({reason})")
-        return _data_or_raise(outcome.body, "execute")
-
-    async def list_groups(self, *, members: bool = True, managers: bool = True) -> list[GroupInfo]:
-        """`PluvoClient.list_groups`: what reads show (after `membership_delay`).
-        Counts the requests its paging would cost; not subject to rules."""
-        self.store.flush(time.monotonic())
-        groups = self.store.list_groups()
-        self.counters.requests += max(1, math.ceil(len(groups) / _PAGE))
-        wanted = [r for r, on in (("members", members), ("managers", managers)) if on]
-        infos = []
-        for group in groups:
-            people: dict[str, tuple[Member, ...]] = {"members": (), "managers": ()}
-            for relation in wanted:
-                users = self.store.visible_users(
-                    group, "members" if relation == "members" else "managers"
-                )
-                self.counters.requests += max(1, math.ceil(len(users) / _PAGE))
-                people[relation] = tuple(Member(u.id, u.ref, u.email) for u in users)
-            infos.append(
-                GroupInfo(group.id, group.ref, group.name, people["members"], people["managers"])
+        lost = [r for _, r in matched if r.fault.kind == "lost"]
+        if lost:
+            raise TransportError(
+                lost[0].fault.message or "connection dropped after the request was applied"
             )
-        return infos
+        return _answer(outcome.body, outcome.status)
+
+    async def aclose(self) -> None:
+        return None
+
+    # -------------------------------------------------------------- answers
+
+    def _token(self, form: Mapping[str, str]) -> Response:
+        if form.get("grant_type") != "client_credentials":
+            return _answer({"error": "unsupported_grant_type"}, 400)
+        if (form.get("client_id"), form.get("client_secret")) != (
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+        ):
+            return _answer({"error": "invalid_client"}, 401)
+        requested = set(str(form.get("scope") or "").split()) or set(self.scopes)
+        granted = frozenset(requested & self.scopes)
+        if not granted:
+            return _answer({"error": "invalid_scope"}, 400)
+        token = secrets.token_urlsafe(16)
+        lifetime = self.settings.token_lifetime
+        self._tokens[token] = _Token(granted, time.monotonic() + lifetime)
+        self.tokens_issued += 1
+        body: dict[str, Any] = {"access_token": token, "expires_in": lifetime}
+        if self.report_scopes:
+            body["scope"] = " ".join(sorted(granted))
+        return _answer(body, 200)
+
+    def _too_complex(self, query: object) -> Response | None:
+        """`max_root_fields`, as the sandbox server refuses a document too large."""
+        limit = self.settings.max_root_fields
+        if limit is None or not isinstance(query, str):
+            return None
+        document, _ = _api().document(query)
+        roots = sum(
+            len(d.selection_set.selections)
+            for d in (document.definitions if document else ())
+            if isinstance(d, OperationDefinitionNode)
+        )
+        if roots <= limit:
+            return None
+        self.server_counters.errors["TooComplex"] += 1
+        message = f"Query is too complex: {roots} root fields, at most {limit} are allowed."
+        return _refusal(message, "TooComplex")
+
+    def _context(self, scopes: frozenset[str]) -> _Aimed:
+        now = time.monotonic()
+        self.store.flush(now)
+        return _Aimed(
+            store=self.store,
+            faults=self.settings,
+            counters=self.server_counters,
+            scopes=scopes,
+            now=now,
+        )
+
+    def _match(self, number: int, call: Call, *, fatal: bool) -> Rule | None:
+        for rule in self.rules:
+            if (rule.fault.kind == "fatal") == fatal and rule.matches(number, call):
+                rule.hits.append(number)
+                return rule
+        return None
 
     # -------------------------------------------------------------- state
 
@@ -445,131 +455,41 @@ class FakePluvo:
         users = self.store.users
         return {users[i].label for i in group.applied(relation) if i in users}
 
-    # -------------------------------------------------------------- sending
 
-    def _context(self) -> Context:
-        now = time.monotonic()
-        self.store.flush(now)
-        return Context(
-            store=self.store,
-            faults=self.settings,
-            counters=self.server_counters,
-            scopes=self.scopes,
-            now=now,
-        )
-
-    def _render(self, call: Call) -> tuple[str, dict[str, Any]]:
-        return ops.render_batch([call], types=self._types, name="SyncBatch")
-
-    async def _send(self, chunk: list[Call]) -> list[CallResult]:
-        """One request: record it, then answer each call of the chunk."""
-        self.counters.requests += 1
-        if chunk[0].operation == "mutation":
-            self.counters.mutations += len(chunk)
-        first = len(self.calls)
-        self.calls.extend(chunk)
-        self.batches.append(tuple(chunk))
-        results = await self._answer(chunk, first)
-        self.results.extend(results)
-        return results
-
-    async def _answer(self, chunk: list[Call], first: int) -> list[CallResult]:
-        fields = sorted({c.field for c in chunk})
-        label = f"{chunk[0].operation} {'+'.join(fields)} x{len(chunk)}"
-        numbers = range(first, first + len(chunk))
-        for number, call in zip(numbers, chunk, strict=True):
-            rule = self._match(number, call, fatal=True)
-            if rule is not None:
-                message = rule.fault.message or f"{label}: injected fatal failure"
-                return _all(chunk, FatalError(message))
-        api = _api()
-        for call in chunk:
-            document, errors = api.document(self._render(call)[0])
-            if document is None:
-                # The client sends the chunk as one document: Pluvo refuses all of it.
-                code = (
-                    "ParseError" if isinstance(errors[0], GraphQLSyntaxError) else "ValidationError"
-                )
-                formatted = {"message": errors[0].message, "extensions": {"code": code}}
-                return _all(
-                    chunk,
-                    FatalError(f"{label}: Pluvo rejected the document ({_reason(formatted)})"),
-                )
-        results = [
-            await self._answer_call(call, self._match(number, call, fatal=False))
-            for number, call in zip(numbers, chunk, strict=True)
-        ]
-        denied = next((r.error for r in results if isinstance(r.error, _Denied)), None)
-        if denied is not None:
-            # The client treats a permission error anywhere in the answer as fatal for the
-            # request; the permitted calls were still executed by the server.
-            return _all(chunk, FatalError(f"{label}: {denied}"))
-        return results
-
-    def _match(self, number: int, call: Call, *, fatal: bool) -> Rule | None:
-        for rule in self.rules:
-            if (rule.fault.kind == "fatal") == fatal and rule.matches(number, call):
-                rule.hits.append(number)
-                return rule
-        return None
-
-    async def _answer_call(self, call: Call, rule: Rule | None) -> CallResult:
-        fault = rule.fault if rule is not None else None
-        if fault is not None and fault.kind == "record":
-            message = fault.message or "injected record failure"
-            error = _record_error(
-                call.field, {"message": message, "extensions": {"code": fault.code}}
-            )
-            return CallResult(call, None, error)
-        if fault is not None and fault.kind == "transient":
-            message = fault.message or "gave up after the retries (injected transient failure)"
-            return CallResult(call, None, TransientError(f"{call.field}: {message}"))
-        failed: list[str] = []
-        sent = call
-        if fault is not None and fault.kind == "failed_items":
-            sent, failed = _without_items(call, fault.items)
-        query, variables = self._render(sent)
-        outcome = await _api().run(query, variables or None, None, self._context())
-        errors = outcome.body.get("errors") or []
-        if fault is not None and fault.kind == "lost":
-            message = fault.message or "connection dropped after the call was applied (injected)"
-            return CallResult(call, None, TransientError(f"{call.field}: {message}"))
-        if errors:
-            code = str((errors[0].get("extensions") or {}).get("code") or "")
-            if "Permission" in code or "Forbidden" in code:
-                return CallResult(call, None, _Denied(_reason(errors[0])))
-            return CallResult(call, None, _record_error(call.field, errors[0]))
-        data = (outcome.body.get("data") or {}).get(ops.alias_for(0))
-        if failed:
-            data = _with_failed(data, failed)
-        return CallResult(call, data)
+_AUTH = {"code": "AuthenticationFailed"}
 
 
-class _Denied(FatalError):
-    """Internal: a call refused for a missing scope; the whole chunk becomes fatal."""
+def _answer(body: Mapping[str, Any], status: int) -> Response:
+    return Response(status, {"Content-Type": "application/json"}, json.dumps(body))
 
 
-def _all(chunk: Sequence[Call], error: FatalError) -> list[CallResult]:
-    return [CallResult(c, None, error) for c in chunk]
+def _refusal(message: str, code: str) -> Response:
+    return _answer({"errors": [{"message": message, "extensions": {"code": code}}]}, 400)
 
 
-def _without_items(call: Call, items: tuple[str, ...] | None) -> tuple[Call, list[str]]:
-    """The call without the items meant to fail, and those items in argument order."""
-    present = [key for key in ITEM_ARGUMENTS if key in call.args]
-    if not present:
+def _check_items(call: Call) -> None:
+    if not any(key in call.args for key in ITEM_ARGUMENTS):
         raise ValueError(f"Fault.failed_items needs a bulk or membership call, not {call.field}")
-    args = dict(call.args)
+
+
+def _without_items(
+    field: str, args: Mapping[str, Any], items: tuple[str, ...] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The arguments without the items meant to fail, and those items in argument order."""
+    kept = dict(args)
     failed: list[str] = []
-    for key in present:
-        given = [str(v) for v in args[key]]
+    for key in ITEM_ARGUMENTS:
+        if key not in kept:
+            continue
+        given = [str(v) for v in kept[key] or ()]
         failing = [v for v in given if items is None or v in items]
         failed += failing
-        args[key] = [v for v in given if v not in failing]
-    return Call(call.field, args, call.selection, call.operation), failed
+        kept[key] = [v for v in given if v not in failing]
+    return kept, failed
 
 
 def _with_failed(data: Any, failed: list[str]) -> Any:
-    """Add `failed` to the answer's failedIds / failedRefs, whichever were selected."""
+    """Add `failed` to the answer's failedIds / failedRefs, whichever it carries."""
     if not isinstance(data, dict):
         return data
     answer = dict(data)
@@ -583,4 +503,135 @@ def _with_failed(data: Any, failed: list[str]) -> Any:
     return answer
 
 
-__all__ = ["ITEM_ARGUMENTS", "FakePluvo", "Fault", "Rule", "subject_refs"]
+# ------------------------------------------------------------------------- the fake
+
+
+class FakePluvo(SandboxTransport, PluvoClient):
+    """`PluvoClient` over its own `SandboxTransport`: one object to hand the engine as
+    its `PluvoApi`, to inject faults into and to read the state and records from.
+
+    Recorded beyond the transport's `calls` and `batches`:
+    - `results`: every CallResult `run_calls` gave, in the order it gave them (aligned
+      with `calls` as long as nothing was sent twice);
+    - `announced`: the indexes each `before_send` was told (relative to its run_calls);
+    - `counters`: the client's own (requests sent, retries included; mutation calls);
+    - `opened`: how often it was entered as an async context manager.
+
+    Usable without entering it (the transport is always open), and entered any number
+    of times: `api_factory=lambda config: fake` serves several runs with one fake.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: Seed | None = None,
+        settings: Faults | None = None,
+        batch_size: int = 25,
+        concurrency: int = 1,
+        scopes: Iterable[str] | None = None,
+        report_scopes: bool = True,
+        inline_arguments: bool = False,
+        pluvo: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`seed` is the sandbox's (default: its six USER categories, no users);
+        `inline_arguments` sends literals instead of variables, as
+        `pluvo.inline_arguments` does. `pluvo` overrides the client's other settings
+        (`max_retries`, `backoff_base`, `outage_timeout`, ...); by default it retries
+        nothing and backs off a millisecond."""
+        if batch_size < 1 or concurrency < 1:
+            raise ValueError("batch_size and concurrency must be at least 1")
+        SandboxTransport.__init__(
+            self, seed=seed, settings=settings, scopes=scopes, report_scopes=report_scopes
+        )
+        self.concurrency = concurrency
+        self.results: list[CallResult] = []
+        self.announced: list[tuple[int, ...]] = []
+        self.opened = 0
+        config = PluvoConfig.model_validate(
+            {
+                "url": URL,
+                "client_id": DEFAULT_CLIENT_ID,
+                "client_secret": DEFAULT_CLIENT_SECRET,
+                "batch_size": batch_size,
+                "concurrency": concurrency,
+                "max_retries": 0,
+                "backoff_base": 0.001,
+                "backoff_max": 0.001,
+                "inline_arguments": inline_arguments,
+                **(pluvo or {}),
+            }
+        )
+        PluvoClient.__init__(self, config, transport=self)
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size
+
+    @batch_size.setter
+    def batch_size(self, size: int) -> None:
+        """Calls per request from the next `run_calls` on, as if configured so."""
+        self.config = self.config.model_copy(update={"batch_size": size})
+        self.sender.batch_limit = size
+
+    async def __aenter__(self) -> Self:
+        """Counted in `opened`, so a test can tell the API was used."""
+        self.opened += 1
+        await PluvoClient.__aenter__(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await PluvoClient.__aexit__(self, exc_type, exc, traceback)
+
+    async def run_calls(
+        self,
+        calls: Sequence[Call],
+        *,
+        on_result: OnResult | None = None,
+        before_send: BeforeSend | None = None,
+        keep: bool = True,
+        spread: bool = False,
+    ) -> list[CallResult]:
+        """`PluvoClient.run_calls` itself, its hooks watched for the records."""
+
+        def announce(indexes: Sequence[int]) -> Any:
+            self.announced.append(tuple(indexes))
+            return before_send(indexes) if before_send is not None else None
+
+        def record(index: int, result: CallResult) -> Any:
+            self.results.append(result)
+            return on_result(index, result) if on_result is not None else None
+
+        return await PluvoClient.run_calls(
+            self, calls, on_result=record, before_send=announce, keep=keep, spread=spread
+        )
+
+    # -------------------------------------------------------------- records
+
+    def sent(self, field: str | None = None) -> list[Call]:
+        """The calls sent, or those of one root field."""
+        return [c for c in self.calls if field is None or c.field == field]
+
+    def clear_records(self) -> None:
+        """Forget calls, results, batches, announcements and counters (not the store,
+        not the rules): set-up traffic out of the way, call numbers start again at 0."""
+        self.calls.clear()
+        self.results.clear()
+        self.batches.clear()
+        self.announced.clear()
+        self.counters = type(self.counters)()
+        self.server_counters.reset()
+
+
+__all__ = [
+    "ITEM_ARGUMENTS",
+    "FakePluvo",
+    "Fault",
+    "Rule",
+    "SandboxTransport",
+    "subject_refs",
+]

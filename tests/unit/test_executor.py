@@ -455,7 +455,7 @@ def test_a_refused_user_fails_alone(make_sync: Callable[..., Sync]) -> None:
 def test_a_transient_error_fails_one_update_and_the_run_goes_on(
     make_sync: Callable[..., Sync],
 ) -> None:
-    sync = make_sync()
+    sync = make_sync(batch_size=1)  # a transient failure is its request's: one call each
     sync.converge(*team("E1", "E2", "E3"))
     renamed = [Person(ref, name=f"New {ref}", groups=("G1",)) for ref in ("E1", "E2", "E3")]
     sync.fake.inject(Fault.transient(), field="updateOrCreateUser", ref="E2")
@@ -486,7 +486,7 @@ def test_a_transient_error_fails_one_update_and_the_run_goes_on(
 def test_a_phase_lost_to_transient_errors_stops_the_run(
     make_sync: Callable[..., Sync], second: Fault | None, stops: bool
 ) -> None:
-    sync = make_sync()
+    sync = make_sync(batch_size=1)  # each creation its own request, failing on its own
     people = [Person("E1", groups=("G1",)), Person("E2", groups=("G2",))]
     sync.fake.inject(Fault.transient(), field="createGroup", ref="G1")
     if second is not None:
@@ -524,7 +524,10 @@ def test_a_fatal_error_stops_the_run_and_skips_what_never_left(
 
     run = sync.apply(sync.plan(*people))
 
-    assert run.execution.aborted == "credentials revoked"
+    assert run.execution.aborted == (
+        "mutation updateOrCreateUser x2: Pluvo rejected the document "
+        "(Injected: credentials revoked)"
+    )
     creations = {ref: run.status(Kind.CREATE_USER, ref) for ref in ("E1", "E2", "E3", "E4")}
     assert creations == {
         "E1": OpStatus.DONE,
@@ -557,7 +560,7 @@ def test_a_fatal_error_stops_the_run_and_skips_what_never_left(
 def test_a_lost_answer_fails_now_and_the_next_run_converges(
     make_sync: Callable[..., Sync],
 ) -> None:
-    sync = make_sync()
+    sync = make_sync(batch_size=1)  # the answer lost is that of E2's request alone
     people = team("E1", "E2", "E3")
     sync.fake.inject(Fault.lost(), field="updateOrCreateUser", ref="E2")
 
@@ -838,7 +841,14 @@ def test_apply_plan_reports_what_the_executor_did(
     assert (row.status, row.exit_code) == (status, code)
     assert sync.fake.opened == 1
     if fault is not None and fault.kind == "fatal":
-        assert row.message == report.message == "credentials revoked"
+        assert (
+            row.message
+            == report.message
+            == (
+                "mutation updateOrCreateUser x2: Pluvo rejected the document "
+                "(Injected: credentials revoked)"
+            )
+        )
     sync.converge(*people)
 
 

@@ -4,8 +4,9 @@ from leaving and to the run.
 Nothing more is sent once a stop is asked for; the call in flight finishes; what never
 left is journaled skipped with the reason, also when the client did not give one; and
 a stop during the last phase still ends the run stopped. Each test plans with the diff
-and applies the plan to an in-memory Pluvo (tests/support/fake_pluvo.py) that honours
-the stop as PluvoClient does, reading the outcome back from the journal.
+and applies the plan to the in-process Pluvo (tests/support/fake_pluvo.py), whose
+`run_calls` is PluvoClient's own, stop check included, reading the outcome back from
+the journal.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import pytest
 
 from sync import stopping
 from sync.core.plan import Kind
-from sync.errors import StoppedError
-from sync.pluvo.client import BeforeSend, OnResult
+from sync.pluvo.api import BeforeSend, OnResult
 from sync.pluvo.ops import Call
 from sync.pluvo.results import CallResult
 from sync.state.journal import ErrorClass, OpStatus
@@ -38,15 +38,14 @@ def no_stop_left() -> Iterator[None]:
     stopping.clear()
 
 
-class StopHonouring(FakePluvo):
-    """Sends batch by batch and, once a stop is asked for, sends nothing more, as
-    PluvoClient does. The calls it kept back are answered with the client's
-    StoppedError, or (`tell_why=False`) without any error: PluvoApi promises one result
-    per call, not that a call that never left carries an error."""
+class NoReasonGiven(FakePluvo):
+    """A PluvoApi that honours a stop without saying why: the calls it kept back have
+    no error at all. PluvoApi promises one result per call, not that a call that never
+    left carries an error; PluvoClient (what FakePluvo runs) answers them with its
+    StoppedError."""
 
-    def __init__(self, *, tell_why: bool) -> None:
+    def __init__(self) -> None:
         super().__init__(batch_size=1)
-        self.tell_why = tell_why
 
     async def run_calls(
         self,
@@ -55,27 +54,31 @@ class StopHonouring(FakePluvo):
         on_result: OnResult | None = None,
         before_send: BeforeSend | None = None,
         keep: bool = True,
+        spread: bool = False,
     ) -> list[CallResult]:
         results: list[CallResult] = []
         for start in range(0, len(calls), self.batch_size):
             chunk = list(calls[start : start + self.batch_size])
-            stop = stopping.requested()
-            if stop is None:
+            if stopping.requested() is None:
                 results += await super().run_calls(
                     chunk,
                     on_result=_shifted_result(on_result, start),
                     before_send=_shifted_send(before_send, start),
                 )
                 continue
-            error = StoppedError(stop) if self.tell_why else None
             for index, call in enumerate(chunk, start):
-                result = CallResult(call, None, error)
+                result = CallResult(call, None, None)
                 results.append(result)
                 if on_result is not None:
                     outcome = on_result(index, result)
                     if inspect.isawaitable(outcome):
                         await outcome
         return results if keep else []
+
+
+def honouring(*, tell_why: bool) -> FakePluvo:
+    """The client's own stop (its StoppedError), or one that gives no reason."""
+    return FakePluvo(batch_size=1) if tell_why else NoReasonGiven()
 
 
 def _shifted_result(hook: OnResult | None, by: int) -> OnResult | None:
@@ -112,7 +115,7 @@ def test_a_stop_sends_nothing_more_and_the_journal_says_why(
 ) -> None:
     """`history` must tell an operator why a creation never left, also when the client
     did not say: each is skipped with a reason, and the run ends with the stop's."""
-    api = StopHonouring(tell_why=tell_why)
+    api = honouring(tell_why=tell_why)
     sync = Sync(store, api)
     stop_when_sent(api, "updateOrCreateUser", "E2")
 
@@ -137,7 +140,7 @@ def test_a_stop_sends_nothing_more_and_the_journal_says_why(
 def test_a_stop_during_the_last_phase_still_ends_the_run_stopped(store: StateStore) -> None:
     """With nothing after it to notice the stop, the run would otherwise be reported a
     success although a membership was never sent."""
-    api = StopHonouring(tell_why=True)
+    api = honouring(tell_why=True)
     sync = Sync(store, api)
     stop_when_sent(api, "addUsersToGroup", "G1")
 

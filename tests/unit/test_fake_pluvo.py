@@ -1,9 +1,11 @@
-"""The in-memory Pluvo (tests/support/fake_pluvo.py): sandbox answers, failures where aimed.
+"""The in-process Pluvo (tests/support/fake_pluvo.py): sandbox answers, failures where aimed.
 
-One test runs the same calls through `PluvoClient` against the sandbox over loopback
-HTTP and through the fake, and asserts the same answers and the same final state: the
-fake is trusted in executor tests because of that test. The others aim each injected
-failure at one call and check that it lands there and nowhere else.
+The fake is `PluvoClient` over a transport that runs the sandbox's executor in process.
+One test runs the same calls through the client against the sandbox over loopback
+HTTP and through the fake, and asserts the same answers, the same requests and the
+same final state: the transport is trusted in executor tests because of that test.
+The others aim each injected failure at one call or its request and check that it
+lands there and nowhere else, as the real client reports it.
 """
 
 from __future__ import annotations
@@ -295,13 +297,14 @@ async def test_spread_reads_fill_the_concurrency_as_the_client_does() -> None:
     assert chunk_size(1000, 25, 4, False) == 25
 
 
-async def test_a_hook_that_raises_surfaces_as_from_the_client() -> None:
+async def test_a_hook_that_raises_surfaces_as_itself() -> None:
+    """The client unwraps its task group: the caller's handlers see the hook's error."""
+
     def broken(index: int, result: CallResult) -> None:
         raise RuntimeError("journal unavailable")
 
-    with pytest.raises(ExceptionGroup) as info:
+    with pytest.raises(RuntimeError, match="journal unavailable"):
         await FakePluvo().run_calls(people("E1"), on_result=broken)
-    assert info.group_contains(RuntimeError)
 
 
 # ---------------------------------------------------------------- injected failures
@@ -324,29 +327,46 @@ async def test_record_error_lands_on_the_call_it_names() -> None:
     assert rule.spent
 
 
-async def test_transient_error_by_call_number() -> None:
+async def test_transient_error_by_call_number_fails_its_request() -> None:
+    """A transient failure is the request's: every call of the batch carrying call 2
+    is the client's TransientError, none of them applied; the next batch goes."""
     fake = seeded(batch_size=2)
     await fake.run_calls(people("E5"))  # call 0
     rule = fake.inject(Fault.transient(), call=2)
     results = await fake.run_calls(people("E6", "E7", "E8"))  # calls 1..3
-    assert failing(results) == [1]
-    assert isinstance(results[1].error, TransientError)
+    assert failing(results) == [0, 1]
+    assert all(isinstance(r.error, TransientError) for r in results[:2])
+    assert "gave up after 1 attempts" in str(results[1].error)
     assert fake.calls.index(results[1].call) == 2
     assert rule.hits == [2]
-    assert "E7" not in fake.users()
-    assert {"E6", "E8"} <= set(fake.users())
+    assert not {"E6", "E7"} & set(fake.users())
+    assert "E8" in fake.users()
+
+
+async def test_retries_send_the_request_again() -> None:
+    """With retries, a transient failure that does not last is the client's to absorb."""
+    fake = seeded(batch_size=2, pluvo={"max_retries": 2})
+    rule = fake.inject(Fault.transient(), ref="E6", times=2)
+    results = await fake.run_calls(people("E5", "E6"))
+    assert failing(results) == []
+    assert rule.hits == [1, 3]
+    assert len(fake.batches) == 3
+    assert (fake.counters.requests, fake.counters.retries) == (3, 2)
+    assert {"E5", "E6"} <= set(fake.users())
 
 
 async def test_lost_answer_is_applied_but_reported_transient() -> None:
-    fake = seeded()
+    fake = seeded(batch_size=2)
     fake.inject(Fault.lost(), field="updateOrCreateUser", ref="E2")
     results = await fake.run_calls(
         [person("E1", "One"), person("E2", "Two"), person("E3", "Three")]
     )
-    assert failing(results) == [1]
+    assert failing(results) == [0, 1]  # the request's answer was lost, not one call's
     assert isinstance(results[1].error, TransientError)
     assert results[1].data is None
+    assert (fake.user("E1") or {})["name"] == "One"
     assert (fake.user("E2") or {})["name"] == "Two"
+    assert results[2].ok
     resent = await fake.run_calls([person("E2", "Two")])
     assert resent[0].ok
     assert resent[0].data["created"] is False
@@ -392,9 +412,8 @@ async def test_failed_items_in_bulk_answers() -> None:
 async def test_failed_items_need_a_bulk_call() -> None:
     fake = seeded()
     fake.inject(Fault.failed_items(), field="updateOrCreateUser")
-    with pytest.raises(ExceptionGroup) as info:
+    with pytest.raises(ValueError, match="bulk or membership"):
         await fake.run_calls(people("E9"))
-    assert info.group_contains(ValueError, match="bulk or membership")
 
 
 async def test_fatal_fails_its_chunk_and_every_later_one_unsent() -> None:
@@ -412,7 +431,10 @@ async def test_fatal_fails_its_chunk_and_every_later_one_unsent() -> None:
     errors = {id(r.error) for r in results[2:]}
     assert len(errors) == 1
     assert isinstance(results[2].error, FatalError)
-    assert str(results[2].error) == "credentials revoked"
+    assert str(results[2].error) == (
+        "mutation updateOrCreateUser x2: Pluvo rejected the document "
+        "(Injected: credentials revoked)"
+    )
     assert announced == [[0, 1], [2, 3]]
     assert seen == list(range(6))
     assert fake.calls == calls[:4]
@@ -422,7 +444,7 @@ async def test_fatal_fails_its_chunk_and_every_later_one_unsent() -> None:
 
 
 async def test_rules_combine_conditions_and_count_hits() -> None:
-    fake = seeded()
+    fake = seeded(batch_size=1)  # a request per call: each call's rule decides its fate
     always = fake.inject(Fault.transient(), field="updateUser", times=None)
     twice = fake.inject(Fault.record("InvalidInput"), field="updateOrCreateUser", times=2)
     odd = fake.inject(Fault.record("NotFound"), where=lambda c: c.field == "createGroup", ref="G7")
@@ -475,14 +497,32 @@ def test_subject_refs() -> None:
 # ---------------------------------------------------------------- the sandbox's own refusals
 
 
-async def test_a_missing_scope_is_fatal_for_the_request() -> None:
+async def test_a_scope_the_token_lacks_fails_before_sending() -> None:
+    """The token answer lists the granted scopes: the client refuses to send a batch
+    that needs another, and stops the batches after it."""
     fake = seeded(batch_size=2, scopes=["users.read", "users.write"])
     results = await fake.run_calls(
         [person("E5"), ops.create_group("G2", "x"), person("E6"), person("E7")]
     )
     assert all(isinstance(r.error, FatalError) for r in results)
     assert "groups.write" in str(results[0].error)
+    assert "not granted to the token" in str(results[0].error)
+    assert fake.batches == []
+    assert not {"E5", "E6", "E7"} & set(fake.users())
+
+
+async def test_a_missing_scope_pluvo_refuses_is_fatal_for_the_request() -> None:
+    """A token answer that does not list scopes: Pluvo's PermissionDenied on one alias
+    fails the whole request (its permitted calls were executed) and stops the rest."""
+    fake = seeded(batch_size=2, scopes=["users.read", "users.write"], report_scopes=False)
+    results = await fake.run_calls(
+        [person("E5"), ops.create_group("G2", "x"), person("E6"), person("E7")]
+    )
+    assert all(isinstance(r.error, FatalError) for r in results)
+    assert "groups.write" in str(results[0].error)
     assert len(fake.batches) == 1
+    assert "E5" in fake.users()
+    assert not {"E6", "E7"} & set(fake.users())
 
 
 async def test_a_document_the_schema_refuses_is_fatal() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import aiohttp
 from graphql import GraphQLError, GraphQLSchema, build_client_schema, get_introspection_query
 
 from sync.commands.doctor.checks import CheckResult, fail, ok, skip, warn
@@ -28,6 +27,7 @@ from sync.config import Config
 from sync.config.pluvo import DEFAULT_SCOPES, PluvoConfig
 from sync.core.mapping.spec import MappingSpec
 from sync.errors import PluvoError
+from sync.pluvo.aiohttp_transport import AiohttpTransport
 from sync.pluvo.auth import TokenProvider
 from sync.pluvo.client import PluvoClient
 from sync.pluvo.http import safe_url
@@ -67,14 +67,15 @@ async def check_pluvo(config: Config, mappings: Mapping[str, MappingSpec]) -> li
 
 async def _check_token(config: PluvoConfig) -> tuple[CheckResult, frozenset[str] | None]:
     where = safe_url(config.token_url)
-    timeout = aiohttp.ClientTimeout(total=config.timeout)
-    async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "pluvo-sync"}) as s:
-        provider = TokenProvider(config, s)
-        try:
-            await provider.token()
-        except PluvoError as exc:
-            remedy = exc.hint or "check pluvo.url and that Pluvo is reachable from this host"
-            return fail("token", f"{where}: {exc.message}", remedy), None
+    transport = AiohttpTransport(config)
+    provider = TokenProvider(config, transport)
+    try:
+        await provider.token()
+    except PluvoError as exc:
+        remedy = exc.hint or "check pluvo.url and that Pluvo is reachable from this host"
+        return fail("token", f"{where}: {exc.message}", remedy), None
+    finally:
+        await transport.aclose()
     granted = provider.granted_scopes
     shown = " ".join(sorted(granted)) if granted is not None else "(scopes not reported)"
     return ok("token", f"obtained for client {config.client_id!r}; granted {shown}"), granted
