@@ -638,5 +638,19 @@ def demo(ctx: click.Context, workdir: Path) -> int:
     return run_demo(workdir, verbose=bool(ctx.obj.get("verbose")))
 
 
+@cli.command()
+@_global_options
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the files init writes if they exist.")
+@_guarded
+def init(folder: Path, force: bool) -> int:
+    """Write a commented config, the example mapping, the secrets' env example, the
+    systemd units and the cron line into FOLDER, from the installed package."""
+    from sync.commands.init import init_folder, render_written
+
+    click.echo(render_written(init_folder(folder, force=force)))
+    return 0
+
+
 def main() -> None:
     cli(prog_name="pluvo-sync")

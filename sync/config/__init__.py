@@ -345,7 +345,8 @@ def _read(path: str | os.PathLike[str] | None) -> tuple[Path, Any]:
     except FileNotFoundError:
         raise ConfigError(
             f"config file {file} not found",
-            hint="pass -c PATH or set PLUVO_SYNC_CONFIG; see config.example.yaml",
+            hint="pass -c PATH or set PLUVO_SYNC_CONFIG; "
+            "`pluvo-sync init DIR` writes a commented one",
         ) from None
     except OSError as exc:
         raise ConfigError(f"config file {file} cannot be read: {exc.strerror}") from None

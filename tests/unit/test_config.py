@@ -64,11 +64,11 @@ def test_sqlite_state_url_follows_config_dir(tmp_path: Path) -> None:
 
 
 def test_example_config_is_valid() -> None:
-    """config.example.yaml documents every key; it must stay loadable."""
+    """deploy/config.example.yaml documents every key; it must stay loadable."""
     import yaml
 
     root = Path(__file__).resolve().parents[2]
-    data = yaml.safe_load((root / "config.example.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((root / "deploy" / "config.example.yaml").read_text(encoding="utf-8"))
     config = parse_config(
         data, base_dir=root, env={"PLUVO_CLIENT_ID": "id", "PLUVO_CLIENT_SECRET": "secret"}
     )
