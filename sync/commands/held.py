@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.commands.admin import Settings, table
+from sync.commands.admin import Settings, iso_time, table
 from sync.commands.review import build_review
 from sync.core.plan import GroupLinks, Operation, Plan, operation_from_json
 from sync.core.release import NOTHING_HELD
@@ -43,7 +43,7 @@ def held_data(config: Settings) -> list[dict[str, Any]]:
                 "class": item.risk,
                 "what": _what(op),
                 "why": item.reason,
-                "since": item.held_at.isoformat(timespec="seconds"),
+                "since": iso_time(item.held_at.replace(microsecond=0)),
                 "held_by_run": item.held_by_run,
                 "last_planned_by_run": item.planned_by_run,
             }
