@@ -32,10 +32,20 @@ trap cleanup EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "build sdist and wheel"
+step "build sdist and wheel, from a copy of the tree (setuptools writes build/ and"
+echo "   *.egg-info into the folder it builds in; the checkout stays as it is)"
+mkdir "$WORK/src"
+if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  # What git tracks or would track, as it is on disk (uncommitted edits too).
+  (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard \
+    | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
+    | xargs -0 cp --parents -t "$WORK/src")
+else
+  cp -r "$ROOT/." "$WORK/src"   # an unpacked sdist: nothing to leave out
+fi
 "$PY" -m venv "$WORK/build-env"
 "$WORK/build-env/bin/python" -m pip install --quiet --upgrade pip build
-"$WORK/build-env/bin/python" -m build --outdir "$WORK/dist" "$ROOT" >"$WORK/build.log" 2>&1 \
+"$WORK/build-env/bin/python" -m build --outdir "$WORK/dist" "$WORK/src" >"$WORK/build.log" 2>&1 \
   || { cat "$WORK/build.log"; exit 1; }
 if grep -i "warning" "$WORK/build.log" | grep -iv "byte-compil"; then
   echo "the build warns (above)"; exit 1
@@ -54,6 +64,18 @@ mkdir run && cd run
 
 step "pluvo-sync demo"
 "$BIN" demo --dir demo | tail -n 3
+
+step "pluvo-sync init: the starter files, from the wheel alone"
+"$BIN" init site | head -n 1
+for pair in config.yaml:deploy/config.example.yaml mappings/example.yaml:mappings/example.yaml \
+  pluvo-sync.env.example:deploy/pluvo-sync.env.example \
+  deploy/pluvo-sync.service:deploy/pluvo-sync.service deploy/pluvo-sync.timer:deploy/pluvo-sync.timer \
+  deploy/pluvo-sync.cron:deploy/pluvo-sync.cron; do
+  cmp "site/${pair%%:*}" "$ROOT/${pair#*:}" || { echo "init wrote ${pair%%:*} unlike the tree's"; exit 1; }
+done
+set +e; "$BIN" init site >/dev/null 2>"$WORK/init.txt"; got=$?; set -e
+[ "$got" = 2 ] && grep -q "already holds" "$WORK/init.txt" \
+  || { echo "a second init did not refuse (exit $got)"; cat "$WORK/init.txt"; exit 1; }
 
 step "a config of one's own against a sandbox"
 PORT="$("$WORK/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -231,8 +231,23 @@ def _override_option(help_text: str) -> Callable[[F], F]:
     return decorate
 
 
+def _new_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A file to write (--out, --html) must go into a folder that exists, checked before
+    anything runs: a mistyped folder is refused (exit 2), never created, so a report of
+    personal data never lands where nobody looks (as root, anywhere on the disk)."""
+    if value is None:
+        return None
+    folder = value.parent
+    if not folder.is_dir():
+        raise click.BadParameter(
+            f"the folder {folder} does not exist (it is not created: create it first, "
+            "or name a file in a folder that exists)"
+        )
+    return value
+
+
 def _remember_html(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
-    ctx.find_root().ensure_object(dict)["html"] = value
+    ctx.find_root().ensure_object(dict)["html"] = _new_file(ctx, param, value)
 
 
 _html_option = click.option(
@@ -251,9 +266,11 @@ def _save_html(config: Any, report: Any) -> None:
     if target is None and not kept:
         return  # a plain `plan` writes no HTML: nothing to load for it
     from sync.commands.html import write_html
+    from sync.commands.reports import say_written
 
     if target is not None:
         write_html(report, target)
+        say_written("HTML report", target)
     if kept:
         write_html(report, config.report.dir / f"run-{report.run_id}.html")
 
@@ -272,6 +289,10 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
     path = config.report.dir / f"{report.mode}-{report.run_id}.json"
     first = out if out is not None else path
     write_private(first, redacted_json(report_json(report, lazy=True)))  # encoded as written
+    if out is not None:
+        from sync.commands.reports import say_written
+
+        say_written("saved plan" if report.mode == RunMode.PLAN else "JSON report", out)
     if kept:
         if path != first:
             copy_private(first, path)
@@ -287,6 +308,7 @@ def _save_report(config: Any, report: Any, out: Path | None) -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
+    callback=_new_file,
     help="Write the plan as JSON: a saved plan, for `run --plan FILE`.",
 )
 @_override_option("Let this safety guard pass for this run (repeatable).")
@@ -326,6 +348,7 @@ def plan(
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
+    callback=_new_file,
     help="Also write the JSON report here.",
 )
 @click.option(
@@ -479,7 +502,10 @@ def _choosing(func: F) -> F:
 @_global_options
 @_choosing
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the JSON report."
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_new_file,
+    help="Also write the JSON report.",
 )
 @click.pass_context
 @_guarded_run
@@ -551,7 +577,10 @@ def history(ctx: click.Context, run_id: str | None, only_failed: bool) -> int:
 @_global_options
 @click.option("--apply", "apply_changes", is_flag=True, help="Correct the drift the engine owns.")
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the drift report as JSON."
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_new_file,
+    help="Write the drift report as JSON.",
 )
 @_override_option("Let this safety guard pass for --apply (repeatable).")
 @click.pass_context
@@ -636,6 +665,20 @@ def demo(ctx: click.Context, workdir: Path) -> int:
     from sync.commands.demo import run_demo
 
     return run_demo(workdir, verbose=bool(ctx.obj.get("verbose")))
+
+
+@cli.command()
+@_global_options
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the files init writes if they exist.")
+@_guarded
+def init(folder: Path, force: bool) -> int:
+    """Write a commented config, the example mapping, the secrets' env example, the
+    systemd units and the cron line into FOLDER, from the installed package."""
+    from sync.commands.init import init_folder, render_written
+
+    click.echo(render_written(init_folder(folder, force=force)))
+    return 0
 
 
 def main() -> None:

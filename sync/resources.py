@@ -1,8 +1,9 @@
 """Files the installed tool needs at run time, found inside the package.
 
-The migrations, the sample HR export and the example mapping live at the top of the
-repository (`migrations/`, `samples/`, `mappings/`) and are mapped into the package
-(`sync.migrations`, `sync.samples`, `sync.mappings`) by pyproject.toml, so a wheel or
+The migrations, the sample HR export, the example mapping and the deploy files live at
+the top of the repository (`migrations/`, `samples/`, `mappings/`, `deploy/`) and are
+mapped into the package (`sync.migrations`, `sync.samples`, `sync.mappings`,
+`sync.deploy`) by pyproject.toml, so a wheel or
 `pipx install` carries them and a checkout finds them the same way. A missing one
 means a broken installation: one line saying so, never a traceback.
 """
@@ -18,7 +19,12 @@ from sync.errors import SyncError
 _kept = ExitStack()  # keeps extracted files (a zipped install) until the process ends
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-FOLDERS = {"sync.migrations": "migrations", "sync.samples": "samples", "sync.mappings": "mappings"}
+FOLDERS = {
+    "sync.migrations": "migrations",
+    "sync.samples": "samples",
+    "sync.mappings": "mappings",
+    "sync.deploy": "deploy",
+}
 """Where each mapped package's files are in a checkout (pyproject's package-dir)."""
 
 
@@ -58,3 +64,17 @@ def sample_export() -> Path:
 
 def example_mapping() -> Path:
     return resource_path("sync.mappings", "example.yaml")
+
+
+DEPLOY_FILES = (
+    "config.example.yaml",
+    "pluvo-sync.env.example",
+    "pluvo-sync.service",
+    "pluvo-sync.timer",
+    "pluvo-sync.cron",
+)
+"""The files of `deploy/`: the commented config, the secrets' env file, the units, cron."""
+
+
+def deploy_file(name: str) -> Path:
+    return resource_path("sync.deploy", name)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from sync.config import Config, LocalConfig
 from sync.errors import SyncError
 from sync.state import held as held_store
 from sync.state import journal
+from sync.state.journal import OpStatus
+from sync.state.models import OperationRow
 from sync.state.read import StoreCounts, store_counts
 from sync.state.store import StateStore, require_current
 
@@ -24,8 +29,25 @@ def _open(config: Settings) -> StateStore:
     return store
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def iso_time(value: datetime | None) -> str | None:
+    """ISO 8601 with the zone offset: the store writes UTC, and SQLite gives it back
+    without its zone, which a monitor would read as local time."""
+    if value is None:
+        return None
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _failed_operations(session: Session, run_ids: list[str]) -> dict[str, int]:
+    """Operations the journal records as failed, per run: a run that stopped before its
+    summary was written (an outage, refused credentials) has no count of its own."""
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        select(OperationRow.run_id, func.count())
+        .where(OperationRow.run_id.in_(run_ids), OperationRow.status == OpStatus.FAILED)
+        .group_by(OperationRow.run_id)
+    )
+    return {str(run_id): int(count) for run_id, count in rows}
 
 
 def status_data(config: Settings, *, limit: int = 10) -> dict[str, Any]:
@@ -34,6 +56,7 @@ def status_data(config: Settings, *, limit: int = 10) -> dict[str, Any]:
     try:
         with store.session() as session:
             runs = journal.recent_runs(session, limit)
+            failed = _failed_operations(session, [r.id for r in runs])
             open_ops = journal.needing_attention(session)
             held = Counter(item.risk for item in held_store.active(session))
         counts = store_counts(store.engine)
@@ -46,10 +69,10 @@ def status_data(config: Settings, *, limit: int = 10) -> dict[str, Any]:
                 "mode": r.mode,
                 "status": r.status,
                 "exit_code": r.exit_code,
-                "started_at": _time(r.started_at),
-                "finished_at": _time(r.finished_at),
+                "started_at": iso_time(r.started_at),
+                "finished_at": iso_time(r.finished_at),
                 "applied": sum((r.summary or {}).get("applied", {}).values()),
-                "failed": (r.summary or {}).get("failed"),
+                "failed": _failed_count(r.summary, failed.get(r.id, 0)),
                 "rejected": (r.summary or {}).get("rejected"),
                 "message": r.message,
             }
@@ -59,6 +82,12 @@ def status_data(config: Settings, *, limit: int = 10) -> dict[str, Any]:
         "held": {"total": sum(held.values()), **dict(sorted(held.items()))},
         "store": _store(counts),
     }
+
+
+def _failed_count(summary: dict[str, Any] | None, journaled: int) -> int:
+    """The run's own count, else what its journal records (never "unknown")."""
+    counted = (summary or {}).get("failed")
+    return int(counted) if counted is not None else journaled
 
 
 def _store(counts: StoreCounts) -> dict[str, Any]:

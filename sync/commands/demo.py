@@ -3,14 +3,17 @@
 It is the README's first command: it must work on a fresh machine with nothing but
 Python, so it brings its own Pluvo (the sandbox, on a free loopback port) and its
 own state store (SQLite in the demo folder), and writes a real config file the user
-can then run the other commands against while the demo sandbox is gone.
+can then run the other commands against: offline ones (status, history, held) at once,
+and the others against the same sandbox served again from the data it saved
+(`sandbox.json`), on the port the config names.
 """
 
 from __future__ import annotations
 
-import os
+import shlex
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -24,15 +27,29 @@ from sync.state.store import StateStore, upgrade
 SECRET_ENV = "PLUVO_DEMO_CLIENT_SECRET"
 MARKER = ".pluvo-sync-demo"
 """Marks a folder the demo made; only such a folder is ever cleaned."""
-MADE = ("hr", "mapping.yaml", "config.yaml", "state.db", "state.db-wal", "state.db-shm", "reports")
+MADE = (
+    "hr",
+    "mapping.yaml",
+    "config.yaml",
+    "state.db",
+    "state.db-wal",
+    "state.db-shm",
+    "reports",
+    "sandbox.json",
+)
 """What the demo writes into its folder, and so all it removes there."""
 
 CONFIG = """\
-# Written by `pluvo-sync demo`; see config.example.yaml for every key.
+# Written by `pluvo-sync demo`; `pluvo-sync init DIR` writes a config explaining every key.
+# To go on with it, serve the demo's sandbox again (its data is in sandbox.json):
+#   pluvo-sync sandbox --port {port} --state-file {state_file}
+# then, in another terminal: pluvo-sync -c {config} plan
 pluvo:
   url: {url}
   client_id: sandbox-client
-  client_secret: ${{{secret_env}}}
+  # The sandbox's published secret, unless ${secret_env} says otherwise; a real
+  # Pluvo's secret is only ever named here (${{PLUVO_CLIENT_SECRET}}), never written.
+  client_secret: ${{{secret_env}:-sandbox-secret}}
   batch_size: 25
   concurrency: 4
 sources:
@@ -63,12 +80,21 @@ def run_demo(workdir: Path, *, verbose: bool = False) -> int:
     (workdir / "hr").mkdir(parents=True)
     shutil.copy(sample_export(), workdir / "hr" / "hr.csv")
     shutil.copy(example_mapping(), workdir / "mapping.yaml")
-    with SandboxServer(port=0) as sandbox:
-        (workdir / "config.yaml").write_text(
-            CONFIG.format(url=sandbox.url, secret_env=SECRET_ENV), encoding="utf-8"
+    state_file = workdir / "sandbox.json"
+    config_file = workdir / "config.yaml"
+    with SandboxServer(port=0, state_file=state_file) as sandbox:
+        port = urlsplit(sandbox.url).port
+        config_file.write_text(
+            CONFIG.format(
+                url=sandbox.url,
+                secret_env=SECRET_ENV,
+                port=port,
+                state_file=shlex.quote(str(state_file)),
+                config=shlex.quote(str(config_file)),
+            ),
+            encoding="utf-8",
         )
-        os.environ[SECRET_ENV] = "sandbox-secret"
-        config = load_config(workdir / "config.yaml")
+        config = load_config(config_file)
         click.echo(f"sandbox (a local Pluvo look-alike) at {sandbox.url}")
         click.echo(f"demo files in {workdir}")
 
@@ -104,6 +130,11 @@ def run_demo(workdir: Path, *, verbose: bool = False) -> int:
         click.echo(
             f"demo complete: {report.rejected} sample row(s) were rejected on purpose "
             "(listed above, with file and line); the second plan is empty."
+        )
+        click.echo(
+            f"to go on: `pluvo-sync sandbox --port {port} --state-file "
+            f"{shlex.quote(str(state_file))}` serves its Pluvo again, then "
+            f"`pluvo-sync -c {shlex.quote(str(config_file))} plan`"
         )
         return 0
     click.echo("demo did not converge; see the output above", err=True)

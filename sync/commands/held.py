@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.commands.admin import Settings, table
+from sync.commands.admin import Settings, iso_time
 from sync.commands.review import build_review
 from sync.core.plan import GroupLinks, Operation, Plan, operation_from_json
 from sync.core.release import NOTHING_HELD
@@ -43,7 +43,7 @@ def held_data(config: Settings) -> list[dict[str, Any]]:
                 "class": item.risk,
                 "what": _what(op),
                 "why": item.reason,
-                "since": item.held_at.isoformat(timespec="seconds"),
+                "since": iso_time(item.held_at.replace(microsecond=0)),
                 "held_by_run": item.held_by_run,
                 "last_planned_by_run": item.planned_by_run,
             }
@@ -61,11 +61,11 @@ def _what(op: Operation) -> str:
     return "; ".join(texts) or op.description
 
 
-def render_held(rows: list[dict[str, Any]]) -> str:
+def render_held(rows: list[dict[str, Any]], *, width: int | None = None) -> str:
     if not rows:
         return "Nothing is held."
     lines = [
-        f"Held for release: {len(rows)} change(s); "
+        f"Held for release: {len(rows)} change(s)",
         "`pluvo-sync release REF... --reason TEXT` applies them, `discard` drops them",
         "",
     ]
@@ -79,8 +79,34 @@ def render_held(rows: list[dict[str, Any]]) -> str:
         }
         for r in rows
     ]
-    lines.append(table(shown, ["ref", "who", "what", "since", "why"]))
+    lines.append(fitted_table(shown, ["ref", "who", "what", "since", "why"], width=width))
     return "\n".join(lines)
+
+
+def fitted_table(rows: list[dict[str, Any]], columns: list[str], *, width: int | None) -> str:
+    """A table as wide as the terminal (`COLUMNS`, else 80 when not a terminal): the
+    short columns (the first and `since`) stay on one line, the long ones wrap within
+    their cells, so a held leaver's reason never runs 300 columns wide.
+
+    Every cell is plain text: a name from HR that looks like rich markup (`[bold]`) or
+    an emoji code is shown as it is."""
+    import io
+    import shutil
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    width = width or shutil.get_terminal_size((80, 24)).columns
+    grid = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
+    for index, column in enumerate(columns):
+        short = index == 0 or column == "since"
+        grid.add_column(column, no_wrap=short, overflow="fold", header_style="")
+    for row in rows:
+        grid.add_row(*(Text(str(row.get(c, ""))) for c in columns))
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, color_system=None, emoji=False, highlight=False).print(grid)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
 
 
 def render_closed(report: Report) -> str:

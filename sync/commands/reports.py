@@ -56,3 +56,9 @@ def prune_reports(folder: Path, keep_days: float | None, *, now: float | None = 
     if removed:
         log.info("deleted %d report file(s) older than %g day(s)", len(removed), keep_days)
     return removed
+
+
+def say_written(what: str, path: Path) -> None:
+    """One line saying where a file asked for (--out, --html) went: a relative path
+    is resolved, so the line is right whatever folder cron started in."""
+    log.info("%s written to %s", what, path.resolve())

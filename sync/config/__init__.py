@@ -55,10 +55,26 @@ class StateConfig(_Strict):
 
         text = value.get_secret_value()
         try:
-            make_url(text)
+            url = make_url(text)
         except ArgumentError:
             hint = f" (a SQLite file is written sqlite:///{text})" if "://" not in text else ""
             raise ValueError(f"not a database URL{hint}") from None
+        try:
+            url.get_dialect()
+        except ArgumentError:  # NoSuchModuleError: no such database kind or driver
+            raise ValueError(
+                f"unknown database kind {url.drivername!r} "
+                "(sqlite:///FILE, or postgresql+psycopg://USER@HOST/DB)"
+            ) from None
+        if url.get_backend_name() == "sqlite" and (url.host or not url.database):
+            # sqlite://state.db names a host SQLite has not; sqlite:/// names no file
+            # (an in-memory store, forgetting everything it applied when the run ends).
+            named = url.host or url.database or ""
+            raise ValueError(
+                "a SQLite store is a file: sqlite:///"
+                + (named or "FILE")
+                + " (relative to the config's folder) or sqlite:////ABSOLUTE/PATH"
+            )
         return value
 
 
@@ -345,7 +361,8 @@ def _read(path: str | os.PathLike[str] | None) -> tuple[Path, Any]:
     except FileNotFoundError:
         raise ConfigError(
             f"config file {file} not found",
-            hint="pass -c PATH or set PLUVO_SYNC_CONFIG; see config.example.yaml",
+            hint="pass -c PATH or set PLUVO_SYNC_CONFIG; "
+            "`pluvo-sync init DIR` writes a commented one",
         ) from None
     except OSError as exc:
         raise ConfigError(f"config file {file} cannot be read: {exc.strerror}") from None

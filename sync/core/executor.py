@@ -275,7 +275,7 @@ class Executor:
                     seq_list = [seqs[id(ops[i])] for i, _ in unsent]
                     journal.mark_skipped(session, self.run_id, seq_list, reason, now())
                     self.result.skipped += len(unsent)
-            finished += len(buffer) + len(unsent)
+            finished += len(buffer)  # answered; what a stop kept back is not progress
             buffer.clear()
             unsent.clear()
             if self.progress:

@@ -639,6 +639,29 @@ class SandboxServer:
         return _json({"saved": str(self.state_file) if self.state_file else None})
 
 
+def banner(server: SandboxServer, faults: Faults, state_file: Path | None) -> str:
+    """What `pluvo-sync sandbox` prints when it listens: every address in it answers.
+
+    `/_sandbox/` itself has no page, so the control endpoints are named one by one: the
+    ones to open in a browser (GET), then the ones to POST to."""
+    control = f"{server.url}_sandbox/"
+    changed = {k: v for k, v in faults.to_dict().items() if v != getattr(Faults(), k)}
+    lines = [
+        f"Pluvo sandbox listening on {server.url}",
+        f"  token:    POST {server.token_url}  (grant_type=client_credentials)",
+        f"  graphql:  POST {server.graphql_url}",
+        f"  client_id={DEFAULT_CLIENT_ID}  client_secret={DEFAULT_CLIENT_SECRET}  (every scope)",
+        f"  control:  GET {control}counters, {control}state, {control}faults;"
+        " POST faults, reset, seed there too",
+    ]
+    if changed:
+        lines.append("  faults:   " + " ".join(f"{k}={v}" for k, v in changed.items()))
+    if state_file is not None:
+        lines.append(f"  state:    {state_file}")
+    lines.append("Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
 def serve_cli(
     *,
     config_file: Path | None,
@@ -691,20 +714,7 @@ def serve_cli(
         ) from None
     except (ValueError, SandboxError) as exc:
         raise ConfigError(f"sandbox: cannot load {state_file}: {exc}") from None
-    changed = {k: v for k, v in faults.to_dict().items() if v != getattr(Faults(), k)}
-    lines = [
-        f"Pluvo sandbox listening on {server.url}",
-        f"  token:    POST {server.token_url}  (grant_type=client_credentials)",
-        f"  graphql:  POST {server.graphql_url}",
-        f"  client_id={DEFAULT_CLIENT_ID}  client_secret={DEFAULT_CLIENT_SECRET}  (every scope)",
-        f"  control:  {server.url}_sandbox/  (counters, state, faults, reset, seed)",
-    ]
-    if changed:
-        lines.append("  faults:   " + " ".join(f"{k}={v}" for k, v in changed.items()))
-    if state_file is not None:
-        lines.append(f"  state:    {state_file}")
-    lines.append("Ctrl-C to stop.")
-    print("\n".join(lines), flush=True)
+    print(banner(server, faults, state_file), flush=True)
 
     stopping = threading.Event()
 

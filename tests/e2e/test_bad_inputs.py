@@ -190,6 +190,20 @@ def test_truncated_export_fails_before_any_change(case: Case) -> None:
     case.assert_nobody_archived()
 
 
+def test_short_rows_fail_before_any_change_naming_the_line(case: Case) -> None:
+    # Two people whose last 3 fields were lost (Extern, Vaardigheden, Status): padded,
+    # their empty Status would fail the mapping's `Status: Actief` filter and they would
+    # be counted "filtered out", then leave, with no line named. The file fails instead.
+    err = _failed_before_any_change(case, case.run("short_rows.csv"))
+    assert "hr/hr.csv line 42: 13 fields but the header has 16" in err, err
+    assert "missing 'Extern', 'Vaardigheden', 'Status'" in err, err
+    assert "1 more short record(s), first on line 43" in err, err
+    case.assert_nobody_archived()
+    again = case.ws.cli("plan")
+    assert again.returncode == 1, again.stderr[-2000:]
+    assert "filtered out" not in again.stdout, again.stdout[-2000:]
+
+
 def test_an_excel_sep_line_is_a_directive_and_nothing_changes(case: Case) -> None:
     result = case.run("excel_sep_line.csv")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -96,6 +96,7 @@ def test_no_secret_in_any_artefact(sandbox: SandboxServer, tmp_path: Path) -> No
         return result
 
     assert cli("plan", "--out", "plan.json").returncode == 3
+    (ws.root / "out").mkdir()  # --out writes into a folder that exists, never makes one
     first = cli("run", "--out", "out/run.json")
     assert first.returncode == 3, first.stdout[-2000:] + first.stderr[-2000:]
     report = json.loads((ws.root / "out" / "run.json").read_text(encoding="utf-8"))

@@ -196,3 +196,36 @@ def test_cli_rejects_bad_settings() -> None:
     )
     assert result.returncode == 2
     assert "error_rate" in result.stderr
+
+
+def _status(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_every_address_the_banner_shows_answers(sandbox: SandboxServer) -> None:
+    import re
+
+    from sync.sandbox.faults import Faults
+    from sync.sandbox.server import banner
+
+    text = banner(sandbox, Faults(), None)
+    control = re.search(r"control:\s+GET (.+?); POST (.+?) there too", text)
+    assert control is not None, text
+    pages = [url.strip() for url in control.group(1).split(",")]
+    assert pages, text
+    for url in pages:
+        assert _status(url) == 200, url  # a page to open in a browser
+    base = f"{sandbox.url}_sandbox/"
+    for name in control.group(2).split(", "):
+        # A GET on a POST-only endpoint is 405 where the route exists, 404 where it
+        # does not (faults answers both).
+        assert _status(base + name) in (200, 405), name
+    for url in re.findall(r"POST (http://\S+)", text):
+        assert _status(url) == 405, url

@@ -14,6 +14,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from click.testing import CliRunner, Result
 
@@ -44,11 +45,17 @@ def invoke(ws: Workspace, *args: str) -> Result:
     """`pluvo-sync COMMAND -c CONFIG ARGS...` in this process, from the workspace's
     folder (as cron would run it there); stdout and stderr apart."""
     command = [*args[:1], "-c", str(ws.config_file), *args[1:]]
-    with _process_kept(), contextlib.chdir(ws.root):
+    return invoke_in(ws.root, *command, env={SECRET_ENV: "sandbox-secret"})
+
+
+def invoke_in(folder: Path, *args: str, env: dict[str, str | None] | None = None) -> Result:
+    """`pluvo-sync ARGS...` in this process, from `folder`, with `env` set (and no
+    $PLUVO_SYNC_CONFIG unless `env` gives one); stdout and stderr apart."""
+    with _process_kept(), contextlib.chdir(folder):
         return CliRunner().invoke(
             cli,
-            command,
-            env={SECRET_ENV: "sandbox-secret", "PLUVO_SYNC_CONFIG": None},
+            list(args),
+            env={"PLUVO_SYNC_CONFIG": None, **(env or {})},
             prog_name="pluvo-sync",
             catch_exceptions=False,
         )

@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 
 from sync.config import LeaverConfig
-from sync.core.executor import Execution, Executor, journal_plan
+from sync.core.executor import Execution, Executor, ProgressHook, journal_plan
 from sync.core.plan import Kind, Plan
 from sync.state import journal
 from sync.state.journal import OpStatus
@@ -50,13 +50,19 @@ class Sync:
         plan: Plan = plan_for(desired_state(*persons), read_state(self.store.engine), leavers)
         return plan
 
-    def apply(self, plan: Plan) -> Run:
+    def apply(self, plan: Plan, progress: ProgressHook | None = None) -> Run:
         self.runs += 1
         run_id = f"run-{self.runs}"
         self.store.start_run(run_id, "run")
         with self.store.session() as session, session.begin():
             journal_plan(session, run_id, plan)
-        executor = Executor(self.store, self.fake, run_id, membership_fields=self.membership_fields)
+        executor = Executor(
+            self.store,
+            self.fake,
+            run_id,
+            membership_fields=self.membership_fields,
+            progress=progress,
+        )
         execution = asyncio.run(executor.execute(plan))
         with self.store.session() as session:
             _, rows = journal.run_operations(session, run_id)

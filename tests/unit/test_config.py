@@ -64,11 +64,11 @@ def test_sqlite_state_url_follows_config_dir(tmp_path: Path) -> None:
 
 
 def test_example_config_is_valid() -> None:
-    """config.example.yaml documents every key; it must stay loadable."""
+    """deploy/config.example.yaml documents every key; it must stay loadable."""
     import yaml
 
     root = Path(__file__).resolve().parents[2]
-    data = yaml.safe_load((root / "config.example.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((root / "deploy" / "config.example.yaml").read_text(encoding="utf-8"))
     config = parse_config(
         data, base_dir=root, env={"PLUVO_CLIENT_ID": "id", "PLUVO_CLIENT_SECRET": "secret"}
     )
@@ -124,6 +124,27 @@ def test_a_path_for_a_state_url_is_a_config_error_with_the_fix(tmp_path: Path) -
     assert str(info.value) == (
         "c.yaml: state.url: not a database URL (a SQLite file is written sqlite:///state.db)"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("sqlite://state.db", "a SQLite store is a file: sqlite:///state.db (relative"),
+        ("sqlite:///", "a SQLite store is a file: sqlite:///FILE"),
+        ("sqlitex:///state.db", "unknown database kind 'sqlitex'"),
+        ("postgresql+nodriver://u:hidden@h/db", "unknown database kind 'postgresql+nodriver'"),
+    ],
+)
+def test_an_unusable_state_url_is_a_configuration_error(
+    tmp_path: Path, url: str, reason: str
+) -> None:
+    # Found with the config (exit 2, the file and key named), not when the store is
+    # opened (exit 1, "cannot open state store").
+    with pytest.raises(ConfigError) as info:
+        parse_config({**BASE, "state": {"url": url}}, base_dir=tmp_path, source="c.yaml")
+    assert str(info.value).startswith(f"c.yaml: state.url: {reason}"), str(info.value)
+    assert info.value.exit_code == 2
+    assert "hidden" not in str(info.value)
 
 
 def test_reports_default_to_beside_the_config(tmp_path: Path) -> None:

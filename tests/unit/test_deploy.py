@@ -209,7 +209,7 @@ def test_env_example_reads_the_same_in_systemd_and_sh() -> None:
         assert match, f"{ENV.name}: {line!r} is not NAME='value'"
         assignments[match.group(1)] = match.group(2)
     assert {"PLUVO_CLIENT_ID", "PLUVO_CLIENT_SECRET"} <= set(assignments)
-    example = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    example = (DEPLOY / "config.example.yaml").read_text(encoding="utf-8")
     assert "${PLUVO_CLIENT_ID}" in example
     assert "${PLUVO_CLIENT_SECRET}" in example
 

@@ -150,3 +150,32 @@ def test_a_stop_during_the_last_phase_still_ends_the_run_stopped(store: StateSto
     assert [c.args["groupRef"] for c in api.sent("addUsersToGroup")] == ["G1"]
     assert run.outcome(Kind.ADD_MEMBERS, "G1") == (OpStatus.DONE, None)
     assert run.outcome(Kind.ADD_MEMBERS, "G2") == (OpStatus.SKIPPED, REASON)
+
+
+@pytest.mark.usefixtures("no_stop_left")
+def test_progress_never_counts_what_a_stop_kept_from_leaving(
+    store: StateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After SIGINT the log must not say "users: 4/4 done" above "not attempted: 2":
+    the operations a stop kept back are skipped, not done."""
+    from sync.commands.terminal import RunDisplay
+
+    api = StopHonouring(tell_why=True)
+    sync = Sync(store, api)
+    stop_when_sent(api, "updateOrCreateUser", "E2")
+    reports: list[tuple[str, int, int]] = []
+    caplog.set_level("INFO", logger="sync.commands.terminal")
+    with RunDisplay("applying", live=False) as display:
+
+        def hook(phase: str, done: int, total: int) -> None:
+            reports.append((phase, done, total))
+            display(phase, done, total)
+
+        run = sync.apply(sync.plan(*team("E1", "E2", "E3", "E4")), progress=hook)
+
+    assert run.execution.skipped > 0
+    users = [(done, total) for phase, done, total in reports if phase == "users"]
+    assert users, reports
+    assert users[-1] == (2, 4), users  # E1 and E2 answered; E3 and E4 never left
+    assert "users: 4/4 done" not in caplog.text
+    assert not any(r.getMessage().startswith("users:") for r in caplog.records)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sync.config.sources import CsvSourceConfig
 from sync.core.sources import open_source
-from sync.core.sources.csv import CsvParser, _fast_parse, sniff_delimiter
+from sync.core.sources.csv import CsvParser, _fast_parse, _short_records, sniff_delimiter
 from sync.errors import SourceError
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sources"
@@ -173,8 +173,36 @@ def test_mixed_line_endings() -> None:
     ]
 
 
-def test_short_rows_padded() -> None:
-    assert rows(b"a,b,c\n1\n2,3\n") == [["1", "", "", 2], ["2", "3", "", 3]]
+@pytest.mark.parametrize(
+    ("data", "line", "count"),
+    [
+        (b"a,b,c\n1\n2,3\n", 2, 1),  # the fast path (pandas pads short rows silently)
+        (b'a,b,c\n1,2,3\n"x\ny",2\n', 3, 2),  # the exact path (a quoted newline)
+        (b'a,b,c\n"1,2",3\n', 2, 2),  # a delimiter inside quotes is no field boundary
+        (b"a;b;c;d\n1;2;3;4\n\n5;6\n", 4, 2),  # the line, not the record number
+    ],
+)
+def test_short_row_fails_the_file_naming_its_line(data: bytes, line: int, count: int) -> None:
+    # Padding would turn the missing fields into empty values: an empty Status that a
+    # filter reads makes a synced person look gone, and no rejection names the line.
+    with pytest.raises(
+        SourceError, match=rf"in/hr.csv line {line}: {count} fields but the header has"
+    ):
+        parse(data)
+
+
+def test_short_row_error_names_the_missing_columns_and_counts_the_others() -> None:
+    data = b"a,b,c,d,e,f\n1,2,3,4,5,6\n7,8\n9\n"
+    with pytest.raises(SourceError) as caught:
+        parse(data)
+    message = str(caught.value)
+    assert "line 3: 2 fields but the header has 6 (missing 'c', 'd', 'e' and 1 more)" in message
+    assert "1 more short record(s), first on line 4" in message
+
+
+@pytest.mark.parametrize("data", [b"a,b,c\n1,2,3\n,\n4,5,6\n", b'a,b,c\n1,2,3\n,\n"4\n",5,6\n'])
+def test_rows_of_only_delimiters_are_dropped_whatever_their_width(data: bytes) -> None:
+    assert [r[0].strip() for r in rows(data)] == ["1", "4"]
 
 
 @pytest.mark.parametrize(
@@ -391,10 +419,14 @@ def test_property_fast_and_exact_paths_agree(body: str) -> None:
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
     exact_error: str | None = None
     try:
-        exact = parser._exact_parse(normalized, ["ref", "name", "note"], ",", "x.csv")
-        exact = exact[(exact[["ref", "name", "note"]] != "").any(axis=1)].reset_index(drop=True)
-        # The truncation rule applies after either path; apply it to the exact one too.
-        parser._check_not_truncated(text, exact, ["ref", "name", "note"], ",", "x.csv")
+        names = ["ref", "name", "note"]
+        exact, widths = parser._exact_parse(normalized, names, ",", "x.csv")
+        short = _short_records(exact, widths, names)
+        exact = exact[(exact[names] != "").any(axis=1)].reset_index(drop=True)
+        # The truncation and short-record rules apply after either path; apply them to
+        # the exact one too.
+        parser._check_not_truncated(text, exact, names, ",", "x.csv")
+        parser._check_no_short_records(short, names, "x.csv")
     except SourceError as exc:
         exact_error = str(exc)
     assert (got_error is None) == (exact_error is None), (got_error, exact_error)
@@ -409,8 +441,8 @@ def test_cut_last_record_without_line_break_is_a_truncated_file(tmp_path: Path) 
         CsvParser(source="hr").parse_path(path)
 
 
-def test_short_last_record_with_line_break_is_padded(tmp_path: Path) -> None:
+def test_short_last_record_with_line_break_fails_the_file(tmp_path: Path) -> None:
     path = tmp_path / "hr.csv"
     path.write_bytes(b"ref;email;name;status\n1;a@x.nl;Anna;Actief\n2;b@x.nl\n")
-    frame = CsvParser(source="hr").parse_path(path).frame
-    assert frame["status"].tolist() == ["Actief", ""]
+    with pytest.raises(SourceError, match=r"line 3: 2 fields but the header has 4"):
+        CsvParser(source="hr").parse_path(path)

@@ -47,7 +47,7 @@ def collect(config_file: Path | None) -> list[CheckResult]:
     try:
         config = load_config(config_file)
     except ConfigError as exc:
-        hint = exc.hint or "fix the file; config.example.yaml documents every key"
+        hint = exc.hint or "fix the file; `pluvo-sync init DIR` writes one documenting every key"
         return [fail("config", exc.message, hint)] + [
             skip(name, "config invalid") for name in LATER_CHECKS
         ]

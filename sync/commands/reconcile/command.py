@@ -18,7 +18,7 @@ from sync.commands.reconcile.live import LiveSnapshot, read_live
 from sync.commands.reconcile.refresh import Refresh, plan_refresh
 from sync.commands.reconcile.render import render_reconcile
 from sync.commands.reconcile.view import adoption_from_live, live_view
-from sync.commands.reports import prune_reports
+from sync.commands.reports import prune_reports, say_written
 from sync.commands.review import report_json
 from sync.config import Config
 from sync.core.adopt import adopt_in_plan, creations, reject_ambiguous
@@ -188,6 +188,7 @@ def reconcile_command(
     text = redact(json.dumps(report_json(report), indent=2, default=str, ensure_ascii=False))
     if out is not None:
         write_private(out, text)
+        say_written("drift report", out)
     if apply:
         report.report_file = config.report.dir / f"reconcile-{report.run_id}.json"
         write_private(report.report_file, text)

@@ -59,6 +59,11 @@ def render_reconcile(result: Reconciliation, *, verbose: bool = False) -> str:
     if result.drift is not None:
         for kind, frame in result.drift.frames().items():
             out.append(f"  {kind:<18} {len(frame):>8}  {_TITLES[kind]}")
+        if report.plan is not None and len(report.plan) and not result.drift.owned_total:
+            out.append(
+                f"  {'not_yet_synced':<18} {len(report.plan):>8}  changes from HR no run "
+                "applied yet (not drift; `pluvo-sync run` applies them)"
+            )
         for kind, frame in result.drift.frames().items():
             if frame.empty:
                 continue
@@ -108,4 +113,25 @@ def render_reconcile(result: Reconciliation, *, verbose: bool = False) -> str:
     )
     if report.message:
         out.append(f"  {report.message}")
+    why = _why_drift(result)
+    if why:
+        out.append(f"  {why}")
     return "\n".join(out)
+
+
+def _why_drift(result: Reconciliation) -> str | None:
+    """What a `drift` outcome is made of. Its corrections are the difference between HR
+    and live Pluvo, so HR changes no run applied yet count too: without this line a
+    report whose drift counts are all 0 would end "drift (exit 3)" unexplained."""
+    report, drift, plan = result.report, result.drift, result.report.plan
+    if report.status != "drift" or drift is None or plan is None:  # RunStatus is a StrEnum
+        return None
+    if drift.owned_total:
+        return (
+            f"drift: {drift.owned_total} difference(s) in what the engine owns; "
+            f"--apply sends {len(plan)} correction(s)"
+        )
+    return (
+        f"no drift in Pluvo: {len(plan)} change(s) from HR are not applied yet "
+        "(`pluvo-sync run` or `reconcile --apply` sends them)"
+    )

@@ -109,11 +109,13 @@ class CsvParser:
             buffer = _normalize(text).encode("utf-8")
         fast = _fast_parse(buffer, names, delimiter, header_end)
         if fast is None:
-            frame = self._exact_parse(_normalize(text), names, delimiter, display)
+            frame, widths = self._exact_parse(_normalize(text), names, delimiter, display)
         else:
-            frame = with_meta(fast[0], display, fast[1])
+            frame, widths = with_meta(fast[0], display, fast[1]), fast[2]
+        short = _short_records(frame, widths, names)
         frame = _drop_blank_rows(frame, names)
         self._check_not_truncated(text, frame, names, delimiter, display)
+        self._check_no_short_records(short, names, display)
         frame = self._drop_empty_named(frame, names, display)
         columns = [n for n in names if not n.startswith(_EMPTY_NAME[:6])]
         return ParsedFile(display, frame, columns, encoding, delimiter)
@@ -142,10 +144,10 @@ class CsvParser:
     ) -> None:
         """A transfer cut mid-record must not pass as a record with empty fields.
 
-        Short records are padded (exports often drop empty trailing fields), but a last
-        record that is short AND lacks a final line break is the signature of a cut
-        file; its empty fields would otherwise read as "no longer active" and archive
-        a real person.
+        Every short record fails the file (`_check_no_short_records`); a last record
+        that is short AND lacks a final line break is the signature of a cut file, and
+        is said so: its empty fields would otherwise read as "no longer active" and
+        archive a real person.
         """
         if frame.empty or text.endswith(("\n", "\r")):
             return
@@ -160,6 +162,33 @@ class CsvParser:
                 f"{len(record)} of {len(names)} fields and no line break after it; "
                 "the file looks truncated (was the transfer complete?)"
             )
+
+    def _check_no_short_records(
+        self, short: list[tuple[int, int]], names: list[str], display: str
+    ) -> None:
+        """A record with fewer fields than the header fails the file, as one with more
+        does.
+
+        Its missing fields would otherwise read as empty values: an empty `Status` that
+        a filter reads makes a person synced yesterday look gone (a leaver in waiting),
+        with nothing naming the line. A row of only delimiters is no record and is
+        dropped, whatever its width.
+        """
+        if not short:
+            return
+        line, width = short[0]
+        missing = ", ".join(repr(n) for n in names[width:][:3])
+        if len(names) - width > 3:
+            missing += f" and {len(names) - width - 3} more"
+        more = ""
+        if len(short) > 1:
+            more = f"; {len(short) - 1} more short record(s), first on line {short[1][0]}"
+        raise SourceError(
+            f"source {self.source}: {display} line {line}: {width} fields but the header "
+            f"has {len(names)} (missing {missing}){more}",
+            hint="every record needs every column, empty ones as empty fields; "
+            "was the export cut or edited by hand?",
+        )
 
     def _decode(self, data: bytes, display: str) -> tuple[str, str]:
         if self.encoding.lower() != "auto":
@@ -231,12 +260,13 @@ class CsvParser:
 
     def _exact_parse(
         self, text: str, names: list[str], delimiter: str, display: str
-    ) -> pd.DataFrame:
-        """Record by record, tracking each record's first physical line."""
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """Record by record, tracking each record's first physical line and its width."""
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
         width = len(names)
         rows: list[list[str]] = []
         lines: list[int] = []
+        widths: list[int] = []
         header_seen = False
         previous = 0
         physical = text.split("\n")
@@ -254,10 +284,11 @@ class CsvParser:
                         f"source {self.source}: {display} line {start}: "
                         f"{len(record)} fields but the header has {width}"
                     )
+                widths.append(len(record))
                 if len(record) > width:
                     del record[width:]  # empty trailing fields, as pandas tolerates
                 elif len(record) < width:
-                    record.extend([""] * (width - len(record)))
+                    record.extend([""] * (width - len(record)))  # reported as short
                 rows.append(record)
                 lines.append(start)
         except csv.Error as exc:
@@ -271,7 +302,10 @@ class CsvParser:
         frame = pd.DataFrame(rows, columns=pd.Index(names, dtype=object), dtype=object)
         if not rows:
             frame = pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
-        return with_meta(frame, display, np.asarray(lines, dtype=np.int64))
+        return (
+            with_meta(frame, display, np.asarray(lines, dtype=np.int64)),
+            np.asarray(widths, dtype=np.int64),
+        )
 
 
 def _blank_line(physical: list[str], start: int, end: int) -> bool:
@@ -346,8 +380,9 @@ def sniff_delimiter(text: str) -> str:
 
 def _fast_parse(
     buffer: bytes, names: list[str], delimiter: str, header_end: int
-) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """pandas + numpy line numbers, or None when the exact path must decide.
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray] | None:
+    """pandas + numpy line numbers and record widths, or None when the exact path must
+    decide.
 
     A line starts a record when the newline before it lies outside quotes, i.e. after
     an even number of quote characters. That parity rule is the csv state machine
@@ -382,6 +417,7 @@ def _fast_parse(
                 nonblank[index] = False
     numbers = np.flatnonzero(nonblank) + 1
     numbers = numbers[numbers > header_end]
+    widths = _record_widths(raw, quotes, delimiter, starts[numbers - 1])
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -408,7 +444,38 @@ def _fast_parse(
         return None
     if caught or len(frame) != len(numbers):
         return None  # ragged rows or a blank-line rule pandas applies differently
-    return frame, numbers
+    return frame, numbers, widths
+
+
+def _record_widths(
+    raw: np.ndarray, quotes: np.ndarray, delimiter: str, record_starts: np.ndarray
+) -> np.ndarray:
+    """Fields per record: delimiters outside quotes between one record's start and the
+    next's, plus one. pandas pads a short record with "" and says nothing, so its width
+    is counted here (the same parity rule as the line starts: a delimiter is outside
+    quotes after an even number of quote characters)."""
+    delimiters = np.flatnonzero(raw == ord(delimiter))
+    if len(quotes):
+        delimiters = delimiters[(np.searchsorted(quotes, delimiters) & 1) == 0]
+    ends = np.append(record_starts[1:], len(raw))
+    counts = np.searchsorted(delimiters, ends) - np.searchsorted(delimiters, record_starts)
+    return counts.astype(np.int64) + 1
+
+
+def _short_records(
+    frame: pd.DataFrame, widths: np.ndarray, names: list[str]
+) -> list[tuple[int, int]]:
+    """(line, width) of each record with fewer fields than the header, rows of only
+    delimiters aside (they carry no record and are dropped)."""
+    candidates = np.flatnonzero(widths < len(names))
+    if not len(candidates):
+        return []
+    empty = np.ones(len(candidates), dtype=bool)
+    for name in names:
+        empty &= frame[name].to_numpy()[candidates] == ""
+    candidates = candidates[~empty]
+    lines = frame[LINE_COLUMN].to_numpy()[candidates]
+    return [(int(line), int(widths[i])) for line, i in zip(lines, candidates, strict=True)]
 
 
 def _drop_blank_rows(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
