@@ -160,7 +160,7 @@ def test_progress_never_counts_what_a_stop_kept_from_leaving(
     the operations a stop kept back are skipped, not done."""
     from sync.commands.terminal import RunDisplay
 
-    api = StopHonouring(tell_why=True)
+    api = honouring(tell_why=True)
     sync = Sync(store, api)
     stop_when_sent(api, "updateOrCreateUser", "E2")
     reports: list[tuple[str, int, int]] = []
