@@ -19,35 +19,41 @@ from sync.state.store import StateStore, require_current
 
 
 def held_data(config: Settings) -> list[dict[str, Any]]:
-    """Every change held now, oldest first, as `held --json` prints it."""
+    """Every change held now, oldest first, then every standing discard (`status`
+    says which), as `held --json` prints them."""
     store = StateStore(config.state_url())
     try:
         require_current(store.engine)
         with store.session() as session:
             items = held_store.active(session)
-            people = names_and_emails(session, {item.ref for item in items})
+            discards = held_store.standing_discards(session)
+            people = names_and_emails(session, {item.ref for item in (*items, *discards)})
     finally:
         store.close()
     out = []
-    for item in items:
+    for item in (*items, *discards):
         kind, ref, group = item.key
         op = operation_from_json(item.operation)
         name, email = people.get(ref, ("", ""))
-        out.append(
-            {
-                "ref": ref,
-                "name": name,
-                "email": email,
-                "kind": kind,
-                "group": group,
-                "class": item.risk,
-                "what": _what(op),
-                "why": item.reason,
-                "since": iso_time(item.held_at.replace(microsecond=0)),
-                "held_by_run": item.held_by_run,
-                "last_planned_by_run": item.planned_by_run,
-            }
-        )
+        row = {
+            "status": "held" if item.closed_at is None else "discarded",
+            "ref": ref,
+            "name": name,
+            "email": email,
+            "kind": kind,
+            "group": group,
+            "class": item.risk,
+            "what": _what(op),
+            "why": item.reason,
+            "since": iso_time(item.held_at.replace(microsecond=0)),
+            "held_by_run": item.held_by_run,
+            "last_planned_by_run": item.planned_by_run,
+        }
+        if item.closed_at is not None:
+            row["discarded_by"] = item.closed_by or ""
+            row["discarded_because"] = item.close_reason or ""
+            row["discarded_since"] = iso_time(item.closed_at.replace(microsecond=0))
+        out.append(row)
     return out
 
 
@@ -62,14 +68,39 @@ def _what(op: Operation) -> str:
 
 
 def render_held(rows: list[dict[str, Any]], *, width: int | None = None) -> str:
-    if not rows:
-        return "Nothing is held."
-    lines = [
-        f"Held for release: {len(rows)} change(s)",
-        "`pluvo-sync release REF... --reason TEXT` applies them, `discard` drops them",
-        "",
-    ]
-    shown = [
+    held = [r for r in rows if r.get("status", "held") == "held"]
+    discarded = [r for r in rows if r.get("status") == "discarded"]
+    if not held:
+        lines = ["Nothing is held."]
+    else:
+        lines = [
+            f"Held for release: {len(held)} change(s)",
+            "`pluvo-sync release REF... --reason TEXT` applies them, `discard` drops them",
+            "",
+            fitted_table(_shown(held), ["ref", "who", "what", "since", "why"], width=width),
+        ]
+    if discarded:
+        decided = [
+            {
+                **shown,
+                "by": r["discarded_by"],
+                "why": r["discarded_because"],
+                "since": r["discarded_since"][:16].replace("T", " "),
+            }
+            for shown, r in zip(_shown(discarded), discarded, strict=True)
+        ]
+        lines += [
+            "",
+            f"Discarded, set aside while the sources ask for them: {len(discarded)} change(s)",
+            "`pluvo-sync release REF... --reason TEXT` applies one after all",
+            "",
+            fitted_table(decided, ["ref", "who", "what", "since", "by", "why"], width=width),
+        ]
+    return "\n".join(lines)
+
+
+def _shown(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
         {
             "ref": r["ref"],
             "who": f"{r['name'] or r['ref']} <{r['email']}>" if r["email"] else r["name"],
@@ -79,8 +110,6 @@ def render_held(rows: list[dict[str, Any]], *, width: int | None = None) -> str:
         }
         for r in rows
     ]
-    lines.append(fitted_table(shown, ["ref", "who", "what", "since", "why"], width=width))
-    return "\n".join(lines)
 
 
 def fitted_table(rows: list[dict[str, Any]], columns: list[str], *, width: int | None) -> str:

@@ -54,11 +54,15 @@ def ws(sandbox: SandboxServer, tmp_path: Path) -> Workspace:
     return ws
 
 
-def _held(ws: Workspace) -> list[dict[str, Any]]:
+def _listed(ws: Workspace) -> list[dict[str, Any]]:
     result = ws.cli("held", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     rows: list[dict[str, Any]] = json.loads(result.stdout)
     return rows
+
+
+def _held(ws: Workspace) -> list[dict[str, Any]]:
+    return [row for row in _listed(ws) if row["status"] == "held"]
 
 
 def _archived(sandbox: SandboxServer) -> set[str]:
@@ -233,6 +237,15 @@ def test_a_discard_stands_while_the_sources_ask_for_the_same_change(
         assert _archived(sandbox) == set()
         assert "discarded" in again.stdout, again.stdout
     assert ws.query("SELECT count(*) FROM held WHERE ended_at IS NULL") == [(N - HALF,)]
+    listed = _listed(ws)
+    assert {row["status"] for row in listed} == {"discarded"}
+    assert len(listed) == N - HALF
+    assert {(row["discarded_by"], row["discarded_because"]) for row in listed} == {
+        (f"ops (run by {who_am_i()})", "export was truncated")
+    }
+    text = ws.cli("held")
+    assert "Nothing is held." in text.stdout
+    assert f"Discarded, set aside while the sources ask for them: {N - HALF}" in text.stdout
     # Everyone back in the export: the sources no longer ask, so the discards end.
     ws.write_hr([*_full().values(), *(employee(n) for n in JOINERS)])
     back = ws.cli("run")
