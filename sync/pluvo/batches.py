@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sync.errors import ConflictError, PluvoError, RecordError
+from sync.errors import ConflictError, FatalError, PluvoError, RecordError
 from sync.pluvo import ops
 from sync.pluvo.channel import (
     Channel,
@@ -105,7 +105,8 @@ class Batches:
         except Rejected as exc:
             return await self._rejected(chunk, exc, bool(variables))
         except PluvoError as exc:
-            log.warning("%s failed: %s", label, exc)
+            if not isinstance(exc, FatalError):  # a fatal one ends the run, said once there
+                log.warning("%s failed: %s", label, exc)
             return [CallResult(c, None, exc) for c in chunk]
         data = body.get("data")
         data = data if isinstance(data, dict) else {}

@@ -125,3 +125,14 @@ def test_held_fits_the_terminal(
             assert sum(line.startswith(ref) for line in table) == 1  # ref on one line
         for word in ("archived,", "gone", "sources", "Eindhoven", "leavers"):
             assert word in held.stdout.split(), word  # wrapped, never cut
+
+
+def test_a_wrong_secret_is_said_once_and_never_shown(ws: Workspace) -> None:
+    result = invoke_in(
+        ws.root, "run", "-c", str(ws.config_file), env={SECRET_ENV: "wrong-secret-4711"}
+    )
+    assert result.exit_code != 0, result.output
+    said = result.stdout + result.stderr
+    assert "wrong-secret-4711" not in said
+    lines = [line for line in said.splitlines() if "invalid_client" in line]
+    assert len(lines) == 1, said
