@@ -84,6 +84,11 @@ class Desired:
     pending: pd.DataFrame = field(default_factory=lambda: empty_frame(["start_date"], index="ref"))
     rejections: pd.DataFrame = field(default_factory=lambda: empty_frame(REJECTION_COLUMNS))
     conflicts: pd.DataFrame = field(default_factory=lambda: empty_frame(CONFLICT_COLUMNS))
+    filtered: pd.DataFrame = field(
+        default_factory=lambda: empty_frame(["filter", "_file", "_line"], index="ref")
+    )
+    """Refs whose rows the mappings' filters dropped (and no source kept), with the
+    filter and line: if the engine synced them, they leave, and the plan says why."""
     source_rows: dict[str, int] = field(default_factory=dict)
     """Raw data rows read per source name, for the shrinking-source guard."""
     source_files: dict[str, list[str]] = field(default_factory=dict)

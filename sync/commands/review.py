@@ -45,6 +45,7 @@ LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS = (
 RISK_ORDER = (LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS)
 HELD = "held"
 DISCARDS_SHOWN = 25
+"""Standing discards and filtered-out people named in the summary; the JSON has all."""
 """The section of changes the safety policy holds: first, since they need a decision."""
 TITLES = {
     HELD: "Held for release, not applied",
@@ -228,7 +229,10 @@ def _why(op: ArchiveUser | DeactivateUser) -> str:
         return op.reason
     if op.reason == "end date passed":
         return f"end date {who.since}" if who.since else "end date passed"
-    text = f"gone from the sources since {who.since}" if who.since else op.reason
+    if op.reason.startswith("filtered out by"):
+        text = f"{op.reason}, since {who.since}" if who.since else op.reason
+    else:
+        text = f"gone from the sources since {who.since}" if who.since else op.reason
     parts = [f"missing {plural(who.missing_runs, 'run')}"] if who.missing_runs else []
     if who.grace:
         parts.append(f"grace of {who.grace} used")
@@ -352,11 +356,29 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
     sections = tuple(
         Section(risk, TITLES[risk], tuple(items[risk])) for risk in RISK_ORDER if items[risk]
     )
-    summary = [*_discarded_lines(plan), *summary]
+    summary = [*_filtered_lines(plan), *_discarded_lines(plan), *summary]
     if plan.held:
         held, said = _held_section(plan, desired)
         return Review((*said, *summary), (held, *sections), kinds)
     return Review(tuple(summary), sections, kinds)
+
+
+def _filtered_lines(plan: Plan) -> list[str]:
+    """People synced today whom a mapping filter drops, by name: a row cut short or a
+    status column emptied looks like this, and only a count would hide who leaves."""
+    if not plan.filtered_out:
+        return []
+    lines = [
+        f"{plural(len(plan.filtered_out), 'synced person', 'synced people')} filtered out "
+        "by the mapping: will leave (at this run, or once the leaver grace has passed):"
+    ]
+    for ref, why in plan.filtered_out[:DISCARDS_SHOWN]:
+        lines.append(f"  {ref}: {why}: will leave")
+    if len(plan.filtered_out) > DISCARDS_SHOWN:
+        lines.append(
+            f"  … and {len(plan.filtered_out) - DISCARDS_SHOWN} more (see the JSON report)"
+        )
+    return lines
 
 
 def _discarded_lines(plan: Plan) -> list[str]:

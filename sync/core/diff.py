@@ -117,7 +117,24 @@ def diff(desired: Desired, state: StateView, options: DiffOptions | None = None)
         operations=tuple(ops),
         state_users=int((~state.users["archived"]).sum()) if len(state.users) else 0,
         desired_users=len(desired.users),
+        filtered_out=_filtered_out(desired, have[~matched]),
     )
+
+
+def _filtered_out(desired: Desired, unmatched: pd.DataFrame) -> tuple[tuple[str, str], ...]:
+    """(ref, why) of the people synced today whom a filter drops: they leave (now, or
+    after the grace), and a reviewer must see them by name, not only in a count."""
+    filtered = desired.filtered
+    if filtered.empty or unmatched.empty:
+        return ()
+    active = unmatched.index[unmatched["left_action"].isna().to_numpy()]
+    hit = _records(filtered, list(active))
+    return tuple((ref, _filter_reason(hit[ref])) for ref in sorted(hit))
+
+
+def _filter_reason(row: dict[str, Any]) -> str:
+    where = _origin(row)
+    return f"filtered out by {row['filter']}" + (f" ({where})" if where else "")
 
 
 def _union(a: Iterable[str], b: Iterable[str]) -> list[str]:
@@ -369,9 +386,12 @@ def _leaver_ops(
         candidates = candidates.assign(pluvo_id=ids.reindex(candidates.index).to_numpy())
     ops: list[Operation] = []
     ended_set = set(desired.ended.index)
+    filtered = _records(desired.filtered, [str(r) for r in candidates.index])
     facts = _leaver_facts(desired, state, candidates, now, config)
     for ref, row in candidates.sort_index().iterrows():
         reason = "end date passed" if ref in ended_set else "gone from the sources"
+        if ref in filtered:
+            reason = _filter_reason(filtered[ref])
         who = facts.get(str(ref))
         if config.action == "archive":
             pluvo_id = None if _missing(row["pluvo_id"]) else str(row["pluvo_id"])

@@ -551,6 +551,9 @@ class Plan:
     discarded: tuple[HeldOp, ...] = ()
     """Changes someone discarded that the sources still ask for, unchanged: set aside,
     not applied, one per person (`reason` says who discarded them and why)."""
+    filtered_out: tuple[tuple[str, str], ...] = ()
+    """(ref, why) of people synced today whom a mapping filter now drops: they leave,
+    at this run or after the leaver grace."""
 
     def __iter__(self) -> Iterator[Operation]:
         return iter(self.operations)
@@ -582,6 +585,7 @@ class Plan:
             "operations": operations if lazy else list(operations),
             "held": [h.to_json() for h in self.held],
             "discarded": [h.to_json() for h in self.discarded],
+            "filtered_out": [{"ref": ref, "why": why} for ref, why in self.filtered_out],
         }
 
     @classmethod
@@ -594,6 +598,9 @@ class Plan:
             verified_new=frozenset(data.get("verified_new", ())),
             held=tuple(HeldOp.from_json(h) for h in data.get("held", ())),
             discarded=tuple(HeldOp.from_json(h) for h in data.get("discarded", ())),
+            filtered_out=tuple(
+                (str(f["ref"]), str(f["why"])) for f in data.get("filtered_out", ())
+            ),
         )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from sync.sandbox import SandboxServer
 from tests.support.cli import invoke, invoke_in
-from tests.support.workspace import SECRET_ENV, Workspace, employees, make_workspace
+from tests.support.workspace import SECRET_ENV, Workspace, employee, employees, make_workspace
 
 
 @pytest.fixture
@@ -136,3 +136,20 @@ def test_a_wrong_secret_is_said_once_and_never_shown(ws: Workspace) -> None:
     assert "wrong-secret-4711" not in said
     lines = [line for line in said.splitlines() if "invalid_client" in line]
     assert len(lines) == 1, said
+
+
+@pytest.mark.parametrize("grace", [0, 2])
+def test_a_synced_person_a_filter_drops_is_named_as_leaving(ws: Workspace, grace: int) -> None:
+    """A status emptied or changed makes a synced person look gone: the plan names them,
+    with the filter and the line, whether they leave at this run or after the grace."""
+    ws.write_config(**{"leavers.grace_runs": grace})
+    assert invoke(ws, "run").exit_code == 0
+    ws.write_hr([employee(0), employee(1, Status=""), employee(2, Functie="Stagiair HR")])
+    plan = invoke(ws, "plan")
+    text = plan.stdout
+    assert "2 synced people filtered out by the mapping: will leave" in text, text
+    assert "10001: filtered out by filters.include Status in [Actief] (any case)" in text, text
+    assert ":3): will leave" in text, text  # line 3 of hr.csv: employee 1
+    assert "10002: filtered out by filters.exclude Functie ~ (?i)stagiair.*" in text, text
+    leaving = "(10001): archived, filtered out by filters.include Status in [Actief]" in text
+    assert leaving == (grace == 0), text

@@ -76,6 +76,8 @@ ROW_COLUMNS = (
 EXTRA_COLUMNS = ("user_ref", "category_ref", "category_type", "value", *PROVENANCE)
 LINK_COLUMNS = ("group_ref", "user_ref", "member_ref", "_file", "_line", "column")
 
+FILTERED_COLUMNS = ("ref", "filter", "_file", "_line")
+
 STATUS_USER = "user"
 STATUS_PENDING = "pending"
 STATUS_ENDED = "ended"
@@ -104,6 +106,9 @@ class SourceMapping:
     )
     manager_links: pd.DataFrame = field(default_factory=lambda: empty_frame(LINK_COLUMNS))
     rejections: pd.DataFrame = field(default_factory=lambda: empty_frame(REJECTION_COLUMNS))
+    filtered: pd.DataFrame = field(default_factory=lambda: empty_frame(FILTERED_COLUMNS))
+    """The refs of the rows the mapping's filters dropped, with the filter and line:
+    a person synced yesterday whom a filter drops today leaves, and must be named."""
     stats: MappingStats = field(default_factory=MappingStats)
 
 
@@ -178,6 +183,36 @@ def _evaluate(rows: _Rows, spec: ValueSpec) -> tuple[pd.Series[str], str, list[P
     if spec.default is not None:
         values = fill_empty(values, spec.default)
     return values, label, problems
+
+
+def _described(cond: Condition) -> str:
+    """A filter as a reviewer reads it: `Status in [Active]`, `Email ~ .*@corp.nl`."""
+    test = f"in [{', '.join(cond.values)}]" if cond.values is not None else f"~ {cond.regex}"
+    return f"{cond.column} {test}" + (" (any case)" if cond.ignore_case else "")
+
+
+def _filtered(
+    dropped: pd.DataFrame, why: npt.NDArray[np.object_], spec: MappingSpec
+) -> pd.DataFrame:
+    """The dropped rows' refs (as the mapping makes them), filter and line."""
+    dropped = dropped.reset_index(drop=True)
+    ref, _, _ = _evaluate(_Rows(dropped), spec.users.ref)
+    n = len(dropped)
+    out = frame_of(
+        {
+            "ref": ref.to_numpy(dtype=object),
+            "filter": why,
+            "_file": dropped["_file"].to_numpy(dtype=object)
+            if "_file" in dropped
+            else filled(n, ""),
+            "_line": (
+                dropped["_line"].to_numpy(dtype=np.int64)
+                if "_line" in dropped
+                else np.zeros(n, dtype=np.int64)
+            ),
+        }
+    )
+    return out[out["ref"] != ""]
 
 
 def condition_mask(rows: _Rows, cond: Condition) -> npt.NDArray[np.bool_]:
@@ -337,11 +372,15 @@ def _map_source(source: str, frame: pd.DataFrame, spec: MappingSpec, today: date
     rows = _Rows(frame)
     if spec.filters.include or spec.filters.exclude:
         keep = np.ones(total, dtype=bool)
-        for cond in spec.filters.include:
-            keep &= condition_mask(rows, cond)
-        for cond in spec.filters.exclude:
-            keep &= ~condition_mask(rows, cond)
+        why = np.full(total, "", dtype=object)  # the first filter that drops each row
+        tests = [(c, True, "include") for c in spec.filters.include]
+        tests += [(c, False, "exclude") for c in spec.filters.exclude]
+        for cond, wanted, which in tests:
+            dropped = condition_mask(rows, cond) != wanted
+            why[dropped & keep] = f"filters.{which} {_described(cond)}"
+            keep &= ~dropped
         if not keep.all():
+            result.filtered = _filtered(frame.loc[~keep], why[~keep], spec)
             frame = frame.loc[keep].reset_index(drop=True)
             rows = _Rows(frame)
         result.stats.filtered = int(total - keep.sum())

@@ -191,5 +191,9 @@ def merge(results: Sequence[SourceMapping]) -> Desired:
         [f for f in rejections if not f.empty] or [empty_frame(REJECTION_COLUMNS)],
         ignore_index=True,
     )
+    filtered = pd.concat([r.filtered for r in results], ignore_index=True)
+    named = user_refs.union(desired.pending.index).union(desired.ended.index)
+    filtered = filtered[~filtered["ref"].isin(named)].drop_duplicates("ref")
+    desired.filtered = filtered.set_index("ref")[["filter", "_file", "_line"]]
     desired.source_rows = {r.source: r.stats.rows for r in results}
     return desired
