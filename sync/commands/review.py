@@ -356,7 +356,7 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
     sections = tuple(
         Section(risk, TITLES[risk], tuple(items[risk])) for risk in RISK_ORDER if items[risk]
     )
-    summary = [*_filtered_lines(plan), *_discarded_lines(plan), *summary]
+    summary = [*_filtered_lines(plan), *_grace_lines(plan), *_discarded_lines(plan), *summary]
     if plan.held:
         held, said = _held_section(plan, desired)
         return Review((*said, *summary), (held, *sections), kinds)
@@ -378,6 +378,23 @@ def _filtered_lines(plan: Plan) -> list[str]:
         lines.append(
             f"  … and {len(plan.filtered_out) - DISCARDS_SHOWN} more (see the JSON report)"
         )
+    return lines
+
+
+def _grace_lines(plan: Plan) -> list[str]:
+    """People missing from the export but within the leaver grace: nothing happens to
+    them today, and that is exactly when a reviewer can still say they did not leave."""
+    if not plan.in_grace:
+        return []
+    filtered = {ref for ref, _ in plan.filtered_out}
+    lines = [
+        f"{plural(len(plan.in_grace), 'person', 'people')} missing from today's sources, "
+        "within the leaver grace:"
+    ]
+    for ref, when in plan.in_grace[:DISCARDS_SHOWN]:
+        lines.append(f"  {ref}: {when}" + (" (filtered out, above)" if ref in filtered else ""))
+    if len(plan.in_grace) > DISCARDS_SHOWN:
+        lines.append(f"  … and {len(plan.in_grace) - DISCARDS_SHOWN} more (see the JSON report)")
     return lines
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -106,7 +106,8 @@ def diff(desired: Desired, state: StateView, options: DiffOptions | None = None)
     group_refs = _union(new_refs[d_groups[~known] != 0], groups_changed)
     ops += _membership_ops(desired, group_refs, state)
     held = held_refs(desired)
-    leavers = _leaver_ops(desired, state, options, held, matched)
+    in_grace: list[tuple[str, str]] = []
+    leavers = _leaver_ops(desired, state, options, held, matched, in_grace)
     leaving = {op.ref for op in leavers}
     unsynced = set(have.index[~matched]) - leaving
     ops += _manager_ops(desired, state, unsynced)
@@ -118,6 +119,7 @@ def diff(desired: Desired, state: StateView, options: DiffOptions | None = None)
         state_users=int((~state.users["archived"]).sum()) if len(state.users) else 0,
         desired_users=len(desired.users),
         filtered_out=_filtered_out(desired, have[~matched]),
+        in_grace=tuple(in_grace),
     )
 
 
@@ -130,6 +132,32 @@ def _filtered_out(desired: Desired, unmatched: pd.DataFrame) -> tuple[tuple[str,
     active = unmatched.index[unmatched["left_action"].isna().to_numpy()]
     hit = _records(filtered, list(active))
     return tuple((ref, _filter_reason(hit[ref])) for ref in sorted(hit))
+
+
+def _grace_note(
+    ref: str,
+    since: Any,
+    runs_missing: int,
+    now: datetime,
+    grace_runs: int,
+    grace_days: float,
+    action: str,
+) -> tuple[str, str]:
+    """(ref, "missing from today's sources since <date>; archived at the next run unless
+    they return"): when the grace lets the leaver go, in runs and in days."""
+    start = now if pd.isna(since) else since.to_pydatetime()
+    runs_needed = max(0, grace_runs - runs_missing + 1)
+    when = []
+    if runs_needed:
+        when.append("at the next run" if runs_needed == 1 else f"after {runs_needed} more runs")
+    due_day = start + timedelta(days=grace_days)
+    if due_day > now:
+        when.append(f"from {due_day.date().isoformat()}")
+    verb = "archived" if action == "archive" else "deactivated"
+    return ref, (
+        f"missing from today's sources since {start.date().isoformat()}; "
+        f"{verb} {' and '.join(when) or 'at the next run'} unless they return"
+    )
 
 
 def _filter_reason(row: dict[str, Any]) -> str:
@@ -354,8 +382,11 @@ def _leaver_ops(
     options: DiffOptions,
     held: pd.Index,
     matched: np.ndarray,
+    in_grace: list[tuple[str, str]],
 ) -> list[Operation]:
-    """`matched`: per state user (by position), whether the desired state has it."""
+    """`matched`: per state user (by position), whether the desired state has it. The
+    people missing but still within the grace go to `in_grace`, each with when they
+    leave: no operation, but a reviewer must see them the first day."""
     config = options.leavers
     if config.action == "ignore" or len(state.users) == 0:
         return []
@@ -374,6 +405,25 @@ def _leaver_ops(
         gone
         & (runs_missing > config.grace_runs).to_numpy()
         & (days_missing >= config.grace_days).to_numpy()
+    )
+    waiting = gone & ~due & ~ended
+    in_grace.extend(
+        _grace_note(
+            str(ref),
+            since.iloc[i],
+            int(runs_missing.iloc[i]),
+            now,
+            config.grace_runs,
+            config.grace_days,
+            config.action,
+        )
+        for i, ref in sorted(
+            (
+                (int(i), r)
+                for i, r in zip(np.flatnonzero(waiting), active.index[waiting], strict=True)
+            ),
+            key=lambda p: str(p[1]),
+        )
     )
     candidates = active[due | ended]
     if "pluvo_id" not in candidates.columns:

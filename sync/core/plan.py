@@ -554,6 +554,9 @@ class Plan:
     filtered_out: tuple[tuple[str, str], ...] = ()
     """(ref, why) of people synced today whom a mapping filter now drops: they leave,
     at this run or after the leaver grace."""
+    in_grace: tuple[tuple[str, str], ...] = ()
+    """(ref, when) of people missing from the sources but within the leaver grace: no
+    operation yet, and when one comes unless they return."""
 
     def __iter__(self) -> Iterator[Operation]:
         return iter(self.operations)
@@ -586,6 +589,7 @@ class Plan:
             "held": [h.to_json() for h in self.held],
             "discarded": [h.to_json() for h in self.discarded],
             "filtered_out": [{"ref": ref, "why": why} for ref, why in self.filtered_out],
+            "in_grace": [{"ref": ref, "when": when} for ref, when in self.in_grace],
         }
 
     @classmethod
@@ -601,6 +605,7 @@ class Plan:
             filtered_out=tuple(
                 (str(f["ref"]), str(f["why"])) for f in data.get("filtered_out", ())
             ),
+            in_grace=tuple((str(g["ref"]), str(g["when"])) for g in data.get("in_grace", ())),
         )
 
 

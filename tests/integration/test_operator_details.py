@@ -153,3 +153,20 @@ def test_a_synced_person_a_filter_drops_is_named_as_leaving(ws: Workspace, grace
     assert "10002: filtered out by filters.exclude Functie ~ (?i)stagiair.*" in text, text
     leaving = "(10001): archived, filtered out by filters.include Status in [Actief]" in text
     assert leaving == (grace == 0), text
+
+
+def test_leavers_within_the_grace_are_named_on_the_first_day(ws: Workspace) -> None:
+    """Day 2 with the default grace of one run: nobody is archived yet, and the plan says
+    who is missing since when, and that the next run archives them unless they return."""
+    ws.write_config(**{"leavers.grace_runs": 1})
+    assert invoke(ws, "run").exit_code == 0
+    ws.write_hr([employee(0)])
+    text = invoke(ws, "plan").stdout
+    assert "2 people missing from today's sources, within the leaver grace:" in text, text
+    assert "10001: missing from today's sources since " in text, text
+    assert "archived at the next run unless they return" in text, text
+    assert "archive leaver" not in text
+    ran = invoke(ws, "run", "--override", "source-shrink")
+    assert ran.exit_code == 0, ran.output
+    after = invoke(ws, "plan").stdout
+    assert "(10001): archived" in after, after  # the next run is the one that archives
