@@ -45,7 +45,8 @@ LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS = (
 RISK_ORDER = (LEAVERS, REMOVALS, OVERWRITES, MOVES, JOINERS)
 HELD = "held"
 DISCARDS_SHOWN = 25
-"""Standing discards and filtered-out people named in the summary; the JSON has all."""
+"""People named per summary heading (standing discards, filtered out, in grace);
+the JSON has all."""
 """The section of changes the safety policy holds: first, since they need a decision."""
 TITLES = {
     HELD: "Held for release, not applied",
@@ -366,53 +367,49 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
 def _filtered_lines(plan: Plan) -> list[str]:
     """People synced today whom a mapping filter drops, by name: a row cut short or a
     status column emptied looks like this, and only a count would hide who leaves."""
-    if not plan.filtered_out:
-        return []
-    lines = [
+    return _named(
         f"{plural(len(plan.filtered_out), 'synced person', 'synced people')} filtered out "
-        "by the mapping: will leave (at this run, or once the leaver grace has passed):"
-    ]
-    for ref, why in plan.filtered_out[:DISCARDS_SHOWN]:
-        lines.append(f"  {ref}: {why}: will leave")
-    if len(plan.filtered_out) > DISCARDS_SHOWN:
-        lines.append(
-            f"  … and {len(plan.filtered_out) - DISCARDS_SHOWN} more (see the JSON report)"
-        )
-    return lines
+        "by the mapping: will leave (at this run, or once the leaver grace has passed):",
+        [f"{ref}: {why}: will leave" for ref, why in plan.filtered_out],
+    )
 
 
 def _grace_lines(plan: Plan) -> list[str]:
     """People missing from the export but within the leaver grace: nothing happens to
     them today, and that is exactly when a reviewer can still say they did not leave."""
-    if not plan.in_grace:
-        return []
     filtered = {ref for ref, _ in plan.filtered_out}
-    lines = [
+    return _named(
         f"{plural(len(plan.in_grace), 'person', 'people')} missing from today's sources, "
-        "within the leaver grace:"
-    ]
-    for ref, when in plan.in_grace[:DISCARDS_SHOWN]:
-        lines.append(f"  {ref}: {when}" + (" (filtered out, above)" if ref in filtered else ""))
-    if len(plan.in_grace) > DISCARDS_SHOWN:
-        lines.append(f"  … and {len(plan.in_grace) - DISCARDS_SHOWN} more (see the JSON report)")
-    return lines
+        "within the leaver grace:",
+        [
+            f"{ref}: {when}" + (" (filtered out, above)" if ref in filtered else "")
+            for ref, when in plan.in_grace
+        ],
+    )
 
 
 def _discarded_lines(plan: Plan) -> list[str]:
     """Standing discards, each named with who decided and since when: a reviewer must
     see that someone the export calls gone is kept on purpose, and by whom."""
-    if not plan.discarded:
-        return []
-    lines = [
-        f"{plural(len(plan.discarded), 'change')} discarded earlier, set aside while the "
-        "sources ask for them (`pluvo-sync release REF --reason TEXT` applies one):"
-    ]
-    for item in plan.discarded[:DISCARDS_SHOWN]:
+    entries = []
+    for item in plan.discarded:
         kind, person, group = item.key
         what = f"{kind} {person}" + (f" in group {group}" if group else "")
-        lines.append(f"  discarded: {what}, {item.reason} (since {item.since[:10]})")
-    if len(plan.discarded) > DISCARDS_SHOWN:
-        lines.append(f"  … and {len(plan.discarded) - DISCARDS_SHOWN} more (see the JSON report)")
+        entries.append(f"discarded: {what}, {item.reason} (since {item.since[:10]})")
+    return _named(
+        f"{plural(len(plan.discarded), 'change')} discarded earlier, set aside while the "
+        "sources ask for them (`pluvo-sync release REF --reason TEXT` applies one):",
+        entries,
+    )
+
+
+def _named(heading: str, entries: list[str]) -> list[str]:
+    """A summary heading and its first entries, one per line (none: nothing at all)."""
+    if not entries:
+        return []
+    lines = [heading, *(f"  {entry}" for entry in entries[:DISCARDS_SHOWN])]
+    if len(entries) > DISCARDS_SHOWN:
+        lines.append(f"  … and {len(entries) - DISCARDS_SHOWN} more (see the JSON report)")
     return lines
 
 

@@ -86,6 +86,8 @@ def hold(
 def lapsed(plan: Plan, discarded: Mapping[HoldKey, int]) -> dict[int, str]:
     """The standing discards (key → id) that this plan no longer sets aside, each with
     why: the sources ask for a different change for that person, or no longer ask."""
+    if not discarded:
+        return {}  # every applying run asks: no pass over a million operations for none
     kept = {item.key for item in plan.discarded}
     asked = {
         key
