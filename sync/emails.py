@@ -48,12 +48,21 @@ _LABEL = r"[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?"
 _ASCII_DOMAIN = re.compile(rf"(?:{_LABEL}\.)+[A-Z0-9-]{{2,63}}(?<!-)\Z", re.IGNORECASE)
 # From 5.2: the same shape over Unicode; the last label is letters or punycode.
 _U = "A-Z\u00a1-\uffff"
-_UNICODE_DOMAIN = re.compile(
+_UNICODE_DOMAIN = (
     rf"[{_U}0-9](?:[{_U}0-9-]{{0,61}}[{_U}0-9])?"
     rf"(?:\.(?!-)[{_U}0-9-]{{1,63}}(?<!-))*"
-    rf"\.(?!-)(?:[{_U}-]{{2,63}}|xn--[A-Z0-9]{{1,59}})(?<!-)\Z",
-    re.IGNORECASE,
+    rf"\.(?!-)(?:[{_U}-]{{2,63}}|xn--[A-Z0-9]{{1,59}})(?<!-)\Z"
 )
+
+
+@lru_cache(maxsize=1)
+def _unicode_domain() -> re.Pattern[str]:
+    """Compiled on first use: case-folding a class up to U+FFFF takes about 30 ms, which
+    every start of the command would pay, while most runs never get here (addresses
+    PLAIN_EMAIL matches are not checked one by one)."""
+    return re.compile(_UNICODE_DOMAIN, re.IGNORECASE)
+
+
 _LITERAL = re.compile(r"\[([A-F0-9:.]+)\]\Z", re.IGNORECASE)
 _ALLOWED_HOSTS = frozenset({"localhost"})
 _MAX_IPV6_LENGTH = 39  # Django refuses longer IPv6 text before parsing it
@@ -105,7 +114,7 @@ def domain_problem(domain: str) -> str | None:
         if _is_ip_address(literal[1]):
             return None
         return f"'{literal[1]}' is not an IPv4 or IPv6 address"
-    if _before_5_2(domain) and _UNICODE_DOMAIN.match(domain):
+    if _before_5_2(domain) and _unicode_domain().match(domain):
         return None
     if not domain:
         return "nothing after the @"
