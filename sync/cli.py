@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
+from sync.collector import paused
 from sync.errors import ExitCode, SyncError
 from sync.logs import print_error, print_fatal, setup_logging
 
@@ -327,16 +328,19 @@ def plan(
     ctx: click.Context, out: Path | None, overrides: tuple[str, ...], detailed_exitcode: bool
 ) -> int:
     """Dry run: read, map, diff and guard; print what would change. Sends no mutation."""
-    from sync.commands.render import render_plan
-    from sync.core import engine
+    # Its imports and its plan hold no cycles worth the collector's time
+    # (sync/collector.py); a plan the process ends with leaves it off to the end.
+    with paused(resume=not _ENDS_PROCESS):
+        from sync.commands.render import render_plan
+        from sync.core import engine
 
-    config = _load(ctx)
-    with _display("reading sources and planning"):
-        report = engine.run(config, dry=True, overrides=overrides, fingerprint=out is not None)
-    _keep(report)
-    _save_report(config, report, out)
-    _save_html(config, report)
-    _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)
+        config = _load(ctx)
+        with _display("reading sources and planning"):
+            report = engine.run(config, dry=True, overrides=overrides, fingerprint=out is not None)
+        _keep(report)
+        _save_report(config, report, out)
+        _save_html(config, report)
+        _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)
     code = int(report.exit_code)
     if detailed_exitcode and code in (ExitCode.OK, ExitCode.PARTIAL) and report.pending():
         # Pending changes outrank rejected rows (most exports carry a few for days);
@@ -368,12 +372,13 @@ def run_command(
     ctx: click.Context, overrides: tuple[str, ...], out: Path | None, plan_file: Path | None
 ) -> int:
     """Plan, then apply: the cron command."""
-    from sync.commands.render import render_plan, render_report
-    from sync.core import engine
-    from sync.core.apply import check_report_dir
-    from sync.core.saved import read_saved
+    with paused():  # the imports (sync/collector.py); the engine pauses it to plan
+        from sync.commands.render import render_plan, render_report
+        from sync.core import engine
+        from sync.core.apply import check_report_dir
+        from sync.core.saved import read_saved
 
-    config = _load(ctx)
+        config = _load(ctx)
     saved = read_saved(plan_file) if plan_file is not None else None
     check_report_dir(config.report.dir)
     with _display("reading sources and planning") as progress:
@@ -684,7 +689,13 @@ def init(folder: Path, force: bool) -> int:
     return 0
 
 
+_ENDS_PROCESS = False
+"""Whether the command is the process's last act (`main`), not one call of many (tests)."""
+
+
 def main() -> None:
+    global _ENDS_PROCESS
+    _ENDS_PROCESS = True
     try:
         cli(prog_name="pluvo-sync")
     except SystemExit as stop:

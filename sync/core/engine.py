@@ -10,16 +10,15 @@ guards and apply path.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import date
 from typing import TYPE_CHECKING
 
+from sync.collector import paused
 from sync.config import Config
 from sync.core.adopt import Adoption, adopt_in_plan, creations, look_up, reject_ambiguous
 from sync.core.apply import apply_plan, guard
@@ -60,7 +59,7 @@ def plan_and_guard(
 
     With `fingerprint`, the report gets the sections that make it a saved plan."""
     printer = Fingerprinter(config, store.last_applied_run()) if fingerprint else None
-    with _no_cyclic_gc():
+    with paused():
         plan = fresh_plan(
             config, store, report, today=today, api_factory=api_factory, printer=printer
         )
@@ -68,20 +67,6 @@ def plan_and_guard(
     if printer is not None:
         report.sections.update(sections(plan, printer.fingerprint()))
     return plan
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Reading, mapping and diffing allocate millions of small objects and no cycles:
-    the cyclic collector would scan them over and over (about 2 s at a million users)
-    to find nothing; reference counting frees them all the same."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def fresh_plan(
@@ -177,7 +162,7 @@ def check_saved(
     Called under the run lock, so no other run can change the store in between."""
     printer = Fingerprinter(config, store.last_applied_run(exclude=report.run_id))
     t0 = time.monotonic()
-    with _no_cyclic_gc():
+    with paused():
         _, t1 = _read(config, report, today=today, api_factory=api_factory, opener=printer.opener)
     report.timings.update({"read_and_map": t1 - t0, "categories": time.monotonic() - t1})
     report.sections.update(plan_hash=saved.plan_hash, plan_file=str(saved.file))

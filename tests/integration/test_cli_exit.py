@@ -6,10 +6,15 @@ Each test runs `main()` in a fresh interpreter, as the installed command does.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from sync.sandbox import SandboxServer
+from tests.support.cli import invoke
+from tests.support.workspace import employees, make_workspace
 
 _MAIN = """
 import atexit, sys
@@ -70,3 +75,15 @@ def test_a_running_non_daemon_thread_is_waited_for() -> None:
     result = _cli("--version", before=before)
     assert result.returncode == 0
     assert "thread done" in result.stdout
+
+
+def test_a_plan_called_in_process_leaves_the_collector_on(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    # Only a plan the process ends with may leave the cyclic collector off.
+    ws = make_workspace(tmp_path, sandbox.url)
+    ws.write_hr(employees(3))
+    assert gc.isenabled()
+    result = invoke(ws, "plan")
+    assert result.exit_code == 0, result.stderr
+    assert gc.isenabled()
