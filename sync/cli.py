@@ -342,10 +342,14 @@ def plan(
         _save_html(config, report)
         _echo(render_plan(report, verbose=bool(ctx.obj.get("verbose"))), report)
     code = int(report.exit_code)
-    if detailed_exitcode and code in (ExitCode.OK, ExitCode.PARTIAL) and report.pending():
-        # Pending changes outrank rejected rows (most exports carry a few for days);
-        # a guard or an error keeps its own code.
-        code = int(ExitCode.CHANGES_PENDING)
+    if detailed_exitcode and code in (ExitCode.OK, ExitCode.PARTIAL):
+        # Pending changes outrank rejected rows (most exports carry a few for days),
+        # and rows the last run rejected too are not news; a new rejection keeps 3,
+        # a guard or an error its own code.
+        if report.pending():
+            code = int(ExitCode.CHANGES_PENDING)
+        elif report.only_known_rejections():
+            code = int(ExitCode.OK)
     return code
 
 

@@ -38,6 +38,8 @@ conflicts      ref, field, kept_source, kept_value, other_source, other_value: a
 from __future__ import annotations
 
 import csv
+import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +102,26 @@ def is_warning(rejections: pd.DataFrame) -> pd.Series[bool]:
     if "severity" not in rejections:
         return pd.Series(False, index=rejections.index)
     return rejections["severity"] == WARNING
+
+
+_LINES = re.compile(r"\blines?(?:\(s\))? \d+(?:, \d+)*")
+
+
+def rejection_key(row: Mapping[Any, Any]) -> str:
+    """What makes a rejection the same one the next night: its source, ref, column and
+    reason, never its line (a row moves when others are added above it, and a duplicate's
+    reason names the other lines). A digest, so the runs table holds no HR data."""
+    reason = _LINES.sub("line", str(row["reason"]))
+    text = "\x1f".join((str(row["source"]), str(row["ref"]), str(row["column"]), reason))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def rejection_keys(rejections: pd.DataFrame) -> list[str]:
+    """The keys of the rejected rows (warnings are not rejections), in their order."""
+    if rejections.empty:
+        return []
+    rows = rejections[~is_warning(rejections)]
+    return [rejection_key(row) for row in rows.to_dict(orient="records")]
 
 
 def format_rejection(row: pd.Series) -> str:

@@ -33,7 +33,12 @@ def log_finished(report: Report | None, mode: str, code: int, message: str | Non
         fields["reason"] = message
     if fields.get("reason"):
         fields["reason"] = redact(fields["reason"])
-    noteworthy = code != ExitCode.OK or (report is not None and report.noteworthy())
+    if report is None:
+        noteworthy = code != ExitCode.OK
+    elif code in (report.exit_code, ExitCode.OK):
+        noteworthy = report.noteworthy()  # a 3 owed only to known rejections is not
+    else:
+        noteworthy = True
     counts = ", ".join(
         f"{key} {fields[key]}" for key in SHOWN if key in fields and (key != "held" or fields[key])
     )
@@ -41,7 +46,9 @@ def log_finished(report: Report | None, mode: str, code: int, message: str | Non
     if fields.get("report"):
         text += f"; report {fields['report']}"
     level = logging.INFO
-    if code in (ExitCode.PARTIAL, ExitCode.GUARD, ExitCode.HELD):
+    if not noteworthy:
+        pass  # exit 3 for rows the last run rejected too: not news (Report.noteworthy)
+    elif code in (ExitCode.PARTIAL, ExitCode.GUARD, ExitCode.HELD):
         level = logging.WARNING
     elif code in (ExitCode.FAILED, ExitCode.USAGE, ExitCode.LOCKED):
         level = logging.ERROR

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from sync.commands.review import HELD, RISK_ORDER, TITLES, Review, review_of
 from sync.core.report import Report
 from sync.files import write_private
-from sync.model import shown_reason
+from sync.model import WARNING, is_warning, rejection_key, shown_reason
 from sync.state.journal import RunMode
 
 SCRIPT = """
@@ -147,10 +148,13 @@ def _page(report: Report, review: Review | None) -> Iterator[Part]:
     yield '<div class="counts">'
     for risk in (HELD, *RISK_ORDER) if counts.get(HELD) else RISK_ORDER:
         yield (f'<div class="count {risk}"><b>{counts.get(risk, 0)}</b>{_e(TITLES[risk])}</div>')
-    yield (
-        f'<div class="count rejected"><b>{0 if rejected is None else len(rejected)}</b>'
-        "Rejected rows</div></div>"
-    )
+    # The same numbers as the text's "Rejected rows: N; M warning(s)": a warning's row
+    # is synced, so it is not counted as rejected.
+    warnings = 0 if rejected is None else int(is_warning(rejected).sum())
+    yield f'<div class="count rejected"><b>{report.rejected}</b>Rejected rows</div>'
+    if warnings:
+        yield f'<div class="count warning"><b>{warnings}</b>Warnings</div>'
+    yield "</div>"
     if plan is not None and review is not None:
         yield (
             f"<p>{len(plan)} operation(s) for {plan.desired_users} desired user(s), "
@@ -184,15 +188,27 @@ def _page(report: Report, review: Review | None) -> Iterator[Part]:
             )
             yield "</section>"
     if rejected is not None and len(rejected):
-        yield '<section data-risk="rejected"><h2>Rejected rows ('
-        yield f'<span class="visible">{len(rejected)}</span> of {len(rejected)})</h2>'
-        yield "<p>They are not synced; fix them in the HR system.</p>"
+        title = f"Rejected rows ({report.rejected})"
+        if warnings:
+            title += f" and warnings ({warnings})"
+        yield f'<section data-risk="rejected"><h2>{title}: '
+        yield f'<span class="visible">{len(rejected)}</span> of {len(rejected)} shown</h2>'
+        yield "<p>Rejected rows are not synced; fix them in the HR system. "
+        yield "A warning's row is synced without the one link it names.</p>"
         records = rejected.to_dict(orient="records")
+        known = report.known_rejections
         yield (
             _table(
-                ("File", "Line", "Column", "Ref", "Reason"),
+                ("File", "Line", "Column", "Ref", "Reason", "Since"),
                 (
-                    (r["file"], r["line"], r.get("column", ""), r.get("ref", ""), shown_reason(r))
+                    (
+                        r["file"],
+                        r["line"],
+                        r.get("column", ""),
+                        r.get("ref", ""),
+                        shown_reason(r),
+                        _since(r, known),
+                    )
                     for r in records
                 ),
             )
@@ -217,3 +233,10 @@ def write_html(report: Report, path: Path) -> Path:
     """The page, readable by its owner only: it names people and their emails."""
     write_private(path, _pieces(report, None))
     return path
+
+
+def _since(row: Mapping[Any, Any], known: frozenset[str]) -> str:
+    """Whether the last run rejected the row as well (README, "Known rejections")."""
+    if row.get("severity") == WARNING:
+        return ""
+    return "the last run" if rejection_key(row) in known else "new"

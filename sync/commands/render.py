@@ -9,6 +9,7 @@ from __future__ import annotations
 from sync.commands.review import HELD, LEAVERS, Section, review_of
 from sync.core.plan import AdoptUser, GroupLinks, Kind, Operation
 from sync.core.report import Report
+from sync.errors import ExitCode
 from sync.state.journal import RunMode
 
 SHOWN_RECORDS = 25
@@ -129,25 +130,38 @@ def _rejections(report: Report) -> list[str]:
     desired = report.desired
     if desired is None or desired.rejections.empty:
         return []
-    from sync.model import is_warning, shown_reason
+    from sync.model import WARNING, is_warning, rejection_key, shown_reason
 
     rows = desired.rejections
     warnings = int(is_warning(rows).sum())
     errors = len(rows) - warnings
     title = f"Rejected rows: {errors} (they are not synced; fix them in the HR system)"
+    if report.known_rejections and errors:
+        title = (
+            f"Rejected rows: {errors}, {report.new_rejected} new since the last run "
+            "(they are not synced; fix them in the HR system)"
+        )
     if warnings:
         title += f"; {warnings} warning(s) (the row syncs, one link is dropped)"
     out = ["", title]
+    known = report.known_rejections
     for rec in rows.head(SHOWN_RECORDS).to_dict(orient="records"):
         column = f" {rec['column']}" if rec.get("column") else ""
-        out.append(f"  {rec['file']}:{rec['line']}{column}: {shown_reason(rec)}")
+        new = known and rec.get("severity") != WARNING and rejection_key(rec) not in known
+        mark = " (new)" if new else ""
+        out.append(f"  {rec['file']}:{rec['line']}{column}: {shown_reason(rec)}{mark}")
     if len(rows) > SHOWN_RECORDS:
         out.append(f"  … and {len(rows) - SHOWN_RECORDS} more in the report")
     return out
 
 
 def render_report(report: Report) -> str:
-    out = [f"{report.mode.capitalize()} {report.run_id}: {report.status} (exit {report.exit_code})"]
+    status = str(report.status)
+    if report.exit_code == ExitCode.PARTIAL and report.rejected:
+        status += f", {report.rejected} row(s) rejected"
+        if report.known_rejections:
+            status += f" ({report.new_rejected} new)"
+    out = [f"{report.mode.capitalize()} {report.run_id}: {status} (exit {report.exit_code})"]
     ex = report.execution
     if ex is not None:
         applied = ", ".join(f"{k} {v}" for k, v in ex.done.items()) or "nothing"

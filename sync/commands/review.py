@@ -290,16 +290,21 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
                 note = f" ({arrow} {', '.join(names.group(g) for g in sorted(others))})"
             listed.append(names.person(user) + note)
         title = f"group {names.group(group)}"
+        data: dict[str, Any] = {"group": names.group(group), "users": list(users), "after": after}
         if adds:
             text = f"gains {plural(len(users), noun)}, has {after} after"
             risk = JOINERS
         else:
-            text = f"loses {plural(len(users), noun)}, keeps {after}"
+            # Of those it has after, the ones it gains today were never kept: a group
+            # losing one and gaining one "keeps 3" and "has 4 after", both true.
+            gained = links.get((Kind.ADD_MANAGERS if manager else Kind.ADD_MEMBERS, group), [])
+            kept = data["keeps"] = max(0, after - len(gained))
+            text = f"loses {plural(len(users), noun)}, keeps {kept}"
             risk = REMOVALS
-            sentence = f"{title} loses {plural(len(users), noun)} and keeps {after}"
+            sentence = f"{title} loses {plural(len(users), noun)} and keeps {kept}"
             if manager:
-                sentence += " manager" + ("" if after == 1 else "s")
-            summary_removals.append((after, -len(users), sentence))
+                sentence += " manager" + ("" if kept == 1 else "s")
+            summary_removals.append((kept, -len(users), sentence))
         items[risk].append(
             Item(
                 risk,
@@ -309,7 +314,7 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
                 title,
                 text,
                 details=tuple(listed),
-                data={"group": names.group(group), "users": list(users), "after": after},
+                data=data,
             )
         )
 

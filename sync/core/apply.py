@@ -139,6 +139,9 @@ def apply_plan(
         # keep exit 3: they are retried by the next run, held changes are not.
         code = ExitCode.HELD
     report.exit_code, report.status = code, STATUS_OF[code]
+    if code == ExitCode.PARTIAL and not execution.failed:
+        # Everything planned was applied; the exit code still says rows were rejected.
+        report.status = RunStatus.SUCCEEDED
     report.message = execution.aborted or note
     finish(store, report)
 

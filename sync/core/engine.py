@@ -59,6 +59,7 @@ def plan_and_guard(
 
     With `fingerprint`, the report gets the sections that make it a saved plan."""
     printer = Fingerprinter(config, store.last_applied_run()) if fingerprint else None
+    report.known_rejections = store.last_rejections()
     with paused():
         plan = fresh_plan(
             config, store, report, today=today, api_factory=api_factory, printer=printer
@@ -161,6 +162,7 @@ def check_saved(
     compared (StalePlanError, exit 4, naming what changed), then the same guards.
     Called under the run lock, so no other run can change the store in between."""
     printer = Fingerprinter(config, store.last_applied_run(exclude=report.run_id))
+    report.known_rejections = store.last_rejections()
     t0 = time.monotonic()
     with paused():
         _, t1 = _read(config, report, today=today, api_factory=api_factory, opener=printer.opener)

@@ -18,7 +18,7 @@ from sync.core.executor import Execution
 from sync.core.plan import Plan
 from sync.core.sources import Source
 from sync.errors import ExitCode
-from sync.model import Desired, is_warning
+from sync.model import WARNING, Desired, is_warning, rejection_key, rejection_keys
 from sync.state.journal import RunMode, RunStatus
 
 T = TypeVar("T")
@@ -49,6 +49,9 @@ class Report:
     sources: list[Source] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
     """JSON-ready sections a side command adds (reconcile: live, drift, state refresh)."""
+    known_rejections: frozenset[str] = frozenset()
+    """Keys (`sync.model.rejection_key`) of the rows the last run of this mode rejected:
+    an export that carries the same few bad rows for weeks is not news every night."""
     _derived: dict[str, tuple[Plan, Desired | None, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -71,6 +74,27 @@ class Report:
             return 0
         return int((~is_warning(self.desired.rejections)).sum())
 
+    def rejection_keys(self) -> list[str]:
+        """This run's rejected rows as keys, in order (see `known_rejections`)."""
+        return [] if self.desired is None else rejection_keys(self.desired.rejections)
+
+    @property
+    def new_rejected(self) -> int:
+        """Rejected rows the last run of this mode did not reject (the first run's: all)."""
+        known = self.known_rejections
+        return sum(1 for key in self.rejection_keys() if key not in known)
+
+    def only_known_rejections(self) -> bool:
+        """Is exit 3 owed to nothing but rows the last run rejected too? Then `--quiet`
+        stays silent and `plan --detailed-exitcode` gives 0 (README, "Cron")."""
+        ex = self.execution
+        return (
+            self.exit_code == ExitCode.PARTIAL
+            and self.rejected > 0
+            and self.new_rejected == 0
+            and not (ex is not None and ex.failed)
+        )
+
     def outcome(self) -> ExitCode:
         """The exit code of an applied run: failed, partial or succeeded."""
         ex = self.execution
@@ -81,10 +105,12 @@ class Report:
         return ExitCode.OK
 
     def noteworthy(self) -> bool:
-        """Worth a word under `--quiet`: something changed or would, failed, was rejected
-        or was stopped (every exit code but 0 says one of these)."""
-        changes = self.pending()
-        return changes or self.rejected > 0 or bool(self.holding) or self.exit_code != ExitCode.OK
+        """Worth a word under `--quiet`: something changed or would, failed, was newly
+        rejected or was stopped (every exit code but 0 says one of these, except a 3
+        owed only to rows the last run rejected as well)."""
+        if self.pending() or self.new_rejected or self.holding:
+            return True
+        return self.exit_code != ExitCode.OK and not self.only_known_rejections()
 
     def pending(self) -> bool:
         """Does the plan hold anything to apply or to release?"""
@@ -123,6 +149,8 @@ class Report:
             ex = self.execution
             out.update(applied=ex.done, failed=len(ex.failed), skipped=ex.skipped)
             out.update(rejected=self.rejected, requests=self.requests)
+        if self.desired is not None:
+            out["rejection_keys"] = self.rejection_keys()
         return out
 
     def to_json(
@@ -168,7 +196,13 @@ class Report:
             ]
             data["skipped"] = ex.skipped
         if self.desired is not None:
-            data["rejected"] = self.desired.rejections.to_dict(orient="records")
+            rejected = self.desired.rejections.to_dict(orient="records")
+            for row in rejected:
+                # Whether the last run rejected the row too (`known_rejections`).
+                row["new"] = row.get("severity") != WARNING and (
+                    rejection_key(row) not in self.known_rejections
+                )
+            data["rejected"] = rejected
             data["conflicts"] = self.desired.conflicts.to_dict(orient="records")
             data["pending_prehires"] = len(self.desired.pending)
         data.update(self.sections)

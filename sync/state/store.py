@@ -86,6 +86,9 @@ def create_state_engine(url: str) -> Engine:
 
 
 HEAD_REVISION = "0006"
+
+_RUNS_LOOKED_BACK = 20
+"""Runs `last_rejections` reads back at most to find one that read its sources."""
 """The newest migration's revision. Every command checks the schema against it, and
 asking Alembic instead loads Alembic and every migration script: about a third of a
 second of a `plan`'s start-up. tests/unit/test_store_revision.py holds it to Alembic's
@@ -267,6 +270,23 @@ class StateStore:
         }
         with self.session() as session, session.begin():
             finish_runs(session, [run_id], status, now(), values)
+
+    def last_rejections(self) -> frozenset[str]:
+        """The rejection keys of the last finished `run` that read its sources (its
+        summary has them; one that failed before reading has none and is passed over).
+        Plans are not recorded, so the nightly run is what "seen before" refers to."""
+        with self.session() as session:
+            found = session.execute(
+                select(RunRow.summary)
+                .where(RunRow.mode == RunMode.RUN, RunRow.status != RunStatus.RUNNING)
+                .order_by(RunRow.started_at.desc(), RunRow.id.desc())
+                .limit(_RUNS_LOOKED_BACK)
+            )
+            for (summary,) in found:
+                keys = (summary or {}).get("rejection_keys")
+                if isinstance(keys, list):
+                    return frozenset(str(key) for key in keys)
+        return frozenset()
 
     def source_history(self, runs: int) -> dict[str, list[int]]:
         """Rows per source of the last successful runs, oldest first (shrink guard).

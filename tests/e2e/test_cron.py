@@ -27,7 +27,7 @@ import pytest
 
 from sync.sandbox import SandboxServer
 from tests.support.pluvo_state import mutations
-from tests.support.workspace import SECRET_ENV, Workspace, employee, make_workspace
+from tests.support.workspace import SECRET_ENV, Workspace, employee, make_workspace, ref_of
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 BAR = "━"
@@ -81,6 +81,51 @@ def test_quiet_prints_nothing_unless_something_changed_failed_or_was_rejected(
     assert rejected.returncode == 3, rejected.stderr
     assert "Rejected rows: 1" in rejected.stdout
     assert " INFO " not in rejected.stderr
+
+
+def test_rows_the_last_run_rejected_too_are_not_news_for_cron(ws: Workspace) -> None:
+    """An export that carries the same bad row for weeks: the first run says so (exit 3),
+    later ones stay silent under --quiet and `plan --detailed-exitcode` gives 0, until a
+    new rejection appears. The row moving down the file does not make it new."""
+    rows = [employee(n) for n in range(20)]
+    bad = employee(90, **{"E-mailadres": "not-an-email"})
+    ws.write_hr([*rows, bad])
+    first = ws.cli("run", "--quiet")
+    assert first.returncode == 3, first.stderr
+    assert "Rejected rows: 1" in first.stdout
+    assert "succeeded, 1 row(s) rejected (exit 3)" in first.stdout
+
+    ws.write_hr([employee(30), *rows, bad])  # a joiner above: the bad row is a line lower
+    joined = ws.cli("run", "--quiet")
+    assert joined.returncode == 3, joined.stderr
+    assert re.search(r"^  new person +1$", joined.stdout, re.MULTILINE), joined.stdout
+    assert "succeeded, 1 row(s) rejected (0 new) (exit 3)" in joined.stdout
+
+    for command in (("run", "--quiet"), ("plan", "--quiet"), ("plan", "-q", "--detailed-exitcode")):
+        quiet = ws.cli(*command)
+        assert (quiet.stdout, quiet.stderr) == ("", ""), f"{command} printed something"
+        assert quiet.returncode == (0 if "--detailed-exitcode" in command else 3), command
+    loud = ws.cli("plan", "--detailed-exitcode")
+    assert loud.returncode == 0, loud.stdout
+    assert "Rejected rows: 1, 0 new since the last run" in loud.stdout
+
+    worse = employee(91, **{"Taal": "Klingon"})
+    ws.write_hr([employee(30), *rows, bad, worse])
+    planned = ws.cli("plan", "-q", "--detailed-exitcode")
+    assert planned.returncode == 3, planned.stdout
+    assert "Rejected rows: 2, 1 new since the last run" in planned.stdout
+    assert re.search(r"\(new\)$", planned.stdout, re.MULTILINE), planned.stdout
+    assert planned.stdout.count("(new)") == 1, planned.stdout
+    rejected = ws.cli("run", "--quiet")
+    assert rejected.returncode == 3
+    assert "Rejected rows: 2" in rejected.stdout
+    report = json.loads(reports(ws)[-1].read_text(encoding="utf-8"))
+    assert sorted((r["ref"], r["new"]) for r in report["rejected"]) == [
+        (ref_of(90), False),
+        (ref_of(91), True),
+    ]
+    again = ws.cli("run", "--quiet")
+    assert (again.returncode, again.stdout, again.stderr) == (3, "", "")
 
 
 def test_json_logs_of_a_failing_run_parse_line_by_line_and_end_with_finished(

@@ -44,3 +44,29 @@ def test_held_changes_come_first_with_why_and_names_escaped() -> None:
     assert "<script>x" not in body
     assert "why: safety.hold lists leavers" in body
     assert "&lt;b&gt;3&lt;/b&gt;" in body
+
+
+def test_rejected_rows_are_counted_as_the_text_counts_them() -> None:
+    import re
+
+    from sync.commands.render import render_plan
+    from sync.model import rejection_keys
+
+    report = sample_report()
+    assert report.desired is not None
+    text = render_plan(report)
+    found = re.search(r"Rejected rows: (\d+) .*; (\d+) warning", text)
+    assert found is not None, text
+    errors, warnings = int(found[1]), int(found[2])
+    assert (errors, warnings) == (1, 1)
+    page = render_html(report)
+    assert f'<div class="count rejected"><b>{errors}</b>Rejected rows</div>' in page
+    assert f'<div class="count warning"><b>{warnings}</b>Warnings</div>' in page
+    assert f"Rejected rows ({errors}) and warnings ({warnings})" in page
+    assert "<td>new</td>" in page
+    assert "<td>the last run</td>" not in page
+
+    report.known_rejections = frozenset(rejection_keys(report.desired.rejections))
+    page = render_html(report)
+    assert "<td>new</td>" not in page
+    assert "<td>the last run</td>" in page

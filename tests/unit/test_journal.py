@@ -572,3 +572,37 @@ def test_a_run_mode_reads_as_the_string_it_always_was(store: StateStore, mode: R
         stored = session.scalar(select(RunRow.mode).where(RunRow.id == "r1"))
     assert type(stored) is str
     assert stored == mode.value
+
+
+def test_known_rejections_are_the_last_finished_run_that_read_its_sources(
+    store: StateStore,
+) -> None:
+    assert store.last_rejections() == frozenset()
+    store.start_run("r1", RunMode.RUN)
+    store.finish_run(
+        "r1",
+        status=RunStatus.SUCCEEDED,
+        exit_code=3,
+        summary={"rejection_keys": ["a", "b"]},
+        source_rows={},
+    )
+    store.start_run("r2", RunMode.RUN)  # failed before reading: no keys, passed over
+    store.finish_run("r2", status=RunStatus.FAILED, exit_code=1, summary={}, source_rows={})
+    store.start_run("r3", RunMode.RELEASE)  # not a run that reads the sources
+    store.finish_run(
+        "r3",
+        status=RunStatus.SUCCEEDED,
+        exit_code=0,
+        summary={"rejection_keys": []},
+        source_rows={},
+    )
+    store.start_run("r4", RunMode.RUN)  # this one, still running
+    assert store.last_rejections() == frozenset({"a", "b"})
+    store.finish_run(
+        "r4",
+        status=RunStatus.SUCCEEDED,
+        exit_code=0,
+        summary={"rejection_keys": []},
+        source_rows={},
+    )
+    assert store.last_rejections() == frozenset()

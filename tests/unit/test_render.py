@@ -110,3 +110,23 @@ def test_report_text() -> None:
         seconds=0.42,
     )
     check("report.txt", render_report(report))
+
+
+def test_a_group_that_loses_one_and_gains_one_keeps_what_it_had_less_the_loss() -> None:
+    """HR has Anouk and Daan; Daan moves to ICT and Thijs joins HR. HR keeps 1 (Anouk)
+    and has 2 after (Anouk, Thijs): the two lines must not contradict each other."""
+    anouk = Person("1001", name="Anouk de Vries", groups=("dept-hr",))
+    daan = Person("1002", name="Daan Jansen", groups=("dept-hr",))
+    state = state_view(anouk, daan)
+    joiner = Person("1007", name="Thijs Meijer", groups=("dept-hr",))
+    desired = desired_state(anouk, daan.but(groups=("dept-ict",)), joiner)
+    report = Report(
+        run_id="20261124T060000-abcdef",
+        mode="plan",
+        started_at=datetime(2026, 11, 24, 6, 0, tzinfo=UTC),
+        plan=plan_for(desired, state),
+        desired=desired,
+    )
+    text = render_plan(report)
+    assert "group Group dept-hr: loses 1 member, keeps 1" in text, text
+    assert "group Group dept-hr: gains 1 member, has 2 after" in text, text
