@@ -271,6 +271,8 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
 
     for op in plan.operations:
         _item_of(op, names, items)
+    items[JOINERS] = _with_first_values(items[JOINERS])
+    items[OVERWRITES], followed = _moved_values(items[OVERWRITES], movers, names)
 
     members_after = _keeps(desired, "memberships")
     managers_after = _keeps(desired, "managers")
@@ -332,7 +334,14 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
                 user,
                 names.person_with_email(user) + f" ({user})",
                 f"{before} → {now}",
-                data={"from": sorted(away), "to": sorted(into)},
+                details=tuple(_change_line(c) for c in followed.get(user, ())),
+                data={
+                    "from": sorted(away),
+                    "to": sorted(into),
+                    "values": {
+                        c.field: {"old": c.old, "new": c.new} for c in followed.get(user, ())
+                    },
+                },
             )
         )
 
@@ -358,7 +367,7 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
         if joined[kind]:
             summary.append(f"{joined[kind]} {kind_words(kind, joined[kind])}")
 
-    kinds = tuple((kind_words(k, n), n) for k, n in plan.counts().items())
+    kinds = _kinds(plan)
     sections = tuple(
         Section(risk, TITLES[risk], tuple(items[risk])) for risk in RISK_ORDER if items[risk]
     )
@@ -367,6 +376,79 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
         held, said = _held_section(plan, desired)
         return Review((*said, *summary), (held, *sections), kinds)
     return Review(tuple(summary), sections, kinds)
+
+
+def _kinds(plan: Plan) -> tuple[tuple[str, int], ...]:
+    """Operations per kind, in words; a new person's first profile values are counted
+    as such, not among the people whose profile fields changed."""
+    joining = {
+        op.ref for op in plan.operations if isinstance(op, CreateUser | AdoptUser | RestoreUser)
+    }
+    first = sum(1 for op in plan.operations if isinstance(op, SetExtraValues) and op.ref in joining)
+    out: list[tuple[str, int]] = []
+    for kind, count in plan.counts().items():
+        if kind == Kind.SET_VALUES and first:
+            if count > first:
+                out.append((kind_words(kind, count - first), count - first))
+            out.append((_FIRST_VALUES[first != 1], first))
+        else:
+            out.append((kind_words(kind, count), count))
+    return tuple(out)
+
+
+_FIRST_VALUES = ("new person's profile fields set", "new people's profile fields set")
+
+
+_JOINS = frozenset({str(Kind.CREATE_USER), str(Kind.ADOPT_USER), str(Kind.RESTORE_USER)})
+
+
+def _with_first_values(joiners: list[Item]) -> list[Item]:
+    """A joiner's first profile values belong to their "joins" entry, not to a second
+    entry of their own: a reviewer reads one line per new person, with what they get."""
+    joining = {item.ref for item in joiners if item.kind in _JOINS}
+    values: dict[str, Item] = {
+        item.ref: item
+        for item in joiners
+        if item.kind == str(Kind.SET_VALUES) and item.ref in joining
+    }
+    if not values:
+        return joiners
+    out = []
+    for item in joiners:
+        if item.kind == str(Kind.SET_VALUES) and item.ref in values:
+            continue
+        extra = values.get(item.ref) if item.kind in _JOINS else None
+        if extra is not None:
+            first = dict(extra.data.get("values", {}))
+            item = replace(
+                item,
+                details=(*item.details, *(f"{k}: {_shown(v)}" for k, v in first.items())),
+                data={**item.data, "values": {**item.data.get("values", {}), **first}},
+            )
+        out.append(item)
+    return out
+
+
+def _moved_values(
+    overwrites: list[Item], movers: Mapping[str, tuple[list[str], list[str]]], names: _Names
+) -> tuple[list[Item], dict[str, list[Change]]]:
+    """A move's own value: a department column that names the group as well changes
+    with the move ('HR' → 'ICT' beside group HR → group ICT). Said once, in the move,
+    rather than again as a value overwritten; any other overwrite stays where it is."""
+    followed: dict[str, list[Change]] = {}
+    kept = []
+    for item in overwrites:
+        move = movers.get(item.ref)
+        if move is not None and item.data.get("field") is not None:
+            away = {names.group(g).casefold() for g in move[0]}
+            into = {names.group(g).casefold() for g in move[1]}
+            old, new = str(item.data.get("old", "")), str(item.data.get("new", ""))
+            if old.casefold() in away and new.casefold() in into:
+                change = Change(str(item.data["field"]), old, new, item.origin)
+                followed.setdefault(item.ref, []).append(change)
+                continue
+        kept.append(item)
+    return kept, followed
 
 
 def _filtered_lines(plan: Plan) -> list[str]:

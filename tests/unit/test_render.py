@@ -6,6 +6,7 @@ To accept an intended change, run with UPDATE_SNAPSHOTS=1 and review the diff.
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -130,3 +131,36 @@ def test_a_group_that_loses_one_and_gains_one_keeps_what_it_had_less_the_loss() 
     text = render_plan(report)
     assert "group Group dept-hr: loses 1 member, keeps 1" in text, text
     assert "group Group dept-hr: gains 1 member, has 2 after" in text, text
+
+
+def test_a_joiner_and_a_move_are_each_one_entry() -> None:
+    """A new person's first values are part of their "joins" entry (not a second entry,
+    not counted as changed profile fields); a department value that names the group
+    they move between is said in the move, not again as a value overwritten."""
+    daan = Person(
+        "1002", name="Daan Jansen", groups=("dept-hr",), extras={"department": "Group dept-hr"}
+    )
+    state = state_view(daan)
+    moved = daan.but(groups=("dept-ict",), extras={"department": "Group dept-ict"})
+    joiner = Person(
+        "1007", name="Thijs Meijer", groups=("dept-ict",), extras={"department": "Group dept-ict"}
+    )
+    desired = desired_state(moved, joiner)
+    report = Report(
+        run_id="20261124T060000-abcdef",
+        mode="plan",
+        started_at=datetime(2026, 11, 24, 6, 0, tzinfo=UTC),
+        plan=plan_for(desired, state),
+        desired=desired,
+    )
+    text = render_plan(report)
+    assert text.count("Thijs Meijer <1007@example.com> (1007)") == 1, text
+    assert "      department: 'Group dept-ict'" in text, text
+    # Daan's value does change (one operation); Thijs's first values are not a change.
+    assert re.search(r"^  person's profile fields changed +1$", text, re.MULTILINE), text
+    assert re.search(r"^  new person's profile fields set +1$", text, re.MULTILINE), text
+    assert "Existing values overwritten" not in text, text
+    assert re.search(
+        r"Group dept-hr → Group dept-ict\n      department: 'Group dept-hr' → 'Group dept-ict'",
+        text,
+    ), text
