@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from sync.commands.review import HELD, RISK_ORDER, TITLES, Review, review_of
+from sync.commands.review import HELD, RISK_ORDER, TITLES, Review, plural, review_of
 from sync.core.report import Report
 from sync.files import write_private
 from sync.model import WARNING, is_warning, rejection_key, shown_reason
@@ -130,8 +131,7 @@ def _page(report: Report, review: Review | None) -> Iterator[Part]:
         f"<title>pluvo-sync {_e(title)} {_e(report.run_id)}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>pluvo-sync: {_e(title)}</h1>",
-        f'<p class="meta">run {_e(report.run_id)}, {_e(report.started_at.isoformat())}; '
-        f"status {_e(report.status)} (exit {_e(int(report.exit_code))})</p>",
+        f'<p class="meta">{_e(_said(report))}</p>',
     ]
     if report.guards:
         yield '<div class="stopped"><b>Stopped by safety guard(s), nothing applied:</b><ul>'
@@ -157,8 +157,8 @@ def _page(report: Report, review: Review | None) -> Iterator[Part]:
     yield "</div>"
     if plan is not None and review is not None:
         yield (
-            f"<p>{len(plan)} operation(s) for {plan.desired_users} desired user(s), "
-            f"{plan.state_users} known.</p>"
+            f"<p>{plural(plan.desired_users, 'person', 'people')} in today's sources; "
+            f"{plural(plan.state_users, 'person', 'people')} synced before.</p>"
         )
         if review.summary:
             yield "<h2>In short</h2><ul>"
@@ -226,6 +226,7 @@ def _page(report: Report, review: Review | None) -> Iterator[Part]:
                     ((f.kind, f.ref, f.error_class, f.error) for f in ex.failed),
                 )
             )
+    yield from _for_the_administrator(report)
     yield f"<script>{SCRIPT}</script></body></html>"
 
 
@@ -240,3 +241,49 @@ def _since(row: Mapping[Any, Any], known: frozenset[str]) -> str:
     if row.get("severity") == WARNING:
         return ""
     return "the last run" if rejection_key(row) in known else "new"
+
+
+def local_time(when: datetime) -> str:
+    """A time as the reader's clock shows it: the machine's zone, named, to the minute."""
+    return when.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _said(report: Report) -> str:
+    """The run in one sentence a reviewer reads (the codes are for the administrator)."""
+    when = local_time(report.started_at)
+    if report.mode == RunMode.PLAN:
+        text = f"Planned {when}; nothing was sent to Pluvo."
+    else:
+        status = _STATUS_WORDS.get(str(report.status), str(report.status))
+        text = f"{str(report.mode).capitalize()} started {when}: {status}."
+    if report.rejected:
+        text += f" {plural(report.rejected, 'row')} rejected."
+    return text
+
+
+_STATUS_WORDS = {
+    "succeeded": "everything planned was applied",
+    "partial": "some changes failed and are retried by the next run",
+    "held": "the safe changes were applied; the risky ones wait for a release",
+    "failed": "failed",
+    "guarded": "stopped by a safety guard before anything was applied",
+    "aborted": "interrupted; the next run settles it",
+}
+
+
+def _for_the_administrator(report: Report) -> Iterator[str]:
+    """Run id, exit code, operation counts, files: what an engineer looks up, folded."""
+    rows: list[tuple[str, object]] = [
+        ("Run", report.run_id),
+        ("Command", str(report.mode)),
+        ("Status", f"{report.status} (exit {int(report.exit_code)})"),
+        ("Started", report.started_at.isoformat(timespec="seconds")),
+    ]
+    if report.plan is not None:
+        rows.append(("Operations", len(report.plan)))
+        rows.extend((kind, count) for kind, count in report.plan.counts().items())
+    if report.report_file is not None:
+        rows.append(("JSON report", report.report_file))
+    yield "<details><summary>For the administrator</summary>"
+    yield from _table(("", ""), rows)
+    yield "</details>"

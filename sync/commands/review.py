@@ -215,13 +215,18 @@ def _names(plan: Plan, desired: Desired | None) -> _Names:
     return _Names(people, groups)
 
 
-def _shown(value: str) -> str:
+def _shown(value: str, kind: str = "") -> str:
+    """A value as HR reads it: yes/no for a boolean, a date without its midnight."""
+    if kind == "boolean" and value in ("true", "false"):
+        return "yes" if value == "true" else "no"
+    if kind == "datetime" and value.endswith("T00:00:00+00:00"):
+        value = value[: -len("T00:00:00+00:00")]
     text = value.replace("\n", ", ")
     return f"'{text}'" if text else "(empty)"
 
 
-def _change_line(change: Change) -> str:
-    return f"{change.field}: {_shown(change.old)} → {_shown(change.new)}"
+def _change_line(change: Change, kind: str = "") -> str:
+    return f"{change.field}: {_shown(change.old, kind)} → {_shown(change.new, kind)}"
 
 
 def _why(op: ArchiveUser | DeactivateUser) -> str:
@@ -422,7 +427,10 @@ def _with_first_values(joiners: list[Item]) -> list[Item]:
             first = dict(extra.data.get("values", {}))
             item = replace(
                 item,
-                details=(*item.details, *(f"{k}: {_shown(v)}" for k, v in first.items())),
+                details=(
+                    *item.details,
+                    *(f"{k}: {v}" for k, v in dict(extra.data.get("shown", {})).items()),
+                ),
                 data={**item.data, "values": {**item.data.get("values", {}), **first}},
             )
         out.append(item)
@@ -597,6 +605,11 @@ def _item_of(op: Operation, names: _Names, items: dict[str, list[Item]]) -> None
         )
     elif isinstance(op, UpdateUser | SetExtraValues | RestoreUser):
         subject = names.person_with_email(op.ref) + f" ({op.ref})"
+        types = (
+            {v.category_ref: v.category_type for v in op.values}
+            if isinstance(op, SetExtraValues)
+            else {}
+        )
         overwrites = [c for c in op.changes if c.old and c.field != "archived"]
         added = [c for c in op.changes if not c.old]
         if isinstance(op, RestoreUser):
@@ -620,7 +633,7 @@ def _item_of(op: Operation, names: _Names, items: dict[str, list[Item]]) -> None
                     words,
                     op.ref,
                     subject,
-                    _change_line(change),
+                    _change_line(change, types.get(change.field, "")),
                     origin=change.origin,
                     data={"field": change.field, "old": change.old, "new": change.new},
                 )
@@ -633,9 +646,12 @@ def _item_of(op: Operation, names: _Names, items: dict[str, list[Item]]) -> None
                     "new values",
                     op.ref,
                     subject,
-                    ", ".join(f"{c.field} {_shown(c.new)}" for c in added),
+                    ", ".join(f"{c.field} {_shown(c.new, types.get(c.field, ''))}" for c in added),
                     origin=added[0].origin,
-                    data={"values": {c.field: c.new for c in added}},
+                    data={
+                        "values": {c.field: c.new for c in added},
+                        "shown": {c.field: _shown(c.new, types.get(c.field, "")) for c in added},
+                    },
                 )
             )
     elif isinstance(op, CreateUser | AdoptUser):

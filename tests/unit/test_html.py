@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sync.commands.html import render_html
+from sync.state.journal import RunStatus
 from tests.unit.test_render import sample_report
 
 
@@ -70,3 +73,27 @@ def test_rejected_rows_are_counted_as_the_text_counts_them() -> None:
     page = render_html(report)
     assert "<td>new</td>" not in page
     assert "<td>the last run</td>" in page
+
+
+def test_the_page_speaks_to_its_reviewer_and_folds_the_engineers_details(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Amsterdam")
+    time.tzset()
+    report = sample_report()
+    report.status = RunStatus.PLANNED
+    try:
+        page = render_html(report)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    meta = page.split('<p class="meta">', 1)[1].split("</p>", 1)[0]
+    assert meta == "Planned 2026-11-24 07:00 CET; nothing was sent to Pluvo. 1 row rejected."
+    assert "operation(s)" not in page.split("<details>", 1)[0]
+    assert "3 people in today's sources; 3 people synced before." in page
+    admin = page.split("<details><summary>For the administrator</summary>", 1)[1]
+    assert "20261124T060000-abcdef" in admin
+    assert "planned (exit 0)" in admin
+    assert "2026-11-24T06:00:00+00:00" in admin

@@ -164,3 +164,27 @@ def test_a_joiner_and_a_move_are_each_one_entry() -> None:
         r"Group dept-hr → Group dept-ict\n      department: 'Group dept-hr' → 'Group dept-ict'",
         text,
     ), text
+
+
+def test_values_read_as_hr_writes_them() -> None:
+    from sync.commands.review import build_review
+    from sync.core.plan import Change, ExtraValue, Plan, SetExtraValues
+
+    op = SetExtraValues(
+        ref="1002",
+        values=(
+            ExtraValue("is_remote", "boolean", "true"),
+            ExtraValue("start_date", "datetime", "2024-05-01T00:00:00+00:00"),
+            ExtraValue("shift", "datetime", "2024-05-01T08:30:00+02:00"),
+        ),
+        changes=(
+            Change("is_remote", "false", "true"),
+            Change("start_date", "2024-04-01T00:00:00+00:00", "2024-05-01T00:00:00+00:00"),
+            Change("shift", "", "2024-05-01T08:30:00+02:00"),
+        ),
+    )
+    review = build_review(Plan(operations=(op,)))
+    texts = [i.text for s in review.sections for i in s.items]
+    assert "is_remote: no → yes" in texts
+    assert "start_date: '2024-04-01' → '2024-05-01'" in texts
+    assert "shift '2024-05-01T08:30:00+02:00'" in texts  # a time of day is kept
