@@ -45,12 +45,10 @@ def log_finished(report: Report | None, mode: str, code: int, message: str | Non
     text = f"finished: {fields['status']}, exit {code}" + (f" ({counts})" if counts else "")
     if fields.get("report"):
         text += f"; report {fields['report']}"
-    level = logging.INFO
-    if not noteworthy:
-        pass  # exit 3 for rows the last run rejected too: not news (Report.noteworthy)
-    elif code in (ExitCode.PARTIAL, ExitCode.GUARD, ExitCode.HELD):
+    level = logging.INFO  # also for a 3 owed only to known rejections: not news
+    if noteworthy and code in (ExitCode.PARTIAL, ExitCode.GUARD, ExitCode.HELD):
         level = logging.WARNING
-    elif code in (ExitCode.FAILED, ExitCode.USAGE, ExitCode.LOCKED):
+    elif noteworthy and code in (ExitCode.FAILED, ExitCode.USAGE, ExitCode.LOCKED):
         level = logging.ERROR
     if json_format():
         event("finished", text, level=level, always=noteworthy, **fields)

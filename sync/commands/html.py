@@ -20,7 +20,7 @@ from typing import Any
 from sync.commands.review import HELD, RISK_ORDER, TITLES, Review, plural, review_of
 from sync.core.report import Report
 from sync.files import write_private
-from sync.model import WARNING, is_warning, rejection_key, shown_reason
+from sync.model import WARNING, is_warning, shown_reason
 from sync.state.journal import RunMode
 
 SCRIPT = """
@@ -196,7 +196,6 @@ def _page(report: Report, review: Review | None) -> Iterator[Part]:
         yield "<p>Rejected rows are not synced; fix them in the HR system. "
         yield "A warning's row is synced without the one link it names.</p>"
         records = rejected.to_dict(orient="records")
-        known = report.known_rejections
         yield (
             _table(
                 ("File", "Line", "Column", "Ref", "Reason", "Since"),
@@ -207,7 +206,7 @@ def _page(report: Report, review: Review | None) -> Iterator[Part]:
                         r.get("column", ""),
                         r.get("ref", ""),
                         shown_reason(r),
-                        _since(r, known),
+                        _since(report, r),
                     )
                     for r in records
                 ),
@@ -236,11 +235,11 @@ def write_html(report: Report, path: Path) -> Path:
     return path
 
 
-def _since(row: Mapping[Any, Any], known: frozenset[str]) -> str:
+def _since(report: Report, row: Mapping[Any, Any]) -> str:
     """Whether the last run rejected the row as well (README, "Known rejections")."""
     if row.get("severity") == WARNING:
         return ""
-    return "the last run" if rejection_key(row) in known else "new"
+    return "new" if report.is_new_rejection(row) else "the last run"
 
 
 def local_time(when: datetime) -> str:

@@ -130,7 +130,7 @@ def _rejections(report: Report) -> list[str]:
     desired = report.desired
     if desired is None or desired.rejections.empty:
         return []
-    from sync.model import WARNING, is_warning, rejection_key, shown_reason
+    from sync.model import is_warning, shown_reason
 
     rows = desired.rejections
     warnings = int(is_warning(rows).sum())
@@ -144,10 +144,10 @@ def _rejections(report: Report) -> list[str]:
     if warnings:
         title += f"; {warnings} warning(s) (the row syncs, one link is dropped)"
     out = ["", title]
-    known = report.known_rejections
     for rec in rows.head(SHOWN_RECORDS).to_dict(orient="records"):
         column = f" {rec['column']}" if rec.get("column") else ""
-        new = known and rec.get("severity") != WARNING and rejection_key(rec) not in known
+        # Marked only beside rows a previous run rejected: the first run's are all new.
+        new = bool(report.known_rejections) and report.is_new_rejection(rec)
         mark = " (new)" if new else ""
         out.append(f"  {rec['file']}:{rec['line']}{column}: {shown_reason(rec)}{mark}")
     if len(rows) > SHOWN_RECORDS:

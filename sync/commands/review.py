@@ -274,9 +274,10 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
                 added_to.setdefault(user, []).append(group)
     movers = {u: (removed_from[u], added_to[u]) for u in removed_from if u in added_to}
 
+    joining = _joining(plan)
+    first = _first_values(plan, joining)
     for op in plan.operations:
-        _item_of(op, names, items)
-    items[JOINERS] = _with_first_values(items[JOINERS])
+        _item_of(op, names, items, joining, first)
     items[OVERWRITES], followed = _moved_values(items[OVERWRITES], movers, names)
 
     members_after = _keeps(desired, "memberships")
@@ -372,7 +373,7 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
         if joined[kind]:
             summary.append(f"{joined[kind]} {kind_words(kind, joined[kind])}")
 
-    kinds = _kinds(plan)
+    kinds = _kinds(plan, joining)
     sections = tuple(
         Section(risk, TITLES[risk], tuple(items[risk])) for risk in RISK_ORDER if items[risk]
     )
@@ -383,12 +384,32 @@ def build_review(plan: Plan, desired: Desired | None = None) -> Review:
     return Review(tuple(summary), sections, kinds)
 
 
-def _kinds(plan: Plan) -> tuple[tuple[str, int], ...]:
-    """Operations per kind, in words; a new person's first profile values are counted
-    as such, not among the people whose profile fields changed."""
-    joining = {
+def _joining(plan: Plan) -> set[str]:
+    """People the plan brings in (created, taken over or restored)."""
+    return {
         op.ref for op in plan.operations if isinstance(op, CreateUser | AdoptUser | RestoreUser)
     }
+
+
+def _first_values(plan: Plan, joining: set[str]) -> dict[str, list[tuple[str, str, str]]]:
+    """A joiner's first profile values as (field, value, shown), by ref: they belong to
+    the "joins" entry, not to a second entry of their own, so a reviewer reads one
+    line per new person with what they get."""
+    first: dict[str, list[tuple[str, str, str]]] = {}
+    for op in plan.operations:
+        if isinstance(op, SetExtraValues) and op.ref in joining:
+            types = {v.category_ref: v.category_type for v in op.values}
+            first.setdefault(op.ref, []).extend(
+                (c.field, c.new, _shown(c.new, types.get(c.field, "")))
+                for c in op.changes
+                if not c.old
+            )
+    return first
+
+
+def _kinds(plan: Plan, joining: set[str]) -> tuple[tuple[str, int], ...]:
+    """Operations per kind, in words; a new person's first profile values are counted
+    as such, not among the people whose profile fields changed."""
     first = sum(1 for op in plan.operations if isinstance(op, SetExtraValues) and op.ref in joining)
     out: list[tuple[str, int]] = []
     for kind, count in plan.counts().items():
@@ -404,37 +425,14 @@ def _kinds(plan: Plan) -> tuple[tuple[str, int], ...]:
 _FIRST_VALUES = ("new person's profile fields set", "new people's profile fields set")
 
 
-_JOINS = frozenset({str(Kind.CREATE_USER), str(Kind.ADOPT_USER), str(Kind.RESTORE_USER)})
+def _value_lines(values: Iterable[tuple[str, str, str]]) -> tuple[str, ...]:
+    return tuple(f"{field}: {shown}" for field, _, shown in values)
 
 
-def _with_first_values(joiners: list[Item]) -> list[Item]:
-    """A joiner's first profile values belong to their "joins" entry, not to a second
-    entry of their own: a reviewer reads one line per new person, with what they get."""
-    joining = {item.ref for item in joiners if item.kind in _JOINS}
-    values: dict[str, Item] = {
-        item.ref: item
-        for item in joiners
-        if item.kind == str(Kind.SET_VALUES) and item.ref in joining
-    }
-    if not values:
-        return joiners
-    out = []
-    for item in joiners:
-        if item.kind == str(Kind.SET_VALUES) and item.ref in values:
-            continue
-        extra = values.get(item.ref) if item.kind in _JOINS else None
-        if extra is not None:
-            first = dict(extra.data.get("values", {}))
-            item = replace(
-                item,
-                details=(
-                    *item.details,
-                    *(f"{k}: {v}" for k, v in dict(extra.data.get("shown", {})).items()),
-                ),
-                data={**item.data, "values": {**item.data.get("values", {}), **first}},
-            )
-        out.append(item)
-    return out
+def _values_data(data: dict[str, Any], values: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
+    """An entry's data, with the joiner's first values when there are any."""
+    given = {field: value for field, value, _ in values}
+    return {**data, "values": given} if given else data
 
 
 def _moved_values(
@@ -573,7 +571,14 @@ def _renames(
     return out
 
 
-def _item_of(op: Operation, names: _Names, items: dict[str, list[Item]]) -> None:
+def _item_of(
+    op: Operation,
+    names: _Names,
+    items: dict[str, list[Item]],
+    joining: set[str],
+    first: Mapping[str, list[tuple[str, str, str]]],
+) -> None:
+    """`op` as the reviewer's entries; a joiner's first values (`first`) go with them."""
     words = kind_words(op.kind)
     if isinstance(op, ArchiveUser | DeactivateUser):
         who = op.who
@@ -621,7 +626,11 @@ def _item_of(op: Operation, names: _Names, items: dict[str, list[Item]]) -> None
                     op.ref,
                     subject,
                     "returns: unarchived in Pluvo",
-                    details=tuple(_change_line(c) for c in op.changes if c.field != "archived"),
+                    details=(
+                        *(_change_line(c) for c in op.changes if c.field != "archived"),
+                        *_value_lines(first.get(op.ref, ())),
+                    ),
+                    data=_values_data({}, first.get(op.ref, ())),
                 )
             )
             return
@@ -638,7 +647,7 @@ def _item_of(op: Operation, names: _Names, items: dict[str, list[Item]]) -> None
                     data={"field": change.field, "old": change.old, "new": change.new},
                 )
             )
-        if added:
+        if added and op.ref not in joining:
             items[JOINERS].append(
                 Item(
                     JOINERS,
@@ -648,10 +657,7 @@ def _item_of(op: Operation, names: _Names, items: dict[str, list[Item]]) -> None
                     subject,
                     ", ".join(f"{c.field} {_shown(c.new, types.get(c.field, ''))}" for c in added),
                     origin=added[0].origin,
-                    data={
-                        "values": {c.field: c.new for c in added},
-                        "shown": {c.field: _shown(c.new, types.get(c.field, "")) for c in added},
-                    },
+                    data={"values": {c.field: c.new for c in added}},
                 )
             )
     elif isinstance(op, CreateUser | AdoptUser):
@@ -671,8 +677,11 @@ def _item_of(op: Operation, names: _Names, items: dict[str, list[Item]]) -> None
                 op.ref,
                 subject,
                 text,
+                details=_value_lines(first.get(op.ref, ())),
                 origin=origin,
-                data={"name": fields.name, "email": fields.email},
+                data=_values_data(
+                    {"name": fields.name, "email": fields.email}, first.get(op.ref, ())
+                ),
             )
         )
     elif isinstance(op, CreateGroup):

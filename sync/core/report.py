@@ -50,7 +50,7 @@ class Report:
     sections: dict[str, Any] = field(default_factory=dict)
     """JSON-ready sections a side command adds (reconcile: live, drift, state refresh)."""
     known_rejections: frozenset[str] = frozenset()
-    """Keys (`sync.model.rejection_key`) of the rows the last run of this mode rejected:
+    """Keys (`sync.model.rejection_key`) of the rows the last finished `run` rejected:
     an export that carries the same few bad rows for weeks is not news every night."""
     _derived: dict[str, tuple[Plan, Desired | None, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -78,9 +78,14 @@ class Report:
         """This run's rejected rows as keys, in order (see `known_rejections`)."""
         return [] if self.desired is None else rejection_keys(self.desired.rejections)
 
+    def is_new_rejection(self, row: Mapping[Any, Any]) -> bool:
+        """Is this row of `desired.rejections` a rejection the last run did not make?
+        (A warning is not a rejection, so never a new one.)"""
+        return row.get("severity") != WARNING and rejection_key(row) not in self.known_rejections
+
     @property
     def new_rejected(self) -> int:
-        """Rejected rows the last run of this mode did not reject (the first run's: all)."""
+        """Rejected rows the last run did not reject (the first run's: all)."""
         known = self.known_rejections
         return sum(1 for key in self.rejection_keys() if key not in known)
 
@@ -198,10 +203,7 @@ class Report:
         if self.desired is not None:
             rejected = self.desired.rejections.to_dict(orient="records")
             for row in rejected:
-                # Whether the last run rejected the row too (`known_rejections`).
-                row["new"] = row.get("severity") != WARNING and (
-                    rejection_key(row) not in self.known_rejections
-                )
+                row["new"] = self.is_new_rejection(row)
             data["rejected"] = rejected
             data["conflicts"] = self.desired.conflicts.to_dict(orient="records")
             data["pending_prehires"] = len(self.desired.pending)

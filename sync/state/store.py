@@ -86,9 +86,6 @@ def create_state_engine(url: str) -> Engine:
 
 
 HEAD_REVISION = "0006"
-
-_RUNS_LOOKED_BACK = 20
-"""Runs `last_rejections` reads back at most to find one that read its sources."""
 """The newest migration's revision. Every command checks the schema against it, and
 asking Alembic instead loads Alembic and every migration script: about a third of a
 second of a `plan`'s start-up. tests/unit/test_store_revision.py holds it to Alembic's
@@ -271,6 +268,9 @@ class StateStore:
         with self.session() as session, session.begin():
             finish_runs(session, [run_id], status, now(), values)
 
+    _RUNS_LOOKED_BACK = 20
+    """Runs `last_rejections` reads back at most to find one that read its sources."""
+
     def last_rejections(self) -> frozenset[str]:
         """The rejection keys of the last finished `run` that read its sources (its
         summary has them; one that failed before reading has none and is passed over).
@@ -280,7 +280,7 @@ class StateStore:
                 select(RunRow.summary)
                 .where(RunRow.mode == RunMode.RUN, RunRow.status != RunStatus.RUNNING)
                 .order_by(RunRow.started_at.desc(), RunRow.id.desc())
-                .limit(_RUNS_LOOKED_BACK)
+                .limit(self._RUNS_LOOKED_BACK)
             )
             for (summary,) in found:
                 keys = (summary or {}).get("rejection_keys")

@@ -15,7 +15,7 @@ import pandas as pd
 from sync.commands.render import render_plan, render_report
 from sync.core.executor import Execution, Failure
 from sync.core.report import Report
-from sync.model import REJECTION_COLUMNS
+from sync.model import REJECTION_COLUMNS, Desired, StateView
 from sync.state.journal import ErrorClass
 from tests.support.diffing import Person, desired_state, plan_for, state_view
 
@@ -113,6 +113,17 @@ def test_report_text() -> None:
     check("report.txt", render_report(report))
 
 
+def plan_report(desired: Desired, state: StateView) -> Report:
+    """A dry run's report of the plan from `state` to `desired`."""
+    return Report(
+        run_id="20261124T060000-abcdef",
+        mode="plan",
+        started_at=datetime(2026, 11, 24, 6, 0, tzinfo=UTC),
+        plan=plan_for(desired, state),
+        desired=desired,
+    )
+
+
 def test_a_group_that_loses_one_and_gains_one_keeps_what_it_had_less_the_loss() -> None:
     """HR has Anouk and Daan; Daan moves to ICT and Thijs joins HR. HR keeps 1 (Anouk)
     and has 2 after (Anouk, Thijs): the two lines must not contradict each other."""
@@ -120,15 +131,9 @@ def test_a_group_that_loses_one_and_gains_one_keeps_what_it_had_less_the_loss() 
     daan = Person("1002", name="Daan Jansen", groups=("dept-hr",))
     state = state_view(anouk, daan)
     joiner = Person("1007", name="Thijs Meijer", groups=("dept-hr",))
-    desired = desired_state(anouk, daan.but(groups=("dept-ict",)), joiner)
-    report = Report(
-        run_id="20261124T060000-abcdef",
-        mode="plan",
-        started_at=datetime(2026, 11, 24, 6, 0, tzinfo=UTC),
-        plan=plan_for(desired, state),
-        desired=desired,
+    text = render_plan(
+        plan_report(desired_state(anouk, daan.but(groups=("dept-ict",)), joiner), state)
     )
-    text = render_plan(report)
     assert "group Group dept-hr: loses 1 member, keeps 1" in text, text
     assert "group Group dept-hr: gains 1 member, has 2 after" in text, text
 
@@ -145,15 +150,7 @@ def test_a_joiner_and_a_move_are_each_one_entry() -> None:
     joiner = Person(
         "1007", name="Thijs Meijer", groups=("dept-ict",), extras={"department": "Group dept-ict"}
     )
-    desired = desired_state(moved, joiner)
-    report = Report(
-        run_id="20261124T060000-abcdef",
-        mode="plan",
-        started_at=datetime(2026, 11, 24, 6, 0, tzinfo=UTC),
-        plan=plan_for(desired, state),
-        desired=desired,
-    )
-    text = render_plan(report)
+    text = render_plan(plan_report(desired_state(moved, joiner), state))
     assert text.count("Thijs Meijer <1007@example.com> (1007)") == 1, text
     assert "      department: 'Group dept-ict'" in text, text
     # Daan's value does change (one operation); Thijs's first values are not a change.
